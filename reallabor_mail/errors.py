@@ -1,0 +1,90 @@
+"""One exception base for the whole package, and the problem reports content checks collect.
+
+Every message a user sees starts with the path it is about (``path:line: message``), so an editor
+or a terminal can jump straight to it. Third-party errors are translated into these where they enter
+our code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+
+class ReallaborError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the content, located as precisely as we know."""
+
+    path: str
+    line: int | None
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        prefix = "warning: " if self.severity is Severity.WARNING else ""
+        return f"{where}: {prefix}{self.message}"
+
+
+def display_path(path: Path, root: Path | None = None) -> str:
+    """A path as the user typed it, relative to the working directory where that is shorter."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        if root is not None:
+            try:
+                return str(path.resolve().relative_to(root.resolve().parent))
+            except ValueError:
+                pass
+        return str(path)
+
+
+class ContentError(ReallaborError):
+    """Raised when the content has errors; carries all of them, not just the first."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ProblemLog:
+    """Collects problems across every file, so all of them are reported before we abort."""
+
+    def __init__(self) -> None:
+        self._problems: list[Problem] = []
+
+    def error(self, path: str, line: int | None, message: str) -> None:
+        self._problems.append(Problem(path, line, message, Severity.ERROR))
+
+    def warning(self, path: str, line: int | None, message: str) -> None:
+        self._problems.append(Problem(path, line, message, Severity.WARNING))
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        self._problems.extend(problems)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return sorted(p for p in self._problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return sorted(p for p in self._problems if p.severity is Severity.WARNING)
+
+    def raise_if_errors(self, strict: bool = False) -> None:
+        """Abort with every error (and, when strict, every warning turned into an error)."""
+        failing = self.errors
+        if strict:
+            failing = sorted(failing + [Problem(p.path, p.line, p.message) for p in self.warnings])
+        if failing:
+            raise ContentError(failing)
