@@ -129,11 +129,21 @@ def _key_lines(node: yaml.Node, offset: int, path: str, problems: ProblemLog) ->
     return lines
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates and times as text, so pydantic parses them and reports the key."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> Document | None:
     """Safe-load YAML (no tags that construct objects) and remember where each key is."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_FrontMatterLoader)
+        data = yaml.load(text, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 + line_offset if mark else line_offset + 1
@@ -189,7 +199,7 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
         allowed = ", ".join(parent.model_fields)
         return f"unknown key '{loc}'; allowed keys are: {allowed}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if kind in ("date_from_datetime_parse", "date_parsing", "date_type"):
+    if kind.startswith("date"):
         message += " (write dates as YYYY-MM-DD)"
     return f"'{loc}': {message}" if loc else message
 

@@ -1,0 +1,206 @@
+"""Every kind of content error is reported as `path:line: message`, all of them, and nothing is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reallabor_mail.build import build
+from reallabor_mail.content import load_content
+from reallabor_mail.errors import ContentError
+
+from .conftest import TEMPLATES, TODAY
+
+EVENT = """---
+title: "Kollegialer Austausch"
+start: 2023-09-19 14:00
+end: 2023-09-19 15:30
+format: online
+online_url: "https://us02web.zoom.us/j/86240913785"
+lists: [reallabor]
+---
+Beschreibung.
+"""
+
+
+def write_event(content: Path, text: str, name: str = "2030-01-01-test.md") -> Path:
+    path = content / "events" / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_for(content: Path) -> list[str]:
+    with pytest.raises(ContentError) as info:
+        load_content(content)
+    return [str(p) for p in info.value.problems]
+
+
+def only(messages: list[str], fragment: str) -> str:
+    hits = [m for m in messages if fragment in m]
+    assert len(hits) == 1, messages
+    return hits[0]
+
+
+def test_sample_content_is_valid() -> None:
+    content = load_content(TEMPLATES.parent / "content")
+    assert len(content.newsletters) >= 2
+    assert len(content.events) >= 10
+    assert {"de", "uk"} <= set(next(n for n in content.newsletters if n.stem == "2023-3").versions)
+
+
+def test_bad_yaml_names_file_and_line(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace('title: "Kollegialer Austausch"', 'title: "unclosed'))
+    message = only(problems_for(content_copy), "invalid YAML")
+    assert message.startswith("events/2030-01-01-test.md:") or "2030-01-01-test.md:" in message
+
+
+def test_unknown_key_lists_allowed_keys(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("lists: [reallabor]", "lists: [reallabor]\nort: Dortmund"))
+    message = only(problems_for(content_copy), "unknown key 'ort'")
+    assert "2030-01-01-test.md:8:" in message
+    assert "allowed keys are: title, kind, timezone, start, end, format, location" in message
+
+
+def test_missing_required_key(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace('title: "Kollegialer Austausch"\n', ""))
+    message = only(problems_for(content_copy), "missing required key 'title'")
+    assert "2030-01-01-test.md:1:" in message
+
+
+def test_wrong_type(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("format: online", "format: webinar"))
+    message = only(problems_for(content_copy), "'format'")
+    assert "2030-01-01-test.md:5:" in message and "online" in message and "in_person" in message
+
+
+def test_end_before_start(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("end: 2023-09-19 15:30", "end: 2023-09-19 13:30"))
+    message = only(problems_for(content_copy), "before it starts")
+    assert "2030-01-01-test.md:4:" in message
+
+
+def test_nonexistent_local_time(content_copy: Path) -> None:
+    text = EVENT.replace("2023-09-19 14:00", "2026-03-29 02:30").replace("2023-09-19 15:30", "2026-03-29 04:00")
+    write_event(content_copy, text)
+    message = only(problems_for(content_copy), "does not exist")
+    assert "2030-01-01-test.md:3:" in message and "Europe/Berlin" in message
+
+
+def test_ambiguous_local_time(content_copy: Path) -> None:
+    text = EVENT.replace("2023-09-19 14:00", "2026-10-25 02:30").replace("2023-09-19 15:30", "2026-10-25 04:00")
+    write_event(content_copy, text)
+    message = only(problems_for(content_copy), "happens twice")
+    assert "2030-01-01-test.md:3:" in message
+
+
+def test_format_decides_required_fields(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("format: online", "format: hybrid"))
+    message = only(problems_for(content_copy), "'location' is required for format hybrid")
+    assert "2030-01-01-test.md:" in message
+
+
+def test_kiev_is_written_as_kyiv(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("format: online", 'timezone: "Europe/Kiev"\nformat: online'))
+    content = load_content(content_copy)
+    event = next(e for e in content.events if e.stem == "2030-01-01-test")
+    assert event.meta.timezone == "Europe/Kyiv"
+    assert str(event.meta.start.tzinfo) == "Europe/Kyiv"
+
+
+def test_image_outside_content_folder(content_copy: Path) -> None:
+    write_event(content_copy, EVENT + "\n![Karte](../../etc/passwd)\n")
+    message = only(problems_for(content_copy), "outside the content folder")
+    assert "2030-01-01-test.md:11:" in message
+
+
+def test_missing_image(content_copy: Path) -> None:
+    write_event(content_copy, EVENT + "\n![Karte](images/fehlt.png)\n")
+    message = only(problems_for(content_copy), "not found")
+    assert "2030-01-01-test.md:11:" in message and "images/fehlt.png" in message
+
+
+def test_yaml_tags_that_construct_objects_are_refused(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("lists: [reallabor]", "lists: !!python/object/apply:os.system ['true']"))
+    message = only(problems_for(content_copy), "invalid YAML")
+    assert "2030-01-01-test.md:7:" in message
+
+
+def test_duplicate_key(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("lists: [reallabor]", "lists: [reallabor]\ntitle: Nochmal"))
+    message = only(problems_for(content_copy), "appears twice")
+    assert "2030-01-01-test.md:8:" in message
+
+
+def test_missing_front_matter(content_copy: Path) -> None:
+    write_event(content_copy, "Nur Text, kein Kopf.\n")
+    message = only(problems_for(content_copy), "front matter")
+    assert "2030-01-01-test.md:1:" in message
+
+
+def test_translation_without_original(content_copy: Path) -> None:
+    write_event(content_copy, EVENT, name="2030-01-01-waise.uk.md")
+    only(problems_for(content_copy), "translation without original")
+
+
+def test_site_yaml_errors(content_copy: Path) -> None:
+    site = content_copy / "site.yaml"
+    site.write_text(site.read_text(encoding="utf-8").replace('email: "becker@auslandsgesellschaft.de"', 'email: "becker(at)ag"'))
+    message = only(problems_for(content_copy), "sender.email")
+    assert message.startswith(str(site.relative_to(Path.cwd())) if site.is_relative_to(Path.cwd()) else "") or "site.yaml:" in message
+    assert "site.yaml:6:" in message
+
+
+def test_header_breaking_title_is_refused(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace('title: "Kollegialer Austausch"', 'title: "Zeile\\nBcc: x@example.org"'))
+    message = only(problems_for(content_copy), "single line")
+    assert "2030-01-01-test.md:2:" in message
+
+
+def test_every_problem_in_every_file_is_reported(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("format: online", "format: webinar"), "2030-01-01-a.md")
+    write_event(content_copy, EVENT.replace("lists: [reallabor]", "ort: x"), "2030-01-02-b.md")
+    newsletter = content_copy / "newsletters" / "2023-3.md"
+    newsletter.write_text(newsletter.read_text(encoding="utf-8").replace("date: 2023-10-05", "date: gestern"))
+    messages = problems_for(content_copy)
+    assert any("2030-01-01-a.md" in m and "'format'" in m for m in messages)
+    assert any("2030-01-02-b.md" in m and "unknown key 'ort'" in m for m in messages)
+    assert any("2023-3.md:3:" in m and "'date'" in m for m in messages)
+
+
+def test_nothing_is_written_when_there_are_errors(content_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "build"
+    build(content_copy, TEMPLATES, out, today=TODAY)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    write_event(content_copy, EVENT.replace("format: online", "format: webinar"))
+    with pytest.raises(ContentError):
+        build(content_copy, TEMPLATES, out, today=TODAY)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ContentError):
+        build(content_copy, TEMPLATES, fresh, today=TODAY)
+    assert not fresh.exists()
+
+
+def test_template_error_names_template_and_line(content_copy: Path, tmp_path: Path) -> None:
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    base = templates / "email" / "newsletter.mjml.j2"
+    lines = base.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3] + "{{ nicht_definiert }}"
+    base.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ContentError) as info:
+        build(content_copy, templates, tmp_path / "out", today=TODAY)
+    messages = [str(p) for p in info.value.problems]
+    assert any("newsletter.mjml.j2:4:" in m and "nicht_definiert" in m for m in messages), messages
+
+
+def test_missing_alt_text_is_a_warning_and_strict_makes_it_an_error(content_copy: Path, tmp_path: Path) -> None:
+    write_event(content_copy, EVENT + "\n![](images/austausch-2023-09.png)\n")
+    result = build(content_copy, TEMPLATES, tmp_path / "out", today=TODAY)
+    assert any("no alt text" in str(w) and "2030-01-01-test.md:11:" in str(w) for w in result.warnings)
+    with pytest.raises(ContentError) as info:
+        build(content_copy, TEMPLATES, tmp_path / "out2", strict=True, today=TODAY)
+    assert any("no alt text" in str(p) for p in info.value.problems)
