@@ -345,10 +345,18 @@ def _table_text(tokens: list[Token], i: int, refs: LinkReferences) -> tuple[int,
             rows.append(row)
         i += 1
     widths = [max(len(r[c]) if c < len(r) else 0 for r in rows) for c in range(max(map(len, rows), default=0))]
-    lines = [" | ".join(cell.ljust(widths[c]) for c, cell in enumerate(r)).rstrip() for r in rows]
-    if len(lines) > 1:
-        lines.insert(1, "-+-".join("-" * w for w in widths))
-    return i + 1, "\n".join(lines)
+    if sum(widths) + 3 * (len(widths) - 1) <= TEXT_WIDTH:
+        lines = [" | ".join(cell.ljust(widths[c]) for c, cell in enumerate(r)).rstrip() for r in rows]
+        if len(lines) > 1:
+            lines.insert(1, "-+-".join("-" * w for w in widths))
+        return i + 1, "\n".join(lines)
+    # Too wide for a text client: one record per row, "Heading: value" per cell.
+    header, *body = rows
+    records = [
+        "\n".join(_wrap(f"{header[c] if c < len(header) else ''}: {cell}", "", "  ") for c, cell in enumerate(r))
+        for r in body
+    ]
+    return i + 1, "\n\n".join(records)
 
 
 def read_image_path(src: str, content_root: Path) -> Path:

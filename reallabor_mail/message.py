@@ -102,7 +102,6 @@ def build_message(
     unsubscribe_mailto = f"mailto:{'@'.join(ascii_address(site.sender.email))}?subject=unsubscribe"
     msg["List-Unsubscribe"] = f"<{_safe(unsubscribe_url, 'unsubscribe URL')}>, <{unsubscribe_mailto}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["Content-Language"] = rendered.language
     msg["MIME-Version"] = "1.0"
 
     msg.set_content(text_body, subtype="plain", charset="utf-8")
@@ -124,7 +123,16 @@ def build_message(
             filename=calendar.filename,
             cte="base64",
         )
+    msg["Content-Language"] = rendered.language  # after set_content, which clears Content-* headers
+    _fix_boundaries(msg, msg["Message-ID"])
     return msg
+
+
+def _fix_boundaries(msg: EmailMessage, seed: str) -> None:
+    """Boundaries derived from the Message-ID instead of random ones: the same input, the same bytes."""
+    base = hashlib.sha256(seed.encode()).hexdigest()[:24]
+    for depth, part in enumerate(p for p in msg.walk() if p.is_multipart()):
+        part.set_boundary(f"=_rlm{depth}_{base}")
 
 
 def as_bytes(msg: EmailMessage) -> bytes:

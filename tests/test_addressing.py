@@ -1,0 +1,58 @@
+"""Greetings as a German office writes them, with Ukrainian vocatives and English forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from reallabor_mail.addressing import Recipient, greeting, normalise_salutation, vocative
+
+
+@pytest.mark.parametrize(
+    ("person", "expected"),
+    [
+        (Recipient("a@x.de", "Frau", "Dr.", "Beate", "Brockmann"), "Sehr geehrte Frau Dr. Brockmann,"),
+        (Recipient("a@x.de", "Herr", None, "Kai", "Pfundheller"), "Sehr geehrter Herr Pfundheller,"),
+        (Recipient("a@x.de", "Herr", "Prof. Dr.", None, "Schmidt"), "Sehr geehrter Herr Prof. Dr. Schmidt,"),
+        (Recipient("a@x.de", None, None, "Kim", "Schmidt"), "Guten Tag Kim Schmidt,"),
+        (Recipient("a@x.de"), "Sehr geehrte Damen und Herren,"),
+        (Recipient("a@x.de", "Frau", None, None, None), "Sehr geehrte Damen und Herren,"),
+    ],
+)
+def test_german(person: Recipient, expected: str) -> None:
+    assert greeting(person, "de") == expected
+
+
+@pytest.mark.parametrize(
+    ("person", "expected"),
+    [
+        (Recipient("a@x.ua", "Frau", None, "Олена", "Коваленко", language="uk"), "Шановна пані Олено,"),
+        (Recipient("a@x.ua", "Herr", None, "Іван", "Петренко", language="uk"), "Шановний пане Іване,"),
+        (Recipient("a@x.ua", "Herr", None, "Андрій", "Шевчук", language="uk"), "Шановний пане Андрію,"),
+        (Recipient("a@x.ua", "Frau", None, "Марія", "Бондар", language="uk"), "Шановна пані Маріє,"),
+        (Recipient("a@x.ua", language="uk"), "Шановні колеги,"),
+    ],
+)
+def test_ukrainian(person: Recipient, expected: str) -> None:
+    assert greeting(person) == expected
+
+
+def test_english() -> None:
+    assert greeting(Recipient("a@x.org", "Frau", None, "Beate", "Brockmann"), "en") == "Dear Ms Brockmann,"
+    assert greeting(Recipient("a@x.org", "Herr", "Dr.", "Kai", "Pfundheller"), "en") == "Dear Dr Pfundheller,"
+    assert greeting(Recipient("a@x.org"), "en") == "Dear Sir or Madam,"
+
+
+@pytest.mark.parametrize(("name", "female", "expected"), [
+    ("Олена", True, "Олено"), ("Наталія", True, "Наталіє"), ("Галя", True, "Галю"),
+    ("Петро", False, "Петре"), ("Сергій", False, "Сергію"), ("Тарас", False, "Тарасе"), ("Микола", False, "Миколо"),
+    ("Olena", True, "Olena"),
+])  # fmt: skip
+def test_vocative(name: str, female: bool, expected: str) -> None:
+    assert vocative(name, female) == expected
+
+
+def test_salutation_normalised() -> None:
+    assert normalise_salutation(" frau ") == "Frau"
+    assert normalise_salutation("Mr.") == "Herr"
+    assert normalise_salutation("divers") is None
+    assert normalise_salutation("") is None

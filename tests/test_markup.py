@@ -1,0 +1,97 @@
+"""Markdown bodies: raw HTML is sanitised, the plain text is written from the tokens."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reallabor_mail.errors import ProblemLog
+from reallabor_mail.markup import Body, LinkReferences, parse_body
+
+
+def parse(source: str) -> tuple[Body, ProblemLog]:
+    problems = ProblemLog()
+    body = parse_body(source, path="x.md", first_line=10, problems=problems, resolve_image=lambda s, line: f"https://cdn/{s}")
+    return body, problems
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<script>alert(1)</script>Text",
+        "<p onclick=\"alert(1)\">Text</p>",
+        "<img src=x onerror=alert(1)>",
+        "[klick](javascript:alert(1))",
+        "<a href=\"javascript:alert(1)\">klick</a>",
+        "<a href=\"data:text/html;base64,PHNjcmlwdD4=\">klick</a>",
+        "<iframe src=\"https://evil.example\"></iframe>",
+        "<svg onload=alert(1)><circle/></svg>",
+        "<p style=\"background:url(javascript:alert(1))\">x</p>",
+        "<object data=\"x.swf\"></object>",
+        "<form action=\"https://evil.example\"><input name=q></form>",
+    ],
+)
+def test_active_content_is_removed(source: str) -> None:
+    body, _ = parse(source)
+    html = str(body.html).lower()
+    for needle in ("<script", "onclick", "onerror", "onload", "<iframe", "<svg", "<object", "<form", "<input",
+                   "background:url"):
+        assert needle not in html, html
+    assert not re.search(r"""(href|src)\s*=\s*["']?\s*(javascript|data):""", html), html
+
+
+def test_safe_markup_survives() -> None:
+    body, _ = parse("Ein **fetter** Text mit [Link](https://example.org) und <abbr title=\"Nordrhein-Westfalen\">NRW</abbr>.")
+    html = str(body.html)
+    assert "<strong>fetter</strong>" in html
+    assert 'href="https://example.org"' in html
+    assert "<abbr title=\"Nordrhein-Westfalen\">NRW</abbr>" in html
+
+
+def test_sections_split_on_level_two_headings() -> None:
+    body, _ = parse("Intro.\n\n## Erster Teil\n\nA\n\n### Unterpunkt\n\nB\n\n## Zweiter Teil\n\nC\n")
+    assert [s.title_text for s in body.sections] == ["Erster Teil", "Zweiter Teil"]
+    assert "<h3>Unterpunkt</h3>" in str(body.sections[0].html)
+    assert "Intro." in str(body.intro.html)
+
+
+def test_plain_text_lists_links_and_tables() -> None:
+    body, _ = parse(
+        "Siehe [RGRE-Datenbank](https://www.rgre.de/db) und https://example.org.\n\n"
+        "- eins mit [Link](https://a.example)\n- zwei\n\n1. erstens\n2. zweitens\n\n"
+        "| Stadt | Partner |\n|---|---|\n| Dortmund | Lviv |\n"
+    )
+    refs = LinkReferences()
+    text = body.intro.text(refs)
+    assert "RGRE-Datenbank [1]" in text
+    assert "- eins mit Link [2]\n- zwei" in text
+    assert "1. erstens\n2. zweitens" in text
+    assert "Stadt    | Partner" in text and "Dortmund | Lviv" in text
+    assert refs.footnotes() == "[1] https://www.rgre.de/db\n[2] https://a.example"
+
+
+def test_link_with_url_as_text_is_not_numbered() -> None:
+    body, _ = parse("<https://example.org/x>")
+    refs = LinkReferences()
+    assert body.intro.text(refs).strip() == "https://example.org/x"
+    assert refs.urls == []
+
+
+def test_plain_text_wraps_at_72() -> None:
+    body, _ = parse(("Wort " * 60).strip())
+    assert max(len(line) for line in body.intro.text(LinkReferences()).splitlines()) <= 72
+
+
+def test_problems_carry_file_lines() -> None:
+    _, problems = parse("Absatz\n\n![](bild.png)\n\n[x](relativ/pfad)\n\n# Zweiter Titel\n")
+    messages = [str(p) for p in problems.warnings]
+    assert any(m.startswith("x.md:12:") and "alt text" in m for m in messages), messages
+    assert any(m.startswith("x.md:14:") and "not a full address" in m for m in messages), messages
+    assert any(m.startswith("x.md:16:") and "'#' heading" in m for m in messages), messages
+
+
+def test_images_point_at_their_public_url() -> None:
+    body, _ = parse("![Karte der Partnerschaften](images/karte.png)")
+    assert 'src="https://cdn/images/karte.png"' in str(body.html)
+    assert 'alt="Karte der Partnerschaften"' in str(body.html)
