@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
-from . import layout
+from . import calendar, layout
 from .addressing import Recipient, greeting
 from .content import Content, EventItem, NewsletterItem, load_content
 from .errors import Problem, ProblemLog, display_path
-from .message import Campaign, as_bytes, build_message
+from .message import CalendarPart, Campaign, as_bytes, build_message
 from .models import Language, Newsletter
 from .render import SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
 from .site import SitePages
@@ -78,7 +78,7 @@ class Builder:
 
     def __init__(self, content: Content, templates: Path, today: dt.date) -> None:
         self.content = content
-        self.renderer = Renderer(content, templates)
+        self.renderer = Renderer(content, templates, calendar_links=calendar.link_maker(content.site))
         self.pages = SitePages(self.renderer, today)
         self.problems = ProblemLog()
         self.problems.extend(content.warnings)
@@ -99,13 +99,16 @@ class Builder:
                 f"{SIZE_WARNING_BYTES // 1024} KB (shorten the text or split the issue)",
             )
 
-    def _preview(self, email: RenderedEmail, item: NewsletterItem | EventItem, list_name: str, kind: str) -> bytes:
+    def _preview(
+        self, email: RenderedEmail, item: NewsletterItem | EventItem, list_name: str, kind: str,
+        calendar_part: CalendarPart | None = None,
+    ) -> bytes:
         site = self.content.site
         recipient = SAMPLE_RECIPIENTS[email.language]
         campaign = Campaign(f"{kind}:{item.stem}", list_name, preview_date(item, site.timezone))
         msg = build_message(
             site, email, recipient, campaign,
-            secret=PREVIEW_SECRET, unsubscribe_url=unsubscribe_preview_url(site.public_url),
+            secret=PREVIEW_SECRET, unsubscribe_url=unsubscribe_preview_url(site.public_url), calendar=calendar_part,
         )
         return as_bytes(msg)
 
@@ -118,7 +121,9 @@ class Builder:
                 sample_html, sample_text = email.personalise(
                     _greeting_for(language), unsubscribe_preview_url(self.content.site.public_url)
                 )
-                file = lambda name: layout.newsletter_file(item.stem, name, language, item.default_language)  # noqa: E731
+                def file(name: str) -> PurePosixPath:
+                    return layout.newsletter_file(item.stem, name, language, item.default_language)
+
                 self.output.add(file("email.html"), sample_html)
                 self.output.add(file("email.txt"), sample_text)
                 self.output.add(file("index.html"), self.pages.newsletter_page(item, language))
@@ -133,11 +138,23 @@ class Builder:
                 sample_html, sample_text = email.personalise(
                     _greeting_for(language), unsubscribe_preview_url(self.content.site.public_url)
                 )
-                file = lambda name: layout.event_file(event.stem, name, language, event.default_language)  # noqa: E731
+                def file(name: str) -> PurePosixPath:
+                    return layout.event_file(event.stem, name, language, event.default_language)
+
                 self.output.add(file("invitation.html"), sample_html)
                 self.output.add(file("invitation.txt"), sample_text)
                 self.output.add(file("index.html"), self.pages.event_page(event, language))
-                self.output.add(file("preview.eml"), self._preview(email, event, event.meta.lists[0], "event"))
+                site = self.content.site
+                stamp = preview_date(event, site.timezone)
+                self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, stamp))
+                recipient = SAMPLE_RECIPIENTS[language]
+                invite = calendar.preview_plan(site, event, stamp).invitation(
+                    recipient.email, language=language, name=recipient.display_name
+                )
+                self.output.add(
+                    file("preview.eml"),
+                    self._preview(email, event, event.meta.lists[0], "event", invite.calendar_part),
+                )
             self._guard(render)
 
     def run(self) -> Output:
@@ -147,6 +164,10 @@ class Builder:
             self.event(event)
         self._guard(lambda: self.output.add(layout.ARCHIVE, self.pages.archive_page()))
         self._guard(lambda: self.output.add(layout.ATOM_FEED, self.pages.atom_feed()))
+        site = self.content.site
+        self.output.add(
+            layout.CALENDAR_FEED, calendar.feed_ics(self.content, lambda e: preview_date(e, site.timezone))
+        )
         for image in sorted(self.content.images):
             self.output.copies[PurePosixPath(image.relative_to(self.content.root.resolve()).as_posix())] = image
         return self.output

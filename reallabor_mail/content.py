@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -57,7 +57,7 @@ class Item(Generic[Meta]):
 
     def version(self, language: str) -> Version[Meta]:
         """The version in ``language``, falling back to the site language."""
-        return self.versions.get(language, self.main)  # type: ignore[call-overload]
+        return self.versions.get(cast(Language, language), self.main)
 
 
 NewsletterItem = Item[Newsletter]
@@ -82,7 +82,8 @@ class Content:
     def find(self, path: Path) -> NewsletterItem | EventItem:
         """The newsletter or event a content file belongs to (any of its language versions)."""
         target = path.resolve()
-        for item in (*self.newsletters, *self.events):
+        items: tuple[NewsletterItem | EventItem, ...] = (*self.newsletters, *self.events)
+        for item in items:
             if any(v.path.resolve() == target for v in item.versions.values()):
                 return item
         raise ReallaborError(f"{path}: not a newsletter or event of {self.root}")
@@ -120,10 +121,10 @@ def _key_lines(node: yaml.Node, offset: int, path: str, problems: ProblemLog) ->
             for key, value in n.value:
                 name = str(key.value)
                 line = key.start_mark.line + 1 + offset
-                if prefix + (name,) in lines:
-                    problems.error(path, line, f"key '{'.'.join(prefix + (name,))}' appears twice; keep one")
-                lines[prefix + (name,)] = line
-                walk(value, prefix + (name,))
+                if (*prefix, name) in lines:
+                    problems.error(path, line, f"key '{'.'.join((*prefix, name))}' appears twice; keep one")
+                lines[(*prefix, name)] = line
+                walk(value, (*prefix, name))
 
     walk(node, ())
     return lines
@@ -143,7 +144,7 @@ def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> 
     """Safe-load YAML (no tags that construct objects) and remember where each key is."""
     try:
         node = yaml.compose(text, Loader=_FrontMatterLoader)
-        data = yaml.load(text, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_FrontMatterLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 + line_offset if mark else line_offset + 1
@@ -204,7 +205,9 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     return f"'{loc}': {message}" if loc else message
 
 
-def validate(doc: Document, model: type[Meta], problems: ProblemLog, context: dict[str, Any] | None = None) -> Meta | None:
+def validate(
+    doc: Document, model: type[Meta], problems: ProblemLog, context: dict[str, Any] | None = None
+) -> Meta | None:
     """Validate a document against a model, reporting every error at its key's line."""
     try:
         return model.model_validate(doc.data, context=context)
@@ -281,9 +284,7 @@ class _Loader:
                 items.append(item)
         return tuple(items)
 
-    def _load_item(
-        self, stem: str, files: dict[str, Path], model: type[Meta], language: Language
-    ) -> Item[Meta] | None:
+    def _load_item(self, stem: str, files: dict[str, Path], model: type[Meta], language: Language) -> Item[Meta] | None:
         main_doc: Document | None = None
         versions: dict[Language, Version[Meta]] = {}
         context = {"default_timezone": self.site.timezone if self.site else "Europe/Berlin"}
@@ -309,7 +310,8 @@ class _Loader:
             if lang == language:
                 main_doc = doc
             if meta is not None:
-                versions[lang] = Version(lang, file, meta, body)  # type: ignore[arg-type]
+                code = cast(Language, lang)
+                versions[code] = Version(code, file, meta, body)
         if language not in versions:
             return None
         return Item(stem, versions, language)

@@ -238,7 +238,7 @@ def _resolve_links(text: str, refs: LinkReferences) -> str:
 
 
 def _wrap(text: str, prefix: str = "", rest: str | None = None) -> str:
-    lines = []
+    lines: list[str] = []
     for part in text.split("\n"):
         lines.append(
             textwrap.fill(

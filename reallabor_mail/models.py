@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -121,13 +121,13 @@ class Newsletter(Strict):
         return value
 
 
-class EventFormat(str, Enum):
+class EventFormat(StrEnum):
     ONLINE = "online"
     IN_PERSON = "in_person"
     HYBRID = "hybrid"
 
 
-class EventStatus(str, Enum):
+class EventStatus(StrEnum):
     SCHEDULED = "scheduled"
     CANCELLED = "cancelled"
 
@@ -186,7 +186,7 @@ class EventFrontMatter(Strict):
     @field_validator("start", "end", mode="after")
     @classmethod
     def _zone_aware(cls, value: dt.datetime, info: ValidationInfo) -> dt.datetime:
-        if "timezone" in info.data and info.data["timezone"]:
+        if info.data.get("timezone"):
             zone = info.data["timezone"]
         else:
             zone = (info.context or {}).get("default_timezone", "Europe/Berlin")
@@ -233,7 +233,5 @@ def resolve_local_time(local: dt.datetime, zone_name: str) -> dt.datetime:
             raise ValueError(
                 f"{local:%Y-%m-%d %H:%M} does not exist in {zone_name} (clocks jump forward); pick another time"
             )
-        raise ValueError(
-            f"{local:%Y-%m-%d %H:%M} happens twice in {zone_name} (clocks go back); pick another time"
-        )
+        raise ValueError(f"{local:%Y-%m-%d %H:%M} happens twice in {zone_name} (clocks go back); pick another time")
     return early

@@ -164,7 +164,7 @@ def mjml_to_html(source: str, template: str) -> str:
     if "<mj-" in raw:
         tag = raw[raw.index("<mj-") :].split(">", 1)[0] + ">"
         raise RenderError(Problem(template, None, f"unknown MJML tag {tag}; check its spelling"))
-    inlined = Premailer(
+    inlined: str = Premailer(
         raw,
         keep_style_tags=True,
         allow_network=False,

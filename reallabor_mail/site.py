@@ -48,9 +48,11 @@ class SitePages:
             return []
         file = layout.newsletter_file if kind == "newsletter" else layout.event_file
         return [
-            Alternate(lang, strings(lang)["language_name"], layout.url(
-                self.site.public_url, file(item.stem, "index.html", lang, item.default_language)
-            ))
+            Alternate(
+                lang,
+                strings(lang)["language_name"],
+                layout.url(self.site.public_url, file(item.stem, "index.html", lang, item.default_language)),
+            )
             for lang in item.versions
         ]
 
@@ -79,7 +81,9 @@ class SitePages:
         newsletters = [
             {
                 "title": n.meta.title,
-                "url": layout.url(self.site.public_url, layout.newsletter_file(n.stem, "index.html", language, language)),
+                "url": layout.url(
+                    self.site.public_url, layout.newsletter_file(n.stem, "index.html", language, language)
+                ),
                 "date_iso": n.meta.date.isoformat(),
                 "date_text": long_date(n.meta.date, language),
                 "translations": [a for a in self._alternates(n, "newsletter") if a.lang != language],
@@ -89,8 +93,16 @@ class SitePages:
         upcoming = [e for e in content.events if e.meta.end.date() >= self.today]
         past = [e for e in reversed(content.events) if e.meta.end.date() < self.today]
         groups = [
-            {"id": "kommende", "title": words["events_upcoming"], "events": [self.renderer.event_view(e, language) for e in upcoming]},
-            {"id": "vergangene", "title": words["events_past"], "events": [self.renderer.event_view(e, language) for e in past]},
+            {
+                "id": "kommende",
+                "title": words["events_upcoming"],
+                "events": [self.renderer.event_view(e, language) for e in upcoming],
+            },
+            {
+                "id": "vergangene",
+                "title": words["events_past"],
+                "events": [self.renderer.event_view(e, language) for e in past],
+            },
         ]
         context = self._context(language, f"{self.site.sender.name}: {words['archive']}", [])
         context.update(newsletters=newsletters, event_groups=groups)

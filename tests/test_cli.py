@@ -30,7 +30,9 @@ def test_check_reports_every_problem_with_path_and_line(content_copy: Path) -> N
     result = run("check", "--content", "content", cwd=content_copy.parent)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
-    assert any(line.startswith("content/events/2023-09-19-kollegialer-austausch.md:") and "'format'" in line for line in lines)
+    assert any(
+        line.startswith("content/events/2023-09-19-kollegialer-austausch.md:") and "'format'" in line for line in lines
+    )
     assert any(line.startswith("content/site.yaml:") and "unknown key 'farbe'" in line for line in lines)
     assert "Traceback" not in result.stderr
     assert "nothing was written" in result.stderr

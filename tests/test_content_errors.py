@@ -145,9 +145,14 @@ def test_translation_without_original(content_copy: Path) -> None:
 
 def test_site_yaml_errors(content_copy: Path) -> None:
     site = content_copy / "site.yaml"
-    site.write_text(site.read_text(encoding="utf-8").replace('email: "becker@auslandsgesellschaft.de"', 'email: "becker(at)ag"'))
+    site.write_text(
+        site.read_text(encoding="utf-8").replace('email: "becker@auslandsgesellschaft.de"', 'email: "becker(at)ag"')
+    )
     message = only(problems_for(content_copy), "sender.email")
-    assert message.startswith(str(site.relative_to(Path.cwd())) if site.is_relative_to(Path.cwd()) else "") or "site.yaml:" in message
+    assert (
+        message.startswith(str(site.relative_to(Path.cwd())) if site.is_relative_to(Path.cwd()) else "")
+        or "site.yaml:" in message
+    )
     assert "site.yaml:6:" in message
 
 

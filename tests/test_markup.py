@@ -12,7 +12,9 @@ from reallabor_mail.markup import Body, LinkReferences, parse_body
 
 def parse(source: str) -> tuple[Body, ProblemLog]:
     problems = ProblemLog()
-    body = parse_body(source, path="x.md", first_line=10, problems=problems, resolve_image=lambda s, line: f"https://cdn/{s}")
+    body = parse_body(
+        source, path="x.md", first_line=10, problems=problems, resolve_image=lambda s, line: f"https://cdn/{s}"
+    )
     return body, problems
 
 
@@ -20,33 +22,45 @@ def parse(source: str) -> tuple[Body, ProblemLog]:
     "source",
     [
         "<script>alert(1)</script>Text",
-        "<p onclick=\"alert(1)\">Text</p>",
+        '<p onclick="alert(1)">Text</p>',
         "<img src=x onerror=alert(1)>",
         "[klick](javascript:alert(1))",
-        "<a href=\"javascript:alert(1)\">klick</a>",
-        "<a href=\"data:text/html;base64,PHNjcmlwdD4=\">klick</a>",
-        "<iframe src=\"https://evil.example\"></iframe>",
+        '<a href="javascript:alert(1)">klick</a>',
+        '<a href="data:text/html;base64,PHNjcmlwdD4=">klick</a>',
+        '<iframe src="https://evil.example"></iframe>',
         "<svg onload=alert(1)><circle/></svg>",
-        "<p style=\"background:url(javascript:alert(1))\">x</p>",
-        "<object data=\"x.swf\"></object>",
-        "<form action=\"https://evil.example\"><input name=q></form>",
+        '<p style="background:url(javascript:alert(1))">x</p>',
+        '<object data="x.swf"></object>',
+        '<form action="https://evil.example"><input name=q></form>',
     ],
 )
 def test_active_content_is_removed(source: str) -> None:
     body, _ = parse(source)
     html = str(body.html).lower()
-    for needle in ("<script", "onclick", "onerror", "onload", "<iframe", "<svg", "<object", "<form", "<input",
-                   "background:url"):
+    for needle in (
+        "<script",
+        "onclick",
+        "onerror",
+        "onload",
+        "<iframe",
+        "<svg",
+        "<object",
+        "<form",
+        "<input",
+        "background:url",
+    ):
         assert needle not in html, html
     assert not re.search(r"""(href|src)\s*=\s*["']?\s*(javascript|data):""", html), html
 
 
 def test_safe_markup_survives() -> None:
-    body, _ = parse("Ein **fetter** Text mit [Link](https://example.org) und <abbr title=\"Nordrhein-Westfalen\">NRW</abbr>.")
+    body, _ = parse(
+        'Ein **fetter** Text mit [Link](https://example.org) und <abbr title="Nordrhein-Westfalen">NRW</abbr>.'
+    )
     html = str(body.html)
     assert "<strong>fetter</strong>" in html
     assert 'href="https://example.org"' in html
-    assert "<abbr title=\"Nordrhein-Westfalen\">NRW</abbr>" in html
+    assert '<abbr title="Nordrhein-Westfalen">NRW</abbr>' in html
 
 
 def test_sections_split_on_level_two_headings() -> None:

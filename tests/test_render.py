@@ -45,8 +45,16 @@ def tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
 def test_every_contract_file_is_written(built: Path) -> None:
     for name in ("index.html", "feed.xml", "images/austausch-2023-09.png"):
         assert (built / name).is_file(), name
-    for name in ("index.html", "email.html", "email.txt", "preview.eml", "email.uk.html", "email.uk.txt",
-                 "preview.uk.eml", "index.uk.html"):
+    for name in (
+        "index.html",
+        "email.html",
+        "email.txt",
+        "preview.eml",
+        "email.uk.html",
+        "email.uk.txt",
+        "preview.uk.eml",
+        "index.uk.html",
+    ):
         assert (built / "newsletters" / "2023-3" / name).is_file(), name
     for name in ("index.html", "invitation.html", "invitation.txt", "preview.eml"):
         assert (built / "events" / "2023-09-19-kollegialer-austausch" / name).is_file(), name
@@ -195,13 +203,20 @@ def test_date_line_languages() -> None:
     assert date_line(s, e, "Europe/Kyiv", "de") == (
         "Dienstag, 19. September 2023, 14:00–15:30 Uhr (Berlin) · 15:00–16:30 (Київ)"
     )
-    assert date_line(s, e, "Europe/Kyiv", "uk") == "вівторок, 19 вересня 2023 р., 14:00–15:30 (Берлін) · 15:00–16:30 (Київ)"
-    assert date_line(s, e, "Europe/Kyiv", "en") == "Tuesday, 19 September 2023, 14:00–15:30 (Berlin) · 15:00–16:30 (Kyiv)"
+    assert (
+        date_line(s, e, "Europe/Kyiv", "uk")
+        == "вівторок, 19 вересня 2023 р., 14:00–15:30 (Берлін) · 15:00–16:30 (Київ)"
+    )
+    assert (
+        date_line(s, e, "Europe/Kyiv", "en") == "Tuesday, 19 September 2023, 14:00–15:30 (Berlin) · 15:00–16:30 (Kyiv)"
+    )
 
 
 def test_html_sanitising_reaches_the_email(content_copy: Path, tmp_path: Path) -> None:
     event = content_copy / "events" / "2023-09-19-kollegialer-austausch.md"
-    event.write_text(event.read_text(encoding="utf-8") + '\n<script>alert(1)</script><a href="javascript:x" onclick="y">z</a>\n')
+    event.write_text(
+        event.read_text(encoding="utf-8") + '\n<script>alert(1)</script><a href="javascript:x" onclick="y">z</a>\n'
+    )
     out = tmp_path / "out"
     build(content_copy, TEMPLATES, out, today=TODAY)
     for name in ("invitation.html", "index.html"):
