@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+import PIL.Image
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import ContentError, Problem, ProblemLog, ReallaborError, display_path
-from .markup import Body, parse_body, read_image_path
+from .markup import Body, ImageResolver, ResolvedImage, parse_body, read_image_path
 from .models import LANGUAGES, EventFrontMatter, EventStatus, Language, Newsletter, Site
 
 Meta = TypeVar("Meta", bound=BaseModel)
@@ -250,16 +251,21 @@ class _Loader:
         doc = parse_yaml(path.read_text(encoding="utf-8"), self.rel(path), 0, self.problems)
         return validate(doc, Site, self.problems) if doc else None
 
-    def image_url(self, path: str) -> Any:
-        def resolve(src: str, line: int | None) -> str | None:
+    def image_url(self, path: str) -> ImageResolver:
+        def resolve(src: str, line: int | None) -> ResolvedImage | None:
             try:
                 file = read_image_path(src, self.root)
+                with PIL.Image.open(file) as picture:
+                    width, height = picture.size
             except ValueError as exc:
                 self.problems.error(path, line, str(exc))
                 return None
+            except (OSError, PIL.UnidentifiedImageError):
+                self.problems.error(path, line, f"{src!r} is not an image we can read; use PNG, JPEG or GIF")
+                return None
             self.images.add(file)
             public = self.site.public_url if self.site else ""
-            return f"{public}/{file.relative_to(self.root.resolve()).as_posix()}"
+            return ResolvedImage(f"{public}/{file.relative_to(self.root.resolve()).as_posix()}", width, height)
 
         return resolve
 

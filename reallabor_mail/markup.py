@@ -123,7 +123,17 @@ class Body:
         return text[:160]
 
 
-ImageResolver = Callable[[str, int | None], str | None]
+EMAIL_CONTENT_WIDTH = 552  # 600 px email minus the 24 px side padding: Outlook ignores max-width
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    url: str
+    width: int
+    height: int
+
+
+ImageResolver = Callable[[str, int | None], ResolvedImage | None]
 
 
 def parse_body(
@@ -137,7 +147,7 @@ def parse_body(
     """Parse a Markdown body; report problems with the file's line numbers.
 
     ``first_line`` is the line of the file where the body starts. ``resolve_image`` turns an image
-    path into its public URL (or returns None after reporting why it cannot).
+    path into its public URL and size (or returns None after reporting why it cannot).
     """
     tokens = _MD.parse(source)
     for token in tokens:
@@ -160,9 +170,13 @@ def _check_image(token: Token, path: str, line: int | None, problems: ProblemLog
         problems.warning(path, line, f"image {src!r} has no alt text; describe it in ![…]({src})")
     if src.startswith(("http://", "https://")):
         return
-    url = resolve(src, line)
-    if url is not None:
-        token.attrs["src"] = url
+    image = resolve(src, line)
+    if image is not None:
+        token.attrs["src"] = image.url
+        # Outlook on Windows sizes images by their attributes only: cap them to the column.
+        width = min(image.width, EMAIL_CONTENT_WIDTH)
+        token.attrs["width"] = str(width)
+        token.attrs["height"] = str(round(image.height * width / image.width))
 
 
 def _check_link(href: str, path: str, line: int | None, problems: ProblemLog) -> None:

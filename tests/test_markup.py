@@ -7,13 +7,17 @@ import re
 import pytest
 
 from reallabor_mail.errors import ProblemLog
-from reallabor_mail.markup import Body, LinkReferences, parse_body
+from reallabor_mail.markup import Body, LinkReferences, ResolvedImage, parse_body
 
 
 def parse(source: str) -> tuple[Body, ProblemLog]:
     problems = ProblemLog()
     body = parse_body(
-        source, path="x.md", first_line=10, problems=problems, resolve_image=lambda s, line: f"https://cdn/{s}"
+        source,
+        path="x.md",
+        first_line=10,
+        problems=problems,
+        resolve_image=lambda s, line: ResolvedImage(f"https://cdn/{s}", 1200, 600),
     )
     return body, problems
 
@@ -109,3 +113,9 @@ def test_images_point_at_their_public_url() -> None:
     body, _ = parse("![Karte der Partnerschaften](images/karte.png)")
     assert 'src="https://cdn/images/karte.png"' in str(body.html)
     assert 'alt="Karte der Partnerschaften"' in str(body.html)
+
+
+def test_wide_images_are_capped_to_the_email_column() -> None:
+    body, _ = parse("![Karte](images/karte.png)")
+    html = str(body.html)
+    assert 'width="552"' in html and 'height="276"' in html
