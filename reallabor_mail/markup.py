@@ -6,10 +6,13 @@ links read well in a text-only client (links become numbered references).
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
@@ -150,10 +153,19 @@ def parse_body(
     path into its public URL and size (or returns None after reporting why it cannot).
     """
     tokens = _MD.parse(source)
-    for token in tokens:
+    for index, token in enumerate(tokens):
         line = first_line + token.map[0] if token.map else None
         if token.type == "heading_open" and token.tag == "h1":
             problems.warning(path, line, "a '#' heading in the body; the title is the heading, use '##' for sections")
+        if token.type in ("inline", "html_block"):
+            block_html = sanitise_html(_MD.renderer.render(tokens[index : index + 1], _MD.options, {}))
+            for text, href in deceptive_links(block_html):
+                problems.error(
+                    path,
+                    line,
+                    f"link text {text!r} shows another address than the link goes to ({href}); "
+                    "write what the link is about, or the address it really opens",
+                )
         if token.type != "inline" or not token.children:
             continue
         for child in token.children:
@@ -177,6 +189,51 @@ def _check_image(token: Token, path: str, line: int | None, problems: ProblemLog
         width = min(image.width, EMAIL_CONTENT_WIDTH)
         token.attrs["width"] = str(width)
         token.attrs["height"] = str(round(image.height * width / image.width))
+
+
+_ADDRESS_LIKE = re.compile(r"^(?:https?://)?(?:www\.)?((?:[\w-]+\.)+[a-z]{2,})(?:[/:?#]\S*)?$", re.IGNORECASE)
+
+
+class _AnchorText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append(("".join(self._text).strip(), self._href))
+            self._href = None
+
+
+def _host(address: str) -> str:
+    match = _ADDRESS_LIKE.match(address.strip())
+    return match.group(1).lower().removeprefix("www.") if match else ""
+
+
+def deceptive_links(html: str) -> list[tuple[str, str]]:
+    """Links whose text looks like an address on another host than the one they open (phishing-style)."""
+    parser = _AnchorText()
+    parser.feed(html)
+    found = []
+    for text, href in parser.links:
+        shown = _host(text)
+        if not shown or href.startswith("mailto:"):
+            continue
+        target = (urlsplit(href).hostname or "").lower().removeprefix("www.")
+        if target != shown and not target.endswith("." + shown):
+            found.append((text, href))
+    return found
 
 
 def _check_link(href: str, path: str, line: int | None, problems: ProblemLog) -> None:

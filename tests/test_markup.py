@@ -119,3 +119,24 @@ def test_wide_images_are_capped_to_the_email_column() -> None:
     body, _ = parse("![Karte](images/karte.png)")
     html = str(body.html)
     assert 'width="552"' in html and 'height="276"' in html
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[https://www.sparkasse.de/login](https://evil.example/x)",
+        "[www.auslandsgesellschaft.de](https://auslandsgesellschaft.evil.example)",
+        '<a href="https://evil.example">staedtepartnerschaftennrw.org</a>',
+    ],
+)
+def test_look_alike_link_text_is_an_error(source: str) -> None:
+    _, problems = parse(source)
+    assert any("shows another address" in str(p) and str(p).startswith("x.md:10:") for p in problems.errors)
+
+
+def test_honest_link_texts_pass() -> None:
+    _, problems = parse(
+        "[www.rgre.de](https://www.rgre.de/partnerschaft) · [RGRE-Datenbank](https://evil.example) · "
+        "<https://example.org/a> · [skew.engagement-global.de](https://skew.engagement-global.de/)"
+    )
+    assert problems.errors == []
