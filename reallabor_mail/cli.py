@@ -58,6 +58,12 @@ def check(content_dir: Path, templates_dir: Path | None, strict: bool) -> None:
     click.echo(f"{content_dir}: OK" + (f" ({len(warnings)} warnings)" if warnings else ""))
 
 
+from .cli_recipients import recipients_group, serve  # noqa: E402
+
+main.add_command(recipients_group)
+main.add_command(serve)
+
+
 def run() -> None:
     """Entry point: our errors become `path:line: message` lines and exit code 1, never a traceback."""
     try:
