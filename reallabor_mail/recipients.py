@@ -531,9 +531,11 @@ def erase(conn: sqlite3.Connection, email: str, secret: bytes, *, now: dt.dateti
     """Erase everything about a person (GDPR Art. 17) and suppress the address; True if anything
     was stored. An unknown address is suppressed too: the request is to never be mailed."""
     address = normalise_email(email)
+    conn.execute("PRAGMA secure_delete = ON")  # overwrite the freed pages, not just unlink them
     with transaction(conn):
         suppress(conn, address, "erased on request", secret, now=now)
         deleted = conn.execute("DELETE FROM recipients WHERE email = ?", (address,)).rowcount
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and drop the old pages from the journal
     return deleted > 0
 
 

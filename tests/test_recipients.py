@@ -1,0 +1,375 @@
+"""The recipient store: CSV import as Excel writes it, consent records, erasure, suppression, purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reallabor_mail import recipients as rcp
+from reallabor_mail.addressing import Recipient
+from reallabor_mail.recipients import ImportRefused, RecipientError
+from reallabor_mail.state import connect
+from reallabor_mail.tokens import InvalidToken, SecretMissing, load_secret, make_token, read_token
+
+SECRET = b"test-secret-0123456789"
+NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+
+GERMAN = ["E-Mail", "Anrede", "Titel", "Vorname", "Nachname", "Organisation", "Sprache"]
+ENGLISH = ["email", "salutation", "title", "first_name", "last_name", "organisation", "language"]
+ROWS = [
+    ["anna.mueller@dortmund.de", "Frau", "Dr.", "Anna", "Müller", "Stadt Köln", "de"],
+    ["joerg.weiss@bücher.de", "Herr", "", "Jörg", "Weiß", "Gemeinde Möhnesee", ""],
+    ["olena@hromada.example.org", "Frau", "", "Olena", "Kowalenko", "Громада Іванівка", "uk"],
+]
+
+
+def csv_bytes(header: list[str], rows: list[list[str]], delimiter: str = ";", encoding: str = "utf-8") -> bytes:
+    """A CSV as Excel saves it: CRLF, values quoted when they contain the delimiter, quote or newline."""
+
+    def cell(value: str) -> str:
+        if any(ch in value for ch in (delimiter, '"', "\n", "\r")):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+
+    text = "".join(delimiter.join(cell(v) for v in row) + "\r\n" for row in [header, *rows])
+    return text.encode(encoding)
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = connect(tmp_path / "state.sqlite3")
+    rcp.ensure_schema(connection)
+    yield connection
+    connection.close()
+
+
+def write(tmp_path: Path, data: bytes, name: str = "verteiler.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def do_import(conn: sqlite3.Connection, path: Path, **kwargs: object) -> rcp.ImportReport:
+    return rcp.import_csv(conn, path, "newsletter", secret=SECRET, by="becker", now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def count(conn: sqlite3.Connection, table: str) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+# --- CSV import: encodings, delimiters, headers -------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252"])
+@pytest.mark.parametrize("delimiter", [";", ","])
+@pytest.mark.parametrize("header", [GERMAN, ENGLISH], ids=["german", "english"])
+def test_import_keeps_umlauts_in_every_excel_format(
+    conn: sqlite3.Connection, tmp_path: Path, encoding: str, delimiter: str, header: list[str]
+) -> None:
+    rows = ROWS[:2] if encoding == "cp1252" else ROWS  # cp1252 has no Cyrillic
+    report = do_import(conn, write(tmp_path, csv_bytes(header, rows, delimiter, encoding)))
+    assert (report.added, report.invalid) == (len(rows), [])
+    people = {p.email: p for p in rcp.subscribers(conn, "newsletter")}
+    assert people["anna.mueller@dortmund.de"] == Recipient(
+        "anna.mueller@dortmund.de", "Frau", "Dr.", "Anna", "Müller", "Stadt Köln", "de"
+    )
+    joerg = people["joerg.weiss@bücher.de"]  # internationalised domain accepted, stored in Unicode
+    assert (joerg.first_name, joerg.last_name, joerg.organisation, joerg.language) == (
+        "Jörg", "Weiß", "Gemeinde Möhnesee", "de",
+    )  # fmt: skip
+    if encoding != "cp1252":
+        assert people["olena@hromada.example.org"].organisation == "Громада Іванівка"
+
+
+def test_utf16_unicode_text_with_tabs(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    """Excel's "Unicode text" export: UTF-16 with BOM, tab-separated."""
+    data = "\ufeff" + "\r\n".join("\t".join(r) for r in [GERMAN, ROWS[2]]) + "\r\n"
+    do_import(conn, write(tmp_path, data.encode("utf-16-le")))
+    assert [p.last_name for p in rcp.subscribers(conn, "newsletter")] == ["Kowalenko"]
+
+
+def test_duplicates_are_merged_case_insensitively(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    rows = [
+        ["Anna.Mueller@Dortmund.DE", "Frau", "", "Anna", "Müller", "", ""],
+        ["anna.mueller@dortmund.de", "", "Dr.", "", "", "Stadt Dortmund", ""],
+    ]
+    report = do_import(conn, write(tmp_path, csv_bytes(GERMAN, rows)))
+    assert report.added == 1
+    assert [(n.row, n.message) for n in report.merged] == [
+        (3, "anna.mueller@dortmund.de is also in row 2; merged")
+    ]
+    (anna,) = rcp.subscribers(conn, "newsletter")
+    assert (anna.title, anna.last_name, anna.organisation) == ("Dr.", "Müller", "Stadt Dortmund")
+
+
+def test_import_records_file_date_and_who_as_consent(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    do_import(conn, write(tmp_path, csv_bytes(GERMAN, ROWS[:1])))
+    person = rcp.find(conn, "ANNA.MUELLER@dortmund.de")
+    assert person is not None
+    (event,) = person.events
+    assert (event.action, event.source, event.actor, event.at, event.list_name) == (
+        "import", "file verteiler.csv", "becker", "2026-03-02T09:30:00Z", "newsletter",
+    )  # fmt: skip
+
+
+def test_reimport_updates_details_but_never_resubscribes(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    path = write(tmp_path, csv_bytes(GERMAN, ROWS[:2]))
+    do_import(conn, path)
+    rcp.unsubscribe(conn, "joerg.weiss@bücher.de", None, source="test", now=NOW)
+    changed = [[*ROWS[0][:5], "Stadt Dortmund", "de"], ROWS[1]]
+    report = do_import(conn, write(tmp_path, csv_bytes(GERMAN, changed)))
+    assert (report.added, report.updated) == (0, 1)
+    assert [n.message for n in report.kept_out] == ["joerg.weiss@bücher.de is unsubscribed from newsletter; left so"]
+    assert [p.organisation for p in rcp.subscribers(conn, "newsletter")] == ["Stadt Dortmund"]
+
+
+# --- CSV import: bad input, all or nothing ------------------------------------------------------
+
+
+def test_wrong_delimiter_says_which_columns_are_known(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    known = r"no email column.*separated by ';' or ','.*email/E-Mail, salutation/Anrede"
+    with pytest.raises(ImportRefused, match=known):
+        do_import(conn, write(tmp_path, csv_bytes(GERMAN, ROWS, delimiter="|")))
+    assert count(conn, "recipients") == 0
+
+
+def test_rows_with_another_delimiter_than_the_header(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    data = csv_bytes(GERMAN, []) + ",".join(ROWS[0]).encode() + b"\r\n"
+    with pytest.raises(ImportRefused, match=r"row 2: 1 field\(s\), but the header has 7"):
+        do_import(conn, write(tmp_path, data))
+
+
+def test_unknown_columns_are_named_with_the_known_ones(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    with pytest.raises(ImportRefused, match=r"unknown column\(s\) 'Telefon', 'Ort'; known columns: email/E-Mail"):
+        do_import(conn, write(tmp_path, csv_bytes([*GERMAN, "Telefon", "Ort"], [])))
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"\r\n\r\n"], ids=["empty", "bom-only", "blank-lines"])
+def test_empty_file(conn: sqlite3.Connection, tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(ImportRefused, match=r"verteiler\.csv: the file is empty"):
+        do_import(conn, write(tmp_path, data))
+
+
+def test_header_without_rows(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    with pytest.raises(ImportRefused, match="no rows below the header"):
+        do_import(conn, write(tmp_path, csv_bytes(GERMAN, [])))
+
+
+BAD_ROWS = [
+    ROWS[0],
+    ["kaputt@", "Frau", "", "Eva", "Bad", "", ""],  # row 3
+    ["zeile@example.org", "Herr", "", "Hans\nPeter", "Umbruch", "", ""],  # row 4
+    ["formel@example.org", "", "", "Max", '=HYPERLINK("http://evil.example","klick")', "", ""],  # row 5
+    ["anrede@example.org", "Fr.", "", "", "", "", "fr"],  # row 6: two problems
+    ROWS[1],
+]
+
+
+def test_every_bad_row_is_listed_and_nothing_imported(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    with pytest.raises(ImportRefused) as caught:
+        do_import(conn, write(tmp_path, csv_bytes(GERMAN, BAD_ROWS)))
+    message = str(caught.value)
+    assert "4 invalid row(s); nothing was imported" in message
+    assert "row 3: 'kaputt@' is not a valid email address" in message
+    assert "row 4: first name contains a line break" in message
+    assert "row 5: last name '=HYPERLINK(\"http://evil.exampl' starts with '=' like a spreadsheet formula" in message
+    assert "row 6: salutation 'Fr.' is not Frau or Herr" in message
+    assert "row 6: language 'fr' is not de, uk or en" in message
+    assert (count(conn, "recipients"), count(conn, "consent_events")) == (0, 0)
+
+
+def test_skip_invalid_imports_the_good_rows(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    report = do_import(conn, write(tmp_path, csv_bytes(GERMAN, BAD_ROWS)), skip_invalid=True)
+    assert report.added == 2
+    assert sorted({p.row for p in report.invalid}) == [3, 4, 5, 6]
+    assert len(list(rcp.subscribers(conn, "newsletter"))) == 2
+
+
+def test_undecodable_bytes(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    data = csv_bytes(GERMAN, []) + b"a@b.de;\x81\x8d;;;;;\r\n"  # undefined in cp1252, invalid UTF-8
+    with pytest.raises(ImportRefused, match="neither UTF-8 nor Windows-1252"):
+        do_import(conn, write(tmp_path, data))
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def test_export_never_writes_a_formula(conn: sqlite3.Connection) -> None:
+    evil = Recipient("evil@example.org", None, None, "=1+1", "@SUM(A1)", "-2+3", "de")
+    rcp.add_recipient(conn, evil, "newsletter", status="subscribed", source="test", now=NOW)
+    for text in (rcp.export_list(conn, "newsletter"), rcp.export_person(conn, "evil@example.org")):
+        assert "evil@example.org;;;'=1+1;'@SUM(A1);'-2+3;de" in text
+        cells = [c for line in text.splitlines() for c in line.split(";")]
+        assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)
+
+
+def test_export_person_has_everything_and_round_trips_as_import(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    do_import(conn, write(tmp_path, csv_bytes(GERMAN, ROWS)))
+    text = rcp.export_person(conn, "anna.mueller@dortmund.de")
+    assert text.splitlines() == [
+        "email;salutation;title;first_name;last_name;organisation;language;created;updated",
+        "anna.mueller@dortmund.de;Frau;Dr.;Anna;Müller;Stadt Köln;de;2026-03-02T09:30:00Z;2026-03-02T09:30:00Z",
+        "",
+        "list;status;since",
+        "newsletter;subscribed;2026-03-02T09:30:00Z",
+        "",
+        "at;list;action;source;by;ip;consent_version;consent_text",
+        "2026-03-02T09:30:00Z;newsletter;import;file verteiler.csv;becker;;;",
+    ]
+    exported = write(tmp_path, rcp.export_list(conn, "newsletter").encode("utf-8"), "export.csv")
+    with pytest.raises(ImportRefused, match="unknown column"):  # status/since are not import columns
+        do_import(conn, exported)
+
+
+# --- unsubscribe, suppression, erasure, purge ---------------------------------------------------
+
+
+def test_suppressed_addresses_leave_every_list(conn: sqlite3.Connection) -> None:
+    person = Recipient("hard@bounce.example.org")
+    rcp.add_recipient(conn, person, "newsletter", status="subscribed", source="test", now=NOW)
+    rcp.add_recipient(conn, person, "reallabor", status="subscribed", source="test", now=NOW)
+    assert not rcp.is_suppressed(conn, "Hard@Bounce.example.org", SECRET)
+    rcp.suppress(conn, "HARD@bounce.example.org", "bounce 5.1.1 user unknown", SECRET, now=NOW)
+    assert rcp.is_suppressed(conn, "hard@bounce.example.org", SECRET)
+    assert list(rcp.subscribers(conn, "newsletter")) == list(rcp.subscribers(conn, "reallabor")) == []
+    stored = rcp.find(conn, "hard@bounce.example.org")
+    assert stored is not None and {m.status for m in stored.memberships} == {"bounced"}
+
+
+def test_another_secret_is_refused_for_the_suppression_list(conn: sqlite3.Connection) -> None:
+    rcp.suppress(conn, "x@example.org", "erased on request", SECRET, now=NOW)
+    with pytest.raises(RecipientError, match="not the secret this state file's suppression list was made with"):
+        rcp.is_suppressed(conn, "x@example.org", b"another-secret-0123456789")
+
+
+def test_erase_keeps_only_a_keyed_hash(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    do_import(conn, write(tmp_path, csv_bytes(GERMAN, ROWS[:2])))
+    assert rcp.erase(conn, "Anna.Mueller@dortmund.de", SECRET, now=NOW)
+    assert rcp.find(conn, "anna.mueller@dortmund.de") is None
+    assert rcp.is_suppressed(conn, "anna.mueller@dortmund.de", SECRET)
+    assert [p.email for p in rcp.subscribers(conn, "newsletter")] == ["joerg.weiss@bücher.de"]
+    # nothing of her is left in the database file, not even in freed pages or the journal
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.sqlite3*"))
+    assert b"anna.mueller" not in raw and "Müller".encode() not in raw
+    # a later import keeps her out and says why
+    report = do_import(conn, write(tmp_path, csv_bytes(GERMAN, ROWS[:1])))
+    assert report.added == 0
+    assert "anna.mueller@dortmund.de was erased or bounced" in report.kept_out[0].message
+    assert rcp.find(conn, "anna.mueller@dortmund.de") is None
+
+
+def test_unsubscribe_one_list_or_all(conn: sqlite3.Connection) -> None:
+    person = Recipient("two@lists.example.org")
+    for name in ("newsletter", "reallabor"):
+        rcp.add_recipient(conn, person, name, status="subscribed", source="test", now=NOW)
+    assert rcp.unsubscribe(conn, person.email, "reallabor", source="test", now=NOW) == ["reallabor"]
+    assert [p.email for p in rcp.subscribers(conn, "newsletter")] == [person.email]
+    assert rcp.unsubscribe(conn, person.email, None, source="cli", actor="becker", now=NOW) == ["newsletter"]
+    assert rcp.unsubscribe(conn, person.email, None, source="cli", now=NOW) == []
+
+
+def test_purge_deletes_only_old_unconfirmed_sign_ups(conn: sqlite3.Connection) -> None:
+    old, fresh, member = (Recipient(f"{n}@example.org") for n in ("old", "fresh", "member"))
+    rcp.sign_up(conn, old, ["newsletter"], consent_text="Ja.", ip="192.0.2.1", now=NOW - dt.timedelta(days=31))
+    rcp.sign_up(conn, fresh, ["newsletter"], consent_text="Ja.", ip="192.0.2.2", now=NOW - dt.timedelta(days=29))
+    rcp.add_recipient(conn, member, "newsletter", status="subscribed", source="test", now=NOW - dt.timedelta(days=99))
+    rcp.sign_up(conn, member, ["reallabor"], consent_text="Ja.", ip="192.0.2.3", now=NOW - dt.timedelta(days=40))
+    assert rcp.purge_unconfirmed(conn, NOW) == 2
+    assert rcp.find(conn, "old@example.org") is None
+    assert rcp.find(conn, "fresh@example.org") is not None
+    member_now = rcp.find(conn, "member@example.org")
+    assert member_now is not None and [m.list_name for m in member_now.memberships] == ["newsletter"]
+
+
+def test_subscribers_yield_only_subscribed(conn: sqlite3.Connection) -> None:
+    for name, status in [("a", "subscribed"), ("b", "pending"), ("c", "unsubscribed"), ("d", "bounced")]:
+        rcp.add_recipient(conn, Recipient(f"{name}@example.org"), "newsletter", status=status, source="t", now=NOW)
+    assert [p.email for p in rcp.subscribers(conn, "newsletter")] == ["a@example.org"]
+    with pytest.raises(RecipientError, match="'gone': not a status"):
+        rcp.add_recipient(conn, Recipient("e@example.org"), "newsletter", status="gone", source="t", now=NOW)
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+def test_tokens_reject_tampering_other_purposes_and_expiry() -> None:
+    token = make_token(SECRET, "confirm", {"e": "a@example.org"}, expires=NOW + dt.timedelta(days=7))
+    assert read_token(SECRET, "confirm", token, now=NOW) == {"e": "a@example.org"}
+    payload, signature = token.split(".")
+    forged = make_token(b"guessed-secret-123456", "confirm", {"e": "b@example.org"}).split(".")[0]
+    for bad in (f"{forged}.{signature}", token[:-2], "nonsense", f"{payload}.", "ü.ö"):
+        with pytest.raises(InvalidToken):
+            read_token(SECRET, "confirm", bad, now=NOW)
+    with pytest.raises(InvalidToken, match="signature"):
+        read_token(SECRET, "unsubscribe", token, now=NOW)
+    with pytest.raises(InvalidToken, match="expired"):
+        read_token(SECRET, "confirm", token, now=NOW + dt.timedelta(days=7))
+
+
+def test_secret_missing_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REALLABOR_SECRET", raising=False)
+    with pytest.raises(SecretMissing, match=r"REALLABOR_SECRET is not set.*export REALLABOR_SECRET="):
+        load_secret()
+    monkeypatch.setenv("REALLABOR_SECRET", "short")
+    with pytest.raises(SecretMissing, match="shorter than 16"):
+        load_secret()
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def cli(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "REALLABOR_SECRET": SECRET.decode(), "REALLABOR_STATE": str(tmp_path / "s.db"),
+                   "USER": "becker", **(env or {})}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", "from reallabor_mail.cli import run; run()", *args],
+        capture_output=True, text=True, env=environment, cwd=tmp_path, input=stdin, check=False,
+    )  # fmt: skip
+
+
+def test_cli_round_trip(tmp_path: Path) -> None:
+    """Import a cp1252 Excel file, list, export for Excel, unsubscribe, erase — as staff type it."""
+    write(tmp_path, csv_bytes(GERMAN, ROWS[:2], ";", "cp1252"))
+    done = cli(tmp_path, "recipients", "import", "verteiler.csv", "--list", "newsletter")
+    assert done.returncode == 0, done.stderr
+    assert "verteiler.csv: 2 added, 0 already known (updated) on 'newsletter'" in done.stdout
+
+    listed = cli(tmp_path, "recipients", "list", "--list", "newsletter")
+    assert "anna.mueller@dortmund.de\tFrau Dr. Anna Müller\tStadt Köln\tde\tnewsletter:subscribed" in listed.stdout
+
+    assert cli(tmp_path, "recipients", "export", "--list", "newsletter", "-o", "out.csv").returncode == 0
+    assert (tmp_path / "out.csv").read_bytes().startswith(b"\xef\xbb\xbfemail;salutation;")
+    person = cli(tmp_path, "recipients", "export", "joerg.weiss@xn--bcher-kva.de")
+    assert "import;file verteiler.csv;becker" in person.stdout
+
+    left = cli(tmp_path, "recipients", "unsubscribe", "Joerg.Weiss@bücher.de")
+    assert left.stdout.strip() == "Joerg.Weiss@bücher.de: unsubscribed from newsletter"
+
+    refused = cli(tmp_path, "recipients", "delete", "anna.mueller@dortmund.de", stdin="n\n")
+    assert refused.returncode == 1 and "Aborted" in refused.stderr
+    erased = cli(tmp_path, "recipients", "delete", "anna.mueller@dortmund.de", "--yes")
+    assert "erased; the address is suppressed" in erased.stdout
+    gone = cli(tmp_path, "recipients", "export", "anna.mueller@dortmund.de")
+    assert (gone.returncode, gone.stderr) == (1, "error: anna.mueller@dortmund.de: not in the recipient list\n")
+    assert cli(tmp_path, "recipients", "purge").stdout == "0 unconfirmed sign-up(s) deleted\n"
+
+
+def test_cli_errors_are_one_clear_message(tmp_path: Path) -> None:
+    write(tmp_path, csv_bytes(GERMAN, BAD_ROWS))
+    bad = cli(tmp_path, "recipients", "import", "verteiler.csv", "--list", "newsletter")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("error: verteiler.csv: 4 invalid row(s); nothing was imported")
+    no_secret = cli(tmp_path, "recipients", "import", "verteiler.csv", "--list", "newsletter",
+                    env={"REALLABOR_SECRET": ""})  # fmt: skip
+    assert no_secret.stderr.startswith("error: REALLABOR_SECRET is not set.")
+    bad_list = cli(tmp_path, "recipients", "import", "verteiler.csv", "--list", "News Letter")
+    assert "'News Letter': not a list name" in bad_list.stderr
