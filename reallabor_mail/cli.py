@@ -63,6 +63,10 @@ from .cli_recipients import recipients_group, serve  # noqa: E402
 main.add_command(recipients_group)
 main.add_command(serve)
 
+from .cli_send import send_command  # noqa: E402
+
+main.add_command(send_command)
+
 
 def run() -> None:
     """Entry point: our errors become `path:line: message` lines and exit code 1, never a traceback."""

@@ -1,0 +1,608 @@
+"""``send``: plan → confirm → send (with a progress bar) → summary, and ``send --status``.
+
+Two layers. :func:`deliver_all` is the engine: it takes the owed rows of a campaign from the ledger,
+composes each message, and sends it over N reused connections at a limited rate, recording every step
+(see :mod:`reallabor_mail.ledger`); it knows nothing of content or the recipient store, so it is tested
+with plain recipients. :func:`send` is what the CLI calls: it loads the content, renders the email
+once per language, finds the subscribers, shows the plan, asks, and runs the engine.
+
+Decisions per reply (:func:`reallabor_mail.delivery.classify`): sent; temporary (4xx, connection
+lost) → retried a few times during the run with growing pauses, then left as ``retry`` for
+``--retry-failed``; 5.1.x → ``failed`` and the address suppressed; 5.7.x or a block → ``retry`` and no
+more messages to that domain in this run; refused at MAIL FROM, or the server unreachable many times
+in a row → the run stops and the rest stays owed for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import calendar, recipients
+from .addressing import Recipient
+from .assembly import MessageStamp
+from .build import default_templates
+from .content import Content, EventItem, NewsletterItem, load_content
+from .delivery import (
+    Connection,
+    DeliveryError,
+    MaildirTransport,
+    RateLimiter,
+    Reply,
+    SmtpSettings,
+    SmtpTransport,
+    Transport,
+    Verdict,
+)
+from .dkim_signing import DkimSigner
+from .errors import ReallaborError, display_path
+from .ledger import Entry, GroupCommit, Ledger, Row, State, Summary
+from .message import Campaign, ascii_address
+from .models import Language, Newsletter, Site
+from .render import RenderedEmail, Renderer
+from .state import connect, state_path
+from .tokens import load_secret
+
+Clock = Callable[[], dt.datetime]
+Compose = Callable[[Entry], tuple[str, bytes]]
+
+
+class Audience(Protocol):
+    """What the engine asks the recipient store: suppression and unsubscribe links."""
+
+    def is_suppressed(self, email: str) -> bool: ...
+
+    def suppress(self, email: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a running send tries before it leaves a message to ``--retry-failed``."""
+
+    attempts: int = 3  # tries per message within one run
+    delay: float = 10.0  # seconds before the first retry; each further one waits 4× longer
+    stop_after: int = 25  # connection failures in a row (421, refused, dropped) that stop the run
+
+
+@dataclass
+class RunReport:
+    """What one run did (the ledger holds the lasting record)."""
+
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    blocked: dict[str, str] = field(default_factory=dict)  # domain → the reply that blocked it
+    stopped: str | None = None  # why the run ended before all owed messages were tried
+    unknown: list[str] = field(default_factory=list)  # found in flight from an interrupted run
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.retry + self.failed + self.suppressed
+
+
+def envelope_address(email: str) -> str:
+    """An address for MAIL FROM / RCPT TO: the domain in punycode."""
+    return "@".join(ascii_address(email))
+
+
+class _Run:
+    """One run of :func:`deliver_all` (workers share its queue, counters and blocked domains)."""
+
+    def __init__(
+        self, ledger: Ledger, campaign: str, compose: Compose, transport: Transport, *, sender: str,
+        audience: Audience, connections: int, rate: RateLimiter, retry: RetryPolicy, limit: int | None,
+        on_done: Callable[[State], None] | None,
+    ) -> None:  # fmt: skip
+        self.ledger, self.campaign, self.compose, self.transport = ledger, campaign, compose, transport
+        self.sender = envelope_address(sender)
+        self.audience, self.rate, self.retry, self.limit = audience, rate, retry, limit
+        self.connections = max(1, connections)
+        self.on_done = on_done
+        self.commit = GroupCommit(ledger)
+        self.queue: asyncio.Queue[Entry | None] = asyncio.Queue(maxsize=4 * self.connections)
+        self.report = RunReport()
+        self.tries: Counter[int] = Counter()
+        self.waiting = 0  # messages sleeping before an in-run retry
+        self.sleepers: set[asyncio.Task[None]] = set()
+        self.failures_in_row = 0
+        self.fatal: ReallaborError | None = None
+
+    def _done(self, entry: Entry, state: State, reply: str, retry_after: dt.datetime | None = None) -> None:
+        self.commit.finish(entry, state, reply, retry_after)
+        if state == "sent":
+            self.report.sent += 1
+        elif state == "failed":
+            self.report.failed += 1
+        if self.on_done is not None:
+            self.on_done(state)
+
+    def _stop(self, reason: str) -> None:
+        if self.report.stopped is None:
+            self.report.stopped = reason
+
+    async def run(self) -> RunReport:
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.connections)]
+        try:
+            await self._produce()
+        finally:
+            for _ in workers:
+                await self.queue.put(None)
+            await asyncio.gather(*workers, return_exceptions=True)
+            for sleeper in self.sleepers:  # stopped early: their rows are already `retry` in the ledger
+                sleeper.cancel()
+            self.report.retry += self.waiting
+            self.commit.flush()
+        for task in workers:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        if self.fatal is not None:
+            raise self.fatal
+        return self.report
+
+    async def _produce(self) -> None:
+        for fed, entry in enumerate(self.ledger.due(self.campaign)):
+            if self.report.stopped is not None or (self.limit is not None and fed >= self.limit):
+                break
+            await self.queue.put(entry)
+        while True:  # wait for in-run retries to come back through the queue
+            await self.queue.join()
+            if self.waiting == 0 or self.report.stopped is not None:
+                return
+            await asyncio.sleep(min(0.05, self.retry.delay))
+
+    async def _worker(self) -> None:
+        connection = self.transport.connection()
+        try:
+            while True:
+                entry = await self.queue.get()
+                try:
+                    if entry is None:
+                        return
+                    if self.report.stopped is None:
+                        await self._handle(connection, entry)
+                except ReallaborError as exc:
+                    self.fatal = self.fatal or exc
+                    self._stop(str(exc))
+                finally:
+                    self.queue.task_done()
+        finally:
+            await connection.close()
+
+    async def _handle(self, connection: Connection, entry: Entry) -> None:
+        email = entry.email
+        domain = email.rpartition("@")[2].lower()
+        if self.audience.is_suppressed(email):
+            self.report.suppressed += 1
+            self._done(entry, "failed", "not sent: the address is suppressed (unsubscribed, erased or bounced)")
+            return
+        if domain in self.report.blocked:
+            self.report.retry += 1
+            self._done(entry, "retry", f"not sent: {domain} refused our mail earlier in this run "
+                                       f"({self.report.blocked[domain]})")  # fmt: skip
+            return
+        message_id, data = self.compose(entry)
+        await self.rate.acquire()
+        await self.commit.start(entry, message_id)
+        self.tries[entry.id] += 1
+        reply = await connection.deliver(self.sender, envelope_address(email), data)
+        self._decide(entry, reply, domain)
+        if reply.code is None or reply.code == 421:  # the server is struggling: pause before reconnecting
+            await asyncio.sleep(min(self.retry.delay, self.retry.delay * self.failures_in_row / 10))
+
+    def _decide(self, entry: Entry, reply: Reply, domain: str) -> None:
+        verdict = reply.verdict
+        lost = reply.code is None or reply.code == 421
+        self.failures_in_row = self.failures_in_row + 1 if lost else 0
+        if reply.sender_refused and verdict is not Verdict.RETRY:
+            self.report.retry += 1
+            self._done(entry, "retry", f"sender refused: {reply}")
+            self._stop(f"the server refused our sender address: {reply}")
+            return
+        if verdict is Verdict.SENT:
+            self._done(entry, "sent", str(reply))
+        elif verdict is Verdict.BOUNCED:
+            self._done(entry, "failed", str(reply))
+            self.audience.suppress(entry.email, f"bounce: {reply}")
+        elif verdict is Verdict.FAILED:
+            self._done(entry, "failed", str(reply))
+        elif verdict is Verdict.BLOCKED:
+            self.report.blocked.setdefault(domain, str(reply))
+            self.report.retry += 1
+            self._done(entry, "retry", f"{domain} blocked: {reply}")
+        else:
+            self._temporary(entry, reply)
+        if self.failures_in_row >= self.retry.stop_after:
+            self._stop(f"the server failed {self.failures_in_row} times in a row (last: {reply})")
+
+    def _temporary(self, entry: Entry, reply: Reply) -> None:
+        tries = self.tries[entry.id]
+        if tries >= self.retry.attempts or self.report.stopped is not None:
+            self.report.retry += 1
+            self._done(entry, "retry", str(reply))
+            return
+        delay = self.retry.delay * 4 ** (tries - 1)
+        self.commit.finish(entry, "retry", str(reply), self.ledger.clock() + dt.timedelta(seconds=delay))
+        self.waiting += 1
+        task = asyncio.create_task(self._requeue(entry, delay))
+        self.sleepers.add(task)
+        task.add_done_callback(self.sleepers.discard)
+
+    async def _requeue(self, entry: Entry, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.queue.put(entry)
+        self.waiting -= 1
+
+
+
+async def deliver_all(
+    ledger: Ledger,
+    campaign: str,
+    compose: Compose,
+    transport: Transport,
+    *,
+    sender: str,
+    audience: Audience,
+    connections: int = 1,
+    rate: RateLimiter | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    limit: int | None = None,
+    on_done: Callable[[State], None] | None = None,
+) -> RunReport:
+    """Send every ``pending`` row of ``campaign`` (at most ``limit``) and record each outcome."""
+    run = _Run(
+        ledger, campaign, compose, transport, sender=sender, audience=audience, connections=connections,
+        rate=rate or RateLimiter(None), retry=retry, limit=limit, on_done=on_done,
+    )  # fmt: skip
+    return await run.run()
+
+
+# --- the command: plan → confirm → send → summary ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """What the user asked ``send`` for (the CLI's options)."""
+
+    file: Path
+    lists: tuple[str, ...] = ()
+    to: str | None = None
+    outbox: Path | None = None
+    rate: float | None = None  # messages per minute
+    connections: int = 1
+    resume: bool = False
+    retry_failed: bool = False
+    limit: int | None = None
+    templates: Path | None = None
+    state: Path | None = None
+
+
+class StoreAudience:
+    """The recipient store (:mod:`reallabor_mail.recipients`) as the engine's :class:`Audience`."""
+
+    def __init__(self, conn: sqlite3.Connection, secret: bytes, clock: Clock) -> None:
+        self.conn, self.secret, self.clock = conn, secret, clock
+
+    def is_suppressed(self, email: str) -> bool:
+        return recipients.is_suppressed(self.conn, email, self.secret)
+
+    def suppress(self, email: str, reason: str) -> None:
+        recipients.suppress(self.conn, email, reason, self.secret, now=self.clock())
+
+
+class Composer:
+    """Renders the email once per language and stamps one message per recipient (see assembly.py)."""
+
+    def __init__(
+        self, content: Content, item: NewsletterItem | EventItem, renderer: Renderer, campaign: str,
+        date: dt.datetime, secret: bytes, event_plan: calendar.EventPlan | None, signer: DkimSigner | None,
+    ) -> None:  # fmt: skip
+        self.site: Site = content.site
+        self.item, self.renderer, self.campaign, self.date = item, renderer, campaign, date
+        self.secret, self.event_plan, self.signer = secret, event_plan, signer
+        self.rendered: dict[Language, RenderedEmail] = {}
+        self.stamps: dict[tuple[Language, str], MessageStamp] = {}
+
+    def language(self, person: Recipient) -> Language:
+        """The person's language if the item has that version, else the item's (German) original."""
+        return person.language if person.language in self.item.versions else self.item.default_language
+
+    def email(self, language: Language) -> RenderedEmail:
+        if language not in self.rendered:
+            if self.event_plan is not None:
+                changes = self.event_plan.changes(language)
+                self.rendered[language] = self.renderer.invitation_email(self.item, language, changes)  # type: ignore[arg-type]
+            else:
+                self.rendered[language] = self.renderer.newsletter_email(self.item, language)  # type: ignore[arg-type]
+        return self.rendered[language]
+
+    def __call__(self, entry: Entry) -> tuple[str, bytes]:
+        person = entry.recipient
+        language = self.language(person)
+        stamp = self.stamps.get((language, entry.list_name))
+        if stamp is None:
+            stamp = self.stamps[(language, entry.list_name)] = MessageStamp.prepare(
+                self.site, self.email(language), Campaign(self.campaign, entry.list_name, self.date),
+                secret=self.secret, method=self.event_plan.method if self.event_plan else None,
+            )  # fmt: skip
+        url = recipients.unsubscribe_url(self.site, person.email, entry.list_name, self.secret)
+        ics = None
+        if self.event_plan is not None:
+            invitation = self.event_plan.invitation(person.email, language=language, name=person.display_name or None)
+            ics = invitation.ics
+        message_id, data = stamp.message(person, url, ics)
+        return message_id, self.signer.sign(data) if self.signer else data
+
+
+NO_SERVER = """no mail server configured. Either
+  • send for real through your mail server: set REALLABOR_SMTP_HOST (and REALLABOR_SMTP_PORT,
+    REALLABOR_SMTP_USER, REALLABOR_SMTP_PASSWORD, REALLABOR_SMTP_SECURITY=starttls|tls|none), or
+  • write every message into a folder instead (a Maildir; nothing leaves this computer):
+    reallabor-mail send FILE --outbox outbox/"""
+
+
+def choose_transport(outbox: Path | None, environ: Mapping[str, str]) -> tuple[str, Callable[[], Transport]]:
+    """Where messages go (described for the plan) and how to open it (after the user agreed)."""
+    if outbox is not None:
+        return f"the Maildir {outbox}/ (nothing goes over the network)", lambda: MaildirTransport(outbox)
+    settings = SmtpSettings.from_env(environ)
+    if settings is None:
+        raise DeliveryError(NO_SERVER)
+    return settings.describe(), lambda: SmtpTransport(settings)
+
+
+@dataclass
+class Plan:
+    """What ``send`` is about to do, shown before it asks."""
+
+    title: str
+    path: str
+    campaign: str
+    via: str
+    sender: str
+    lists: list[tuple[str, int]] = field(default_factory=list)
+    new: int = 0
+    languages: Counter[str] = field(default_factory=Counter)
+    before: Summary | None = None
+    resume: bool = False
+    retry_failed: bool = False
+    limit: int | None = None
+    signing: str | None = None
+
+    @property
+    def owed(self) -> int:
+        before = self.before
+        if before is None:
+            return self.new
+        return self.new + (before["pending"] if self.resume else 0) + (before["retry"] if self.retry_failed else 0)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"[bold]{self.title}[/bold]  ({self.path})",
+            f"  campaign   {self.campaign}",
+            "  lists      " + ", ".join(f"{name} ({count:,} subscribed)" for name, count in self.lists),
+            f"  from       {self.sender}",
+            f"  via        {self.via}" + (f" · {self.signing}" if self.signing else ""),
+        ]
+        b = self.before
+        if b is not None and b.total:
+            interrupted = f", {b['pending'] + b['sending']:,} interrupted" if b.interrupted else ""
+            out.append(
+                f"  earlier    {b['sent']:,} sent, {b['failed']:,} failed, {b['retry']:,} to retry, "
+                f"{b['unknown']:,} unknown{interrupted}"
+            )
+            if b["retry"] and not self.retry_failed:
+                out.append(f"             ({b['retry']:,} waiting for --retry-failed are not sent now)")
+            if b["sending"] and self.resume:
+                out.append(f"             ({b['sending']:,} were in flight: they become 'unknown' and are NOT resent)")
+        languages = ", ".join(f"{lang} {n:,}" for lang, n in sorted(self.languages.items()))
+        out.append(f"  to send    {self.owed:,}" + (f" new ({languages})" if languages else ""))
+        if self.limit is not None and self.limit < self.owed:
+            out.append(f"  this run   at most {self.limit:,} (--limit)")
+        return out
+
+
+def _test_person(conn: sqlite3.Connection, email: str, site: Site) -> Recipient:
+    stored = recipients.find(conn, email)
+    if stored is not None:
+        return stored.recipient
+    return Recipient(recipients.normalise_email(email), language=site.language)
+
+
+def _subscribed(conn: sqlite3.Connection, lists: Sequence[str]) -> Iterator[tuple[Recipient, str]]:
+    for name in lists:
+        for person in recipients.subscribers(conn, name):
+            yield person, name
+
+
+def send(
+    request: SendRequest,
+    *,
+    console: Console,
+    confirm: Callable[[str], bool] | None,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+) -> RunReport | None:
+    """Show the plan, ask (``confirm`` None: ``--yes``), send, print the summary; None if nothing was sent."""
+    env = os.environ if environ is None else environ
+    content = load_content(request.file.parent.parent)
+    item = content.find(request.file)
+    via, open_transport = choose_transport(request.outbox, env)
+    signer = DkimSigner.from_env(env)
+    secret = load_secret()
+    site = content.site
+    clock = clock or (lambda: dt.datetime.now(ZoneInfo(site.timezone)))
+    conn = connect(state_path(request.state))
+    recipients.ensure_schema(conn)
+    ledger = Ledger(conn, clock)
+    event_plan = None if isinstance(item.meta, Newsletter) else calendar.plan_event(content, item, conn, clock)
+    campaign = campaign_key(item, event_plan)
+    lists = request.lists or tuple(item.meta.lists)
+    if request.to:
+        campaign += "#test"
+    plan = Plan(
+        title=item.meta.title, path=display_path(item.path), campaign=campaign, via=via,
+        sender=f"{site.sender.name} <{site.sender.email}>", before=ledger.summary(campaign),
+        resume=request.resume, retry_failed=request.retry_failed, limit=request.limit,
+        signing=signer.describe() if signer else None,
+    )  # fmt: skip
+    if request.to:
+        person = _test_person(conn, request.to, site)
+        plan.lists = [(lists[0], 1)]
+        plan.new, plan.before = 1, None
+        plan.languages[person.language] += 1
+    else:
+        _count(plan, ledger, conn, lists)
+        if plan.before is not None and plan.before.interrupted and not request.resume:
+            raise ReallaborError(
+                f"{plan.path}: an earlier send of this campaign was interrupted "
+                f"({plan.before['pending'] + plan.before['sending']:,} messages not finished); "
+                "continue it with --resume (see --status first)"
+            )
+    for line in plan.lines():
+        console.print(line, highlight=False)
+    if plan.owed == 0:
+        console.print("Nothing to send: everyone on the list has this message (see --status).")
+        return None
+    question = f"Send {min(plan.owed, request.limit or plan.owed):,} messages via {via}?"
+    if confirm is not None and not confirm(question):
+        console.print("Nothing sent.")
+        return None
+
+    transport = open_transport()
+    unknown = ledger.recover(campaign) if request.resume else []
+    if request.retry_failed:
+        ledger.requeue(campaign)
+    if request.to:
+        ledger.reset(campaign, person, lists[0])
+    else:
+        ledger.add(campaign, _subscribed(conn, lists))
+    owed = ledger.summary(campaign)["pending"]
+    renderer = Renderer(content, request.templates or default_templates(), calendar_links=calendar.link_maker(site))
+    composer = Composer(content, item, renderer, campaign, clock(), secret, event_plan, signer)
+    report = _run_with_progress(
+        console, ledger, campaign, composer, transport, sender=site.sender.email,
+        audience=StoreAudience(conn, secret, clock), connections=request.connections,
+        rate=RateLimiter(request.rate), retry=retry, limit=request.limit,
+        total=min(owed, request.limit) if request.limit is not None else owed,
+    )  # fmt: skip
+    report.unknown = unknown
+    if event_plan is not None and report.sent and not request.to:
+        calendar.record_sent_version(conn, item, event_plan.sequence, event_plan.fingerprint, clock())  # type: ignore[arg-type]
+    print_summary(console, ledger, campaign, report)
+    return report
+
+
+def campaign_key(item: NewsletterItem | EventItem, event_plan: calendar.EventPlan | None) -> str:
+    """``newsletter:2023-3`` or ``event:<stem>:<SEQUENCE>`` (an updated event is a new campaign)."""
+    if event_plan is None:
+        return f"newsletter:{item.stem}"
+    return f"event:{item.stem}:{event_plan.sequence}"
+
+
+def _count(plan: Plan, ledger: Ledger, conn: sqlite3.Connection, lists: Sequence[str]) -> None:
+    """Fill the plan's numbers by streaming the lists once (nothing is written)."""
+    states = ledger.states(plan.campaign)
+    seen: set[str] = set()
+    for name in lists:
+        count = 0
+        for person in recipients.subscribers(conn, name):
+            count += 1
+            if person.email in seen:
+                continue
+            seen.add(person.email)
+            if person.email not in states:
+                plan.new += 1
+                plan.languages[person.language] += 1
+        plan.lists.append((name, count))
+
+
+def _run_with_progress(
+    console: Console, ledger: Ledger, campaign: str, compose: Compose, transport: Transport, *, total: int,
+    **options: object,
+) -> RunReport:  # fmt: skip
+    columns = (
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[tally]}"), TimeRemainingColumn(),
+    )  # fmt: skip
+    tally: Counter[str] = Counter()
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("sending", total=total, tally="")
+
+        def done(state: State) -> None:
+            tally[state] += 1
+            progress.update(task, advance=1, tally=" ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+
+        return asyncio.run(
+            deliver_all(ledger, campaign, compose, transport, on_done=done, **options)  # type: ignore[arg-type]
+        )
+
+
+UNKNOWN_HINT = (
+    "the send stopped while the server had these messages; they may or may not have arrived and are "
+    "not resent automatically. Ask the recipients, or send one a copy with --to EMAIL:"
+)
+
+
+def print_summary(console: Console, ledger: Ledger, campaign: str, report: RunReport | None = None) -> None:
+    """The ledger's numbers for a campaign, the addresses with unknown fate, and what to do next."""
+    s = ledger.summary(campaign)
+    if report is not None:
+        console.print(
+            f"This run: {report.sent:,} sent, {report.retry:,} to retry later, {report.failed:,} failed"
+            + (f" ({report.suppressed:,} suppressed addresses skipped)" if report.suppressed else ""),
+            highlight=False,
+        )
+        for domain, reply in sorted(report.blocked.items()):
+            console.print(f"  [yellow]stopped sending to {domain}[/yellow]: {reply}", highlight=False)
+        if report.stopped:
+            console.print(f"  [red]stopped early[/red]: {report.stopped}", highlight=False)
+    console.print(
+        f"[bold]{campaign}[/bold]: {s['sent']:,} sent · {s['retry']:,} retry later · {s['failed']:,} failed · "
+        f"{s['unknown']:,} unknown · {s['pending'] + s['sending']:,} not yet sent",
+        highlight=False,
+    )
+    unknown = ledger.rows(campaign, ("unknown",))
+    if unknown:
+        console.print(f"[yellow]Unknown ({len(unknown):,})[/yellow]: {UNKNOWN_HINT}", highlight=False)
+        for row in unknown:
+            console.print(f"  {row.email}", highlight=False)
+    if s["pending"] + s["sending"]:
+        console.print("Continue with: send FILE --resume", highlight=False)
+    if s["retry"]:
+        console.print("Temporary failures: send FILE --retry-failed (later, e.g. in an hour)", highlight=False)
+
+
+def status(request: SendRequest, *, console: Console, detail: int = 50) -> Summary:
+    """``send … --status``: the summary plus the failed and waiting addresses with the server's reply."""
+    content = load_content(request.file.parent.parent)
+    item = content.find(request.file)
+    conn = connect(state_path(request.state))
+    ledger = Ledger(conn, lambda: dt.datetime.now(dt.UTC))
+    event_plan = None
+    if not isinstance(item.meta, Newsletter):
+        event_plan = calendar.plan_event(content, item, conn, lambda: dt.datetime.now(dt.UTC))
+    campaign = campaign_key(item, event_plan) + ("#test" if request.to else "")
+    console.print(f"{item.meta.title}  ({display_path(item.path)})", highlight=False)
+    print_summary(console, ledger, campaign)
+    for label, states in (("Failed", ("failed",)), ("Retry later", ("retry",))):
+        rows: list[Row] = ledger.rows(campaign, states)  # type: ignore[arg-type]
+        if rows:
+            console.print(f"{label} ({len(rows):,}):", highlight=False)
+            for row in rows[:detail]:
+                console.print(f"  {row.email}  {row.reply or ''}", highlight=False)
+            if len(rows) > detail:
+                console.print(f"  … and {len(rows) - detail:,} more", highlight=False)
+    return ledger.summary(campaign)
