@@ -1,0 +1,415 @@
+"""The public web application: subscribe, double opt-in, one-click unsubscribe, the archive.
+
+Every test runs the real app against a real SQLite file and sends the confirmation mails through the
+real aiosmtpd server of ``smtp_server``; the end-to-end tests run uvicorn on 127.0.0.1 and drive the
+form in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from reallabor_mail import recipients as rcp
+from reallabor_mail.addressing import Recipient
+from reallabor_mail.cli_recipients import load_site
+from reallabor_mail.content import load_content
+from reallabor_mail.delivery import SmtpSettings
+from reallabor_mail.message import Campaign, build_message
+from reallabor_mail.models import Site
+from reallabor_mail.render import Renderer
+from reallabor_mail.state import connect
+from reallabor_mail.web import PublicConfig, create_app, public_routes, smtp_mailer
+
+from .conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer, free_port
+
+SECRET = b"web-test-secret-0123456789"
+START = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+CLIENT_IP = "203.0.113.7"
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Clock:
+    """The app's clock; tests move it forward instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class Setup:
+    app: Starlette
+    config: PublicConfig
+    clock: Clock
+    smtp: SmtpServer
+
+    def db(self) -> sqlite3.Connection:
+        conn = connect(self.config.state)
+        rcp.ensure_schema(conn)
+        return conn
+
+    def person(self, email: str) -> rcp.StoredPerson | None:
+        return rcp.find(self.db(), email)
+
+    def statuses(self, email: str) -> dict[str, str]:
+        found = self.person(email)
+        return {m.list_name: m.status for m in found.memberships} if found else {}
+
+
+def make_setup(tmp_path: Path, smtp_server: SmtpServer, public_url: str) -> Setup:
+    site: Site = load_site(SAMPLE_CONTENT).model_copy(update={"base_url": public_url})
+    archive = tmp_path / "build"
+    (archive / "newsletters" / "2023-3").mkdir(parents=True)
+    (archive / "index.html").write_text("<h1>Archiv</h1>", encoding="utf-8")
+    (archive / "newsletters" / "2023-3" / "index.html").write_text("<h1>Newsletter 3/2023</h1>", encoding="utf-8")
+    clock = Clock()
+    config = PublicConfig(
+        site=site, templates=TEMPLATES, state=tmp_path / "state.sqlite3", secret=SECRET,
+        lists=("newsletter", "reallabor"), mailer=smtp_mailer(SmtpSettings("127.0.0.1", smtp_server.port, "none")),
+        build_dir=archive, clock=clock,
+    )  # fmt: skip
+    return Setup(create_app(public_routes(config)), config, clock, smtp_server)
+
+
+@pytest.fixture
+def setup(tmp_path: Path, smtp_server: SmtpServer) -> Setup:
+    return make_setup(tmp_path, smtp_server, "http://testserver")
+
+
+@pytest.fixture
+async def client(setup: Setup) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=setup.app, client=(CLIENT_IP, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+FORM = {
+    "email": "Anna.Mueller@Dortmund.de", "salutation": "Frau", "title": "Dr.", "first_name": "Anna",
+    "last_name": "Müller", "organisation": "Stadt Dortmund", "language": "de", "lists": "newsletter",
+    "consent": "yes", "website": "", "lang": "de",
+}  # fmt: skip
+
+
+def link_in(message: EmailMessage, kind: str) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    match = re.search(rf"https?://\S+/{kind}/\S+", body.get_content())
+    assert match, body.get_content()
+    return match.group(0)
+
+
+# --- double opt-in --------------------------------------------------------------------------------
+
+
+async def test_subscribe_confirm_with_consent_record(setup: Setup, client: httpx.AsyncClient) -> None:
+    form = await client.get("/subscribe?lang=de")
+    assert form.status_code == 200
+    assert "Newsletter und Einladungen abonnieren" in form.text and 'name="website"' in form.text
+
+    done = await client.post("/subscribe", data=FORM)
+    assert done.status_code == 200 and "Bitte prüfen Sie Ihr Postfach" in done.text
+    assert setup.statuses("anna.mueller@dortmund.de") == {"newsletter": "pending"}
+
+    (received,) = setup.smtp.messages
+    mail = received.message
+    assert received.rcpt_tos == ["anna.mueller@dortmund.de"]
+    assert mail["Subject"] == "Bitte bestätigen Sie Ihr Abonnement"
+    assert mail.get_body(("plain",)).get_content().startswith("Sehr geehrte Frau Dr. Müller,")  # type: ignore[union-attr]
+    link = link_in(mail, "confirm")
+    assert link.startswith("http://testserver/confirm/")
+
+    page = await client.get(link)  # what a link scanner does: nothing changes
+    assert page.status_code == 200 and "Jetzt bestätigen" in page.text
+    assert setup.statuses("anna.mueller@dortmund.de") == {"newsletter": "pending"}
+
+    setup.clock.now = START + dt.timedelta(hours=2)
+    confirmed = await client.post(link)
+    assert "Ihr Abonnement ist bestätigt" in confirmed.text
+    assert [p.email for p in rcp.subscribers(setup.db(), "newsletter")] == ["anna.mueller@dortmund.de"]
+
+    person = setup.person("anna.mueller@dortmund.de")
+    assert person is not None
+    signup, confirm = person.events
+    assert (signup.action, signup.at, signup.ip, signup.source) == ("signup", "2026-03-02T09:30:00Z", CLIENT_IP, "form")
+    assert signup.consent_version and signup.consent_version.startswith("de-")
+    assert signup.consent_text and "Auslandsgesellschaft.de e.V." in signup.consent_text
+    assert (confirm.action, confirm.at, confirm.ip) == ("confirm", "2026-03-02T11:30:00Z", CLIENT_IP)
+
+    again = await client.post(link)  # a second click changes nothing
+    assert "nichts (mehr) zu bestätigen" in again.text
+    assert len(setup.person("anna.mueller@dortmund.de").events) == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("query", "header", "words"),
+    [
+        ("?lang=uk", "", "Підписатися на розсилку та запрошення"),
+        ("?lang=en", "", "Subscribe to the newsletter and invitations"),
+        ("", "uk-UA,uk;q=0.9", "Підписатися на розсилку та запрошення"),
+        ("", "fr-FR,fr", "Newsletter und Einladungen abonnieren"),
+    ],
+)
+async def test_form_language(client: httpx.AsyncClient, query: str, header: str, words: str) -> None:
+    page = await client.get(f"/subscribe{query}", headers={"Accept-Language": header} if header else {})
+    assert words in page.text
+
+
+async def test_confirmation_mail_in_the_chosen_language(setup: Setup, client: httpx.AsyncClient) -> None:
+    form = {**FORM, "email": "olena@hromada.example.org", "first_name": "Олена", "last_name": "Коваленко",
+            "title": "", "language": "uk", "lang": "uk"}  # fmt: skip
+    assert (await client.post("/subscribe", data=form)).status_code == 200
+    mail = setup.smtp.messages[0].message
+    assert mail["Subject"] == "Будь ласка, підтвердьте підписку"
+    assert mail.get_body(("plain",)).get_content().startswith("Шановна пані Олено,")  # type: ignore[union-attr]
+    page = await client.get(link_in(mail, "confirm"))
+    assert "Підтвердити" in page.text
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "error"),
+    [
+        ({"last_name": "M" * 101}, "last_name", "Diese Angabe ist zu lang."),
+        ({"first_name": "Anna\r\nBcc: victim@example.org"}, "first_name", "Bitte ohne Zeilenumbruch."),
+        ({"email": "anna@"}, "email", "Diese E-Mail-Adresse ist ungültig."),
+        ({"email": "x" * 300 + "@example.org"}, "email", "Diese E-Mail-Adresse ist ungültig."),
+        ({"email": ""}, "email", "Bitte geben Sie Ihre E-Mail-Adresse an."),
+        ({"organisation": "=HYPERLINK(1)"}, "organisation", "Bitte nicht mit =, +, - oder @ beginnen."),
+        ({"salutation": "Divers"}, "salutation", "Bitte wählen Sie Frau, Herr oder keine Angabe."),
+        ({"consent": ""}, "consent", "Bitte bestätigen Sie die Einwilligung."),
+        ({"lists": "secret-staff-list"}, "lists", "Bitte wählen Sie mindestens eine Liste."),
+    ],
+)
+async def test_bad_form_input_stores_and_sends_nothing(
+    setup: Setup, client: httpx.AsyncClient, change: dict[str, str], field: str, error: str
+) -> None:
+    page = await client.post("/subscribe", data={**FORM, **change})
+    assert page.status_code == 400
+    assert f'id="{field}-error">{error}</span>' in page.text
+    assert 'value="Stadt Dortmund"' in page.text or field == "organisation"  # the form keeps what was typed
+    assert setup.smtp.messages == [] and rcp.people(setup.db()) == []
+
+
+async def test_second_sign_up_resends_without_duplicate(setup: Setup, client: httpx.AsyncClient) -> None:
+    await client.post("/subscribe", data=FORM)
+    setup.clock.now = START + dt.timedelta(days=8)  # the first link has expired by now
+    await client.post("/subscribe", data={**FORM, "email": "anna.mueller@dortmund.de"})
+    first, second = (m.message for m in setup.smtp.messages)
+    assert (await client.post(link_in(first, "confirm"))).status_code == 400
+    person = setup.person("anna.mueller@dortmund.de")
+    assert person is not None and [e.action for e in person.events] == ["signup", "signup"]
+    assert len(rcp.people(setup.db())) == 1 and setup.statuses(person.recipient.email) == {"newsletter": "pending"}
+    await client.post(link_in(second, "confirm"))
+    assert setup.statuses(person.recipient.email) == {"newsletter": "subscribed"}
+
+
+async def test_subscribed_person_is_not_mailed_again(setup: Setup, client: httpx.AsyncClient) -> None:
+    rcp.add_recipient(setup.db(), Recipient("anna.mueller@dortmund.de"), "newsletter", status="subscribed",
+                      source="test", now=START)  # fmt: skip
+    page = await client.post("/subscribe", data=FORM)
+    assert "Bitte prüfen Sie Ihr Postfach" in page.text  # the same answer: the form tells nobody who is on the list
+    assert setup.smtp.messages == []
+
+
+async def test_erased_address_needs_fresh_confirmation(setup: Setup, client: httpx.AsyncClient) -> None:
+    conn = setup.db()
+    rcp.add_recipient(conn, Recipient("anna.mueller@dortmund.de"), "newsletter", status="subscribed",
+                      source="test", now=START)  # fmt: skip
+    rcp.erase(conn, "anna.mueller@dortmund.de", SECRET, now=START)
+    await client.post("/subscribe", data=FORM)
+    assert rcp.is_suppressed(conn, "anna.mueller@dortmund.de", SECRET)
+    assert list(rcp.subscribers(conn, "newsletter")) == []
+    await client.post(link_in(setup.smtp.messages[0].message, "confirm"))
+    assert not rcp.is_suppressed(conn, "anna.mueller@dortmund.de", SECRET)
+    assert [p.email for p in rcp.subscribers(conn, "newsletter")] == ["anna.mueller@dortmund.de"]
+
+
+async def test_honeypot_pretends_success_and_does_nothing(setup: Setup, client: httpx.AsyncClient) -> None:
+    page = await client.post("/subscribe", data={**FORM, "website": "http://spam.example"})
+    assert page.status_code == 200 and "Bitte prüfen Sie Ihr Postfach" in page.text
+    assert setup.smtp.messages == [] and rcp.people(setup.db()) == []
+
+
+async def test_rate_limit_per_address_and_per_ip(setup: Setup, client: httpx.AsyncClient) -> None:
+    codes = [(await client.post("/subscribe", data=FORM)).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429] and len(setup.smtp.messages) == 3
+    others = [(await client.post("/subscribe", data={**FORM, "email": f"p{i}@example.org"})).status_code
+              for i in range(8)]  # fmt: skip
+    assert others == [200] * 6 + [429] * 2  # ten attempts per IP and hour, the refused 4th one included
+    setup.clock.now = START + dt.timedelta(hours=1, seconds=1)
+    assert (await client.post("/subscribe", data=FORM)).status_code == 200
+
+
+async def test_mail_server_down_says_so(setup: Setup, client: httpx.AsyncClient) -> None:
+    setup.config.mailer = smtp_mailer(SmtpSettings("127.0.0.1", free_port(), "none"))
+    page = await client.post("/subscribe", data=FORM)
+    assert page.status_code == 503 and "Bitte versuchen Sie es später" in page.text
+
+
+# --- links that do not work -----------------------------------------------------------------------
+
+
+async def test_forged_and_tampered_links_change_nothing(setup: Setup, client: httpx.AsyncClient) -> None:
+    rcp.add_recipient(setup.db(), Recipient("anna.mueller@dortmund.de"), "newsletter", status="subscribed",
+                      source="test", now=START)  # fmt: skip
+    good = rcp.unsubscribe_url(setup.config.site, "anna.mueller@dortmund.de", "newsletter", SECRET)
+    forged = rcp.unsubscribe_url(setup.config.site, "anna.mueller@dortmund.de", "newsletter", b"guessed-secret-xyz!")
+    payload, signature = good.rsplit("/", 1)[1].split(".")
+    tampered = f"/unsubscribe/{payload[:-2]}AA.{signature}"
+    for url in (forged, tampered, "/unsubscribe/garbage", "/confirm/" + good.rsplit("/", 1)[1]):
+        for method in ("GET", "POST"):
+            page = await client.request(method, url, data={"List-Unsubscribe": "One-Click"})
+            assert page.status_code == 400 and "Dieser Link funktioniert nicht" in page.text, (url, method)
+    assert setup.statuses("anna.mueller@dortmund.de") == {"newsletter": "subscribed"}
+
+
+async def test_unsubscribe_page_has_one_button(setup: Setup, client: httpx.AsyncClient) -> None:
+    rcp.add_recipient(setup.db(), Recipient("olena@hromada.example.org", language="uk"), "reallabor",
+                      status="subscribed", source="test", now=START)  # fmt: skip
+    url = rcp.unsubscribe_url(setup.config.site, "olena@hromada.example.org", "reallabor", SECRET)
+    page = await client.get(url)
+    assert "Відписати olena@hromada.example.org від «Запрошення до «Реальної лабораторії Україна»»?" in page.text
+    assert page.text.count("<button") == 1 and page.headers["referrer-policy"] == "no-referrer"
+    assert setup.statuses("olena@hromada.example.org") == {"reallabor": "subscribed"}
+    left = await client.post(url, data={"via": "page"})
+    assert "Ви відписалися" in left.text
+    person = setup.person("olena@hromada.example.org")
+    assert person is not None and (person.events[-1].action, person.events[-1].source) == (
+        "unsubscribe", "unsubscribe page",
+    )  # fmt: skip
+
+
+async def test_archive_is_served(client: httpx.AsyncClient) -> None:
+    assert "Archiv" in (await client.get("/")).text
+    assert "Newsletter 3/2023" in (await client.get("/newsletters/2023-3/")).text
+    assert (await client.get("/preview/")).status_code == 404  # the public server never serves the preview
+
+
+# --- end to end on 127.0.0.1 ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def live(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[tuple[Setup, str]]:
+    """The public app under uvicorn on a free loopback port."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    setup = make_setup(tmp_path, smtp_server, base)
+    server = uvicorn.Server(uvicorn.Config(setup.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield setup, base
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def send_newsletter(setup: Setup, person: Recipient) -> EmailMessage:
+    """The real newsletter of the sample content, built and sent as the send path does."""
+    content = load_content(SAMPLE_CONTENT)
+    item = next(n for n in content.newsletters if n.stem == "2023-3")
+    rendered = Renderer(content, TEMPLATES).newsletter_email(item, "de")
+    url = rcp.unsubscribe_url(setup.config.site, person.email, "newsletter", SECRET)
+    campaign = Campaign("newsletter:2023-3", "newsletter", START)
+    message = build_message(setup.config.site, rendered, person, campaign, secret=SECRET, unsubscribe_url=url)
+
+    async def send() -> None:
+        await setup.config.mailer(message)
+
+    asyncio.run(send())
+    return setup.smtp.messages[-1].message
+
+
+def test_one_click_with_the_url_from_a_sent_message(live: tuple[Setup, str]) -> None:
+    setup, base = live
+    person = Recipient("anna.mueller@dortmund.de", "Frau", "Dr.", "Anna", "Müller")
+    rcp.add_recipient(setup.db(), person, "newsletter", status="subscribed", source="test", now=START)
+    received = send_newsletter(setup, person)
+    header = received["List-Unsubscribe"]
+    url = re.match(r"<(https?://[^>]+)>", header).group(1)  # type: ignore[union-attr]
+    assert url.startswith(f"{base}/unsubscribe/") and received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert url in received.get_body(("plain",)).get_content()  # type: ignore[union-attr]  # footer link = header URL
+
+    with httpx.Client() as http:  # a fresh client: no cookie, no session, no CSRF token
+        assert http.get(url).status_code == 200
+        assert setup.statuses(person.email) == {"newsletter": "subscribed"}  # GET never unsubscribes
+        done = http.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200
+    assert setup.statuses(person.email) == {"newsletter": "unsubscribed"}
+    assert list(rcp.subscribers(setup.db(), "newsletter")) == []
+    event = setup.person(person.email).events[-1]  # type: ignore[union-attr]
+    assert (event.action, event.source, event.ip) == ("unsubscribe", "one-click (RFC 8058)", "127.0.0.1")
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # fmt: skip
+
+
+@pytest.mark.browser
+def test_subscribe_in_chromium_then_confirm_receive_and_leave(live: tuple[Setup, str]) -> None:
+    """Done when: a person can subscribe, confirm, receive, and leave with one click, each step recorded."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    setup, base = live
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(locale="de-DE")
+            page.goto(f"{base}/subscribe")
+            page.fill("#email", "Joerg.Weiss@example.org")
+            page.select_option("#salutation", "Herr")
+            page.fill("#first_name", "Jörg")
+            page.fill("#last_name", "Weiß")
+            page.fill("#organisation", "Gemeinde Möhnesee")
+            page.check("#list-reallabor")
+            page.check("#consent")
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=Bitte prüfen Sie Ihr Postfach")
+            assert page.title().startswith("Bitte prüfen Sie Ihr Postfach")
+
+            mail = setup.smtp.messages[0].message
+            page.goto(link_in(mail, "confirm"))
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=Ihr Abonnement ist bestätigt")
+        finally:
+            browser.close()
+    email = "joerg.weiss@example.org"
+    assert setup.statuses(email) == {"newsletter": "subscribed", "reallabor": "subscribed"}
+    person = rcp.find(setup.db(), email)
+    assert person is not None and person.recipient.last_name == "Weiß"
+
+    received = send_newsletter(setup, person.recipient)
+    url = re.match(r"<([^>]+)>", received["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
+    assert httpx.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert setup.statuses(email) == {"newsletter": "unsubscribed", "reallabor": "subscribed"}
+    actions = [(e.list_name, e.action) for e in rcp.find(setup.db(), email).events]  # type: ignore[union-attr]
+    assert actions == [
+        ("newsletter", "signup"), ("reallabor", "signup"),
+        ("newsletter", "confirm"), ("reallabor", "confirm"),
+        ("newsletter", "unsubscribe"),
+    ]  # fmt: skip
+
