@@ -233,6 +233,19 @@ def _split_language(path: Path) -> tuple[str, str | None]:
     return path.stem, None
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_control_characters(text: str, path: str, problems: ProblemLog) -> str:
+    """Remove invisible control characters (pasted from PDFs and Word) and say where they were."""
+    if not _CONTROL.search(text):
+        return text
+    for number, line in enumerate(text.splitlines(), start=1):
+        if found := _CONTROL.search(line):
+            problems.warning(path, number, f"invisible control character U+{ord(found.group()):04X} removed")
+    return _CONTROL.sub("", text)
+
+
 class _Loader:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -302,6 +315,7 @@ class _Loader:
             except UnicodeDecodeError as exc:
                 self.problems.error(rel, None, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")
                 continue
+            text = strip_control_characters(text, rel, self.problems)
             doc = parse_front_matter(text, rel, self.problems)
             if doc is None:
                 continue

@@ -209,3 +209,11 @@ def test_missing_alt_text_is_a_warning_and_strict_makes_it_an_error(content_copy
     with pytest.raises(ContentError) as info:
         build(content_copy, TEMPLATES, tmp_path / "out2", strict=True, today=TODAY)
     assert any("no alt text" in str(p) for p in info.value.problems)
+
+
+def test_control_characters_are_removed_with_a_warning(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("Beschreibung.", "Beschreibung\x1f mit\x0b Steuerzeichen."))
+    content = load_content(content_copy)
+    event = next(e for e in content.events if e.stem == "2030-01-01-test")
+    assert "Beschreibung mit Steuerzeichen." in str(event.main.body.html)
+    assert any("U+001F removed" in str(w) and "2030-01-01-test.md:9:" in str(w) for w in content.warnings)
