@@ -153,7 +153,7 @@ class Reply:
         return classify(self.code, self.text)
 
 
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BLOCK_WORDS = re.compile(r"block|blacklist|denylist|spamhaus|\blisted\b|reputation|policy", re.IGNORECASE)
 
 
@@ -340,7 +340,8 @@ class MaildirTransport:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                os.write(fd, f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode() + data)
+                envelope = f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n".encode()
+                os.write(fd, envelope + data.replace(b"\r\n", b"\n"))  # Maildir files use local line ends
                 os.fsync(fd)
             finally:
                 os.close(fd)
