@@ -442,6 +442,7 @@ def sign_up(
     lists: Sequence[str],
     *,
     consent_text: str,
+    consent_language: Language,
     ip: str | None,
     now: dt.datetime,
 ) -> Signup:
@@ -450,14 +451,15 @@ def sign_up(
     A new person is stored with the form's details; a known person's details are left alone (anyone can
     type any address into a form). Lists the person is already subscribed to need no confirmation. A
     second sign-up while pending is not a duplicate: it records the attempt and asks for a new mail.
+    ``consent_text`` is the wording the person saw (in the page's language); it is kept by version.
     """
     moment = _stamp(now)
-    version = consent_version(consent_text, person.language)
+    version = consent_version(consent_text, consent_language)
     email = normalise_email(person.email)
     with transaction(conn):
         conn.execute(
             "INSERT OR IGNORE INTO consent_texts (version, language, text) VALUES (?, ?, ?)",
-            (version, person.language, consent_text),
+            (version, consent_language, consent_text),
         )
         person_id = _upsert_person(conn, replace(person, email=email), moment, overwrite=False)
         pending: list[str] = []

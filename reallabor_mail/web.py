@@ -271,7 +271,14 @@ class PublicConfig:
     per_address: SlidingWindow = field(default_factory=lambda: SlidingWindow(3, dt.timedelta(hours=1)))
 
 
-_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+# Never cached, no token leaks through a Referer, never framed (a framed button could be clicked unawares).
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
 
 
 class PublicSite:
@@ -321,7 +328,7 @@ class PublicSite:
             "languages": [(code, strings(code)["language_name"]) for code in LANGUAGES],
             **values,
         }
-        return HTMLResponse(self.templates.render(name, context), status_code=status, headers=_NO_STORE)
+        return HTMLResponse(self.templates.render(name, context), status_code=status, headers=_PAGE_HEADERS)
 
     def message(self, key: str, language: Language, status: int = 200, **fmt: str) -> HTMLResponse:
         """A page with a heading and one paragraph: ``WORDS[key + "_title"]`` and ``WORDS[key]``."""
@@ -334,7 +341,7 @@ class PublicSite:
         return WORDS[language]["consent"].format(org=self.site.organisation, privacy=self.site.privacy_url)
 
     def form(
-        self, request: Request, language: Language, errors: dict[str, str] | None = None,
+        self, language: Language, errors: dict[str, str] | None = None,
         values: dict[str, Any] | None = None, status: int = 200,
     ) -> HTMLResponse:
         return self.page(
@@ -344,7 +351,6 @@ class PublicSite:
             values=values or {"language": language, "lists": list(self.config.lists[:1])},
             lists=[(name, list_label(name, language)) for name in self.config.lists],
             consent=self.consent_text(language),
-            action=str(request.url_for("subscribe")),
         )
 
     @staticmethod
@@ -354,7 +360,7 @@ class PublicSite:
     # --- subscribe -----------------------------------------------------------------------------
 
     async def subscribe_form(self, request: Request) -> Response:
-        return self.form(request, self.language(request))
+        return self.form(self.language(request))
 
     async def subscribe(self, request: Request) -> Response:
         form = await request.form()
@@ -371,15 +377,16 @@ class PublicSite:
         if not form.get("consent"):
             errors["consent"] = words["err_consent"]
         if person is None or errors:
-            return self.form(request, language, errors, {**raw, "lists": chosen}, status=400)
+            return self.form(language, errors, {**raw, "lists": chosen}, status=400)
         now = self.config.clock()
         if not self.config.per_ip.allow(f"ip:{self.ip(request)}", now) or not self.config.per_address.allow(
             f"address:{person.email}", now
         ):
             return self.message("too_many", language, 429)
         signup = recipients.sign_up(
-            self.conn, person, chosen, consent_text=self.consent_text(person.language), ip=self.ip(request), now=now
-        )
+            self.conn, person, chosen, consent_text=self.consent_text(language), consent_language=language,
+            ip=self.ip(request), now=now,
+        )  # fmt: skip
         if signup.pending:
             try:
                 await self.config.mailer(self.confirmation_mail(person, signup.pending, now))
@@ -421,8 +428,7 @@ class PublicSite:
         language = self.reader_language(request, email)
         if request.method == "GET":
             return self.page(
-                "web/confirm.html.j2", language, title=WORDS[language]["confirm_title"], email=email,
-                action=str(request.url),
+                "web/confirm.html.j2", language, title=WORDS[language]["confirm_title"], email=email
             )
         done = recipients.confirm(self.conn, email, lists, ip=self.ip(request), now=now, secret=self.config.secret)
         return self.message("confirmed" if done else "nothing_to_confirm", language)
@@ -441,7 +447,7 @@ class PublicSite:
         if request.method == "GET":
             return self.page(
                 "web/unsubscribe.html.j2", language, title=WORDS[language]["unsubscribe_title"],
-                email=email, list=label, action=str(request.url),
+                email=email, list=label,
             )
         form = await request.form()
         one_click = form.get("List-Unsubscribe") == "One-Click" and form.get("via") != "page"
@@ -457,7 +463,7 @@ def public_routes(config: PublicConfig) -> list[BaseRoute]:
     handlers = PublicSite(config)
     routes: list[BaseRoute] = [
         Route("/subscribe", handlers.subscribe_form, methods=["GET"]),
-        Route("/subscribe", handlers.subscribe, methods=["POST"], name="subscribe"),
+        Route("/subscribe", handlers.subscribe, methods=["POST"]),
         Route("/confirm/{token}", handlers.confirm, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", handlers.unsubscribe, methods=["GET", "POST"]),
     ]

@@ -276,11 +276,15 @@ def test_unsubscribe_one_list_or_all(conn: sqlite3.Connection) -> None:
 
 
 def test_purge_deletes_only_old_unconfirmed_sign_ups(conn: sqlite3.Connection) -> None:
-    old, fresh, member = (Recipient(f"{n}@example.org") for n in ("old", "fresh", "member"))
-    rcp.sign_up(conn, old, ["newsletter"], consent_text="Ja.", ip="192.0.2.1", now=NOW - dt.timedelta(days=31))
-    rcp.sign_up(conn, fresh, ["newsletter"], consent_text="Ja.", ip="192.0.2.2", now=NOW - dt.timedelta(days=29))
-    rcp.add_recipient(conn, member, "newsletter", status="subscribed", source="test", now=NOW - dt.timedelta(days=99))
-    rcp.sign_up(conn, member, ["reallabor"], consent_text="Ja.", ip="192.0.2.3", now=NOW - dt.timedelta(days=40))
+    def sign_up(name: str, list_name: str, days_ago: int) -> None:
+        then = NOW - dt.timedelta(days=days_ago)
+        person = Recipient(f"{name}@example.org")
+        rcp.sign_up(conn, person, [list_name], consent_text="Ja.", consent_language="de", ip="192.0.2.1", now=then)
+
+    sign_up("old", "newsletter", 31)
+    sign_up("fresh", "newsletter", 29)
+    rcp.add_recipient(conn, Recipient("member@example.org"), "newsletter", status="subscribed", source="t", now=NOW)
+    sign_up("member", "reallabor", 40)
     assert rcp.purge_unconfirmed(conn, NOW) == 2
     assert rcp.find(conn, "old@example.org") is None
     assert rcp.find(conn, "fresh@example.org") is not None
