@@ -211,7 +211,8 @@ class Renderer:
                 url=str(meta.registration.url) if meta.registration.url else None,
                 deadline=long_date(deadline, language) if deadline else None,
             )
-        page = layout.event_file(event.stem, "index.html", language, event.default_language)
+        # the page in this language if the event has one, else the original's (no index.uk.html to link to)
+        page = layout.event_file(event.stem, "index.html", version.language, event.default_language)
         return EventView(
             stem=event.stem,
             title=meta.title,
