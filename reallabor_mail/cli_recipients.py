@@ -18,6 +18,7 @@ from .content import load_content, parse_yaml, validate
 from .delivery import SmtpSettings
 from .errors import ProblemLog, ReallaborError, display_path
 from .models import Site
+from .preview import run_preview
 from .state import connect, state_path
 from .tokens import load_secret
 from .web import PublicConfig, create_app, public_routes, smtp_mailer
@@ -186,18 +187,10 @@ def public_app(
     return create_app(public_routes(config))
 
 
-def preview_app(content_dir: Path, templates: Path) -> Starlette:
-    """The staff preview at ``/preview/`` (to come)."""
-    raise ReallaborError(
-        "serve: the staff preview is not available yet; `reallabor-mail serve --public` serves the subscription "
-        "pages and the archive, `reallabor-mail build` writes the previews to build/"
-    )
-
-
 @click.command()
 @click.option("--public", is_flag=True, help="Serve what recipients reach: subscribe, confirm, unsubscribe, archive.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (--public only).")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=None, type=int, help="Port (default: 8000 with --public, else a free one).")
 @CONTENT
 @click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
@@ -205,16 +198,16 @@ def preview_app(content_dir: Path, templates: Path) -> Starlette:
 @click.option("--list", "lists", multiple=True, help="Lists offered on the form (default: those the content names).")
 @STATE
 def serve(
-    public: bool, host: str, port: int, content_dir: Path, templates_dir: Path | None, out: Path,
+    public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None, out: Path,
     lists: tuple[str, ...], state_option: Path | None,
 ) -> None:  # fmt: skip
     """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
     templates = templates_dir or default_templates()
-    if public:
-        app = public_app(content_dir, templates, out, state_option, lists)
-    else:
-        host = "127.0.0.1"  # the preview shows unpublished drafts: never beyond this machine
-        app = preview_app(content_dir, templates)
+    if not public:  # the preview shows unpublished drafts: only on 127.0.0.1, never beyond this machine
+        run_preview(content_dir, templates, state=state_path(state_option), port=port)
+        return
+    port = port or 8000
+    app = public_app(content_dir, templates, out, state_option, lists)
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
     # No access log: the links' tokens carry addresses, which do not belong in a log file.
     uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True, log_level="warning")
