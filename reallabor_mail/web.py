@@ -377,7 +377,8 @@ class PublicSite:
         if not form.get("consent"):
             errors["consent"] = words["err_consent"]
         if person is None or errors:
-            return self.form(language, errors, {**raw, "lists": chosen}, status=400)
+            typed = {**raw, "lists": chosen, "consent": bool(form.get("consent"))}
+            return self.form(language, errors, typed, status=400)
         now = self.config.clock()
         if not self.config.per_ip.allow(f"ip:{self.ip(request)}", now) or not self.config.per_address.allow(
             f"address:{person.email}", now

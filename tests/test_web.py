@@ -208,6 +208,7 @@ async def test_bad_form_input_stores_and_sends_nothing(
     assert page.status_code == 400
     assert f'id="{field}-error">{error}</span>' in page.text
     assert 'value="Stadt Dortmund"' in page.text or field == "organisation"  # the form keeps what was typed
+    assert ('id="consent" name="consent" value="yes" required checked>' in page.text) == (field != "consent")
     assert setup.smtp.messages == [] and rcp.people(setup.db()) == []
 
 
