@@ -60,6 +60,7 @@ REMINDER_DAY_BEFORE = dt.timedelta(days=-1)
 REMINDER_ONLINE = dt.timedelta(minutes=-30)
 _LINE_START = re.compile(r"^\s*(?:[-*] |\d+\. |\[\d+\] |> )")  # list items, link references, quotes
 _RULE_CHARS = frozenset("=-+ ")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 5545 3.3.11: TEXT carries no control characters
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS event_versions (
@@ -250,15 +251,30 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(microsecond=0)
 
 
+def _text(value: str) -> str:
+    """A TEXT value: line breaks become LF (escaped as \\n by icalendar), other control characters go.
+
+    Text pasted from office programs brings vertical tabs and the like; parsers refuse them.
+    """
+    lines = value.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(_CONTROL.sub("", line) for line in lines)
+
+
 def _param_text(value: str) -> str:
-    """A parameter value (CN) cannot carry double quotes or line breaks."""
-    return " ".join(value.replace('"', "'").split())
+    """A parameter value (CN) without what parsers disagree on.
+
+    Parameters cannot carry double quotes or control characters; a backslash (which icalendar's parser
+    takes as an escape) and the caret (RFC 6868 escaping, which vobject does not decode) are dropped.
+    """
+    cleaned = _CONTROL.sub(" ", value).replace('"', "'").replace("\\", " ").replace("^", " ")
+    return " ".join(cleaned.split())
 
 
 def _address(person: Attendee, **params: str) -> icalendar.vCalAddress:
     address = icalendar.vCalAddress(f"mailto:{person.email}")
-    if person.name:
-        address.params["CN"] = _param_text(person.name)
+    name = _param_text(person.name or "")
+    if name:
+        address.params["CN"] = name
     address.params.update(params)
     return address
 
@@ -267,7 +283,7 @@ def _alarm(trigger: dt.timedelta, text: str) -> icalendar.Alarm:
     alarm = icalendar.Alarm()
     alarm.add("action", "DISPLAY")
     alarm.add("trigger", trigger)
-    alarm.add("description", text)
+    alarm.add("description", _text(text))
     return alarm
 
 
@@ -278,10 +294,11 @@ def _vevent(data: EventData, method: str) -> icalendar.Event:
     event.add("dtstamp", _utc(data.dtstamp))
     event.add("dtstart", data.start)
     event.add("dtend", data.end)
-    event.add("summary", data.summary)
-    event.add("description", data.description)
-    if data.location:
-        event.add("location", data.location)
+    event.add("summary", _text(data.summary))
+    event.add("description", _text(data.description))
+    location = _text(data.location or "")
+    if location:
+        event.add("location", location)
     if data.url:
         event.add("url", data.url)
     if data.categories:

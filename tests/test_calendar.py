@@ -323,7 +323,7 @@ def set_front_matter(path: Path, **values: str) -> None:
     head, body = text[4:].split("\n---\n", 1)
     for key, value in values.items():
         line = f"{key}: {value}"
-        head, count = re.subn(rf"^{key}:.*$", line, head, flags=re.M)
+        head, count = re.subn(rf"^{key}:.*$", lambda _, line=line: line, head, flags=re.M)
         if not count:
             head += f"\n{line}"
     path.write_text(f"---\n{head}\n---\n{body}", encoding="utf-8")
