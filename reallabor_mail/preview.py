@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import logging
 import re
 import socket
@@ -31,6 +32,7 @@ import uvicorn
 import watchfiles
 from email_validator import EmailNotValidError, validate_email
 from markupsafe import escape
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -62,8 +64,8 @@ _SHOWN_HEADERS = (
 
 Item = NewsletterItem | EventItem
 Today = Callable[[], dt.date]
-# Sends one test message of a content file to an address in a language; returns what happened.
-TestSender = Callable[[Path, str, Language], str]
+# Sends one test message of a content file to an address; returns what happened.
+TestSender = Callable[[Path, str], str]
 
 KIND_LABELS = {"newsletters": "Newsletter", "events": "Event"}
 
@@ -281,7 +283,6 @@ class Row:
     stem: str
     title: str
     date: str
-    sort_key: str
     status: str
     languages: tuple[str, ...]
     errors: tuple[str, ...]
@@ -308,7 +309,8 @@ def last_send(state: Path | None, kind: str, stem: str) -> str:
         return "–"
     if not row or not row[1]:
         return "–"
-    return f"{str(row[0]).replace('T', ' ').removesuffix('Z')} UTC · {row[1]} sent"
+    when = dt.datetime.fromisoformat(str(row[0]).replace("Z", "+00:00"))
+    return f"{when:%Y-%m-%d %H:%M} UTC · {row[1]} sent"
 
 
 def parse_headers(eml: bytes | None) -> tuple[list[tuple[str, str]], list[str]]:
@@ -323,6 +325,24 @@ def parse_headers(eml: bytes | None) -> tuple[list[tuple[str, str]], list[str]]:
         name = part.get_filename()
         parts.append(part.get_content_type() + (f" ({name})" if name else ""))
     return headers, parts
+
+
+def sending_path(templates: Path, state: Path | None) -> TestSender:
+    """The test send of the sending path (``send FILE --to EMAIL --yes``), its report as one line."""
+
+    def send_test(file: Path, to: str) -> str:
+        from rich.console import Console
+
+        from .sending import SendRequest, send
+
+        console = Console(file=io.StringIO(), width=200, color_system=None)
+        report = send(SendRequest(file, to=to, templates=templates, state=state), console=console, confirm=None)
+        if report is not None and report.sent:
+            return f"Sent a test to {to} (in the language stored for that address, else the site's)."
+        lines = [line for line in console.file.getvalue().splitlines() if line.strip()]  # type: ignore[attr-defined]
+        return "Not sent: " + (lines[-1].strip() if lines else "the server did not accept it")
+
+    return send_test
 
 
 def smtp_status() -> str | None:
@@ -453,22 +473,19 @@ class Preview:
             for check in snap.checks(kind, item.stem, language):
                 if not check.ok:
                     warnings.append(f"{check.name} ({language})" if len(item.versions) > 1 else check.name)
-        words = strings(item.default_language)
+        sent = last_send(self.state, kind, item.stem)
         if kind == "newsletters":
-            day = item.meta.date  # type: ignore[union-attr]
-            date = long_date(day, item.default_language)
-            sort_key = day.isoformat()
-            status = "published" if day <= snap.today else "scheduled"
+            date = long_date(item.meta.date, item.default_language)  # type: ignore[union-attr]
+            status = "sent" if sent != "–" else "not sent yet"
         else:
             start = item.meta.start  # type: ignore[union-attr]
             date = f"{long_date(start.date(), item.default_language)}, {start:%H:%M}"
-            sort_key = start.isoformat()
-            status = words["cancelled"] if is_cancelled(item) else ("past" if start.date() < snap.today else "upcoming")  # type: ignore[arg-type]
+            upcoming = "past" if start.date() < snap.today else "upcoming"
+            status = "cancelled" if is_cancelled(item) else upcoming  # type: ignore[arg-type]
         return Row(
             kind=kind, kind_label=KIND_LABELS[kind], stem=item.stem, title=item.meta.title, date=date,
-            sort_key=sort_key, status=status, languages=tuple(item.versions),
-            errors=tuple(str(p) for p in rendered.errors) if rendered else (), warnings=tuple(warnings),
-            last_send=last_send(self.state, kind, item.stem),
+            status=status, languages=tuple(item.versions),
+            errors=tuple(str(p) for p in rendered.errors) if rendered else (), warnings=tuple(warnings), last_send=sent,
         )  # fmt: skip
 
     def item(self, request: Request, snap: Snapshot, notice: str | None = None) -> Response:
@@ -575,25 +592,19 @@ class Preview:
         item = snap.find(request.path_params["kind"], request.path_params["stem"])
         if item is None:
             return respond("this item no longer exists")
-        lang = next((code for code in item.versions if code == language), item.default_language)
-        problem = smtp_status() if self.send_test else "sending is not available in this installation"
-        if self.send_test is None or problem is not None:
+        sender = self.send_test
+        problem = smtp_status() if sender else "sending is not available in this installation"
+        if sender is None or problem is not None:
             return respond(f"Not sent: {problem}")
         try:
             address = validate_email(to, check_deliverability=False).normalized
         except EmailNotValidError as exc:
             return respond(f"Not sent: {to!r} is not a valid address ({exc})")
         try:
-            result = await _in_thread(lambda: self.send_test(item.version(lang).path, address, lang))  # type: ignore[misc]
+            result = await run_in_threadpool(sender, item.path, address)
         except ReallaborError as exc:
             return respond(f"Not sent: {exc}")
         return respond(result)
-
-
-async def _in_thread(call: Callable[[], str]) -> str:
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(call)
 
 
 def url_with_lang(request: Request, route: str, params: dict[str, str], language: str) -> str:
@@ -644,7 +655,7 @@ def run_preview(content_dir: Path, templates: Path, *, state: Path | None, port:
 
     if not content_dir.is_dir():
         raise ReallaborError(f"{content_dir}: content folder not found; pass --content DIR")
-    preview = Preview(content_dir, templates, state=state)
+    preview = Preview(content_dir, templates, state=state, send_test=sending_path(templates, state))
     sock = free_socket(port)
     address = f"http://127.0.0.1:{sock.getsockname()[1]}/preview/"
     click.echo(f"Preview of {content_dir}/ at {address}  (follows your files; Ctrl+C stops)")

@@ -1,0 +1,267 @@
+"""The staff preview (``reallabor-mail serve``) on a real uvicorn server, in headless Chromium where it matters.
+
+What a staff member relies on: the start page lists everything with its warnings and last send; an
+item page shows the email at 600 and 375 px, the text part, the headers, the calendar entry and a
+checks panel that finds planted problems; saving a file refreshes the open page; a content error
+shows as ``path:line: message``; a test send goes through the sending path to a real SMTP server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reallabor_mail import ledger
+from reallabor_mail.addressing import Recipient
+from reallabor_mail.content import load_content
+from reallabor_mail.preview import Preview, sending_path, staff_routes
+from reallabor_mail.state import connect
+from reallabor_mail.web import PublicConfig, create_app, public_routes
+
+from .conftest import ROOT, SAMPLE_CONTENT, TEMPLATES, TODAY, SmtpServer, serving
+
+ARTIFACTS = ROOT / "test-artifacts"
+NEWSLETTER = "newsletters/2024-1/"  # has a table, an image and upcoming events
+EVENT = "events/2023-09-19-kollegialer-austausch/"
+
+
+@dataclass
+class Live:
+    content: Path
+    state: Path
+    url: str  # …/preview/
+
+    def get(self, path: str = "", **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def live(content_copy: Path, tmp_path: Path) -> Iterator[Live]:
+    """The staff app on 127.0.0.1 over a scratch copy of the sample content."""
+    state = tmp_path / "state.sqlite3"
+    preview = Preview(
+        content_copy, TEMPLATES, state=state, today=lambda: TODAY, send_test=sending_path(TEMPLATES, state)
+    )
+    try:
+        with serving(create_app(staff_routes(preview))) as base:
+            yield Live(content_copy, state, f"{base}/preview/")
+    finally:
+        preview.close()
+
+
+def no_smtp(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("REALLABOR_SMTP_")]:
+        monkeypatch.delenv(name)
+
+
+# --- pages over HTTP ----------------------------------------------------------------------------
+
+
+def test_start_page_lists_every_item_with_date_status_warnings_and_last_send(live: Live) -> None:
+    conn = connect(live.state)
+    book = ledger.Ledger(conn, lambda: dt.datetime(2024, 2, 15, 9, 30, tzinfo=dt.UTC))
+    people = [(Recipient("a@example.org"), "newsletter"), (Recipient("b@example.org"), "newsletter")]
+    book.add("newsletter:2024-1", people)
+    book.apply([book.finish_op(entry, "sent", "250 OK") for entry in book.due("newsletter:2024-1")])
+    book.add("newsletter:2023-3#test", [(Recipient("me@example.org"), "newsletter")])  # a test send is no send
+    page = live.get().text
+    content = load_content(SAMPLE_CONTENT)
+    for item in (*content.newsletters, *content.events):
+        assert f'data-stem="{item.stem}"' in page
+    row = page[page.index('data-stem="2024-1"') :].split("</tr>")[0]
+    assert "15. Februar 2024" in row and ">sent<" in row
+    assert "2024-02-15 09:30 UTC · 2 sent" in row
+    row = page[page.index('data-stem="2023-3"') :].split("</tr>")[0]
+    assert "not sent yet" in row and "de, uk" in row and "–" in row
+    assert "past" in page[page.index('data-stem="2023-03-29-auftaktveranstaltung"') :].split("</tr>")[0]
+
+
+def test_item_page_shows_inbox_line_text_part_headers_and_calendar(live: Live) -> None:
+    page = live.get(EVENT).text
+    assert "Netzwerkstelle Städtepartnerschaften" in page
+    assert 'id="subject">Einladung: Kollegialer Austausch zu NRW-ukrainischen Partnerschaften<' in page
+    line = re.search(r'id="preview-line">([^<]*)<', page)
+    assert line and 0 < len(line[1]) <= 100
+    assert "Dienstag, 19. September 2023, 14:00–15:30 Uhr (Berlin) · 15:00–16:30 (Київ)" in page
+    assert "https://us02web.zoom.us/j/86240913785" in page
+    assert "Sehr geehrte Frau Dr. Beispiel," in page  # the text part, for the sample recipient
+    for header in ("From", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post", "Content-Language"):
+        assert f'<th scope="row">{header}</th>' in page
+    assert "text/calendar" in page  # the MIME structure of the invitation
+    ics = live.get(EVENT + "event.ics")
+    assert ics.headers["content-type"].startswith("text/calendar")
+    assert "attachment" in ics.headers["content-disposition"]
+    assert ics.text.startswith("BEGIN:VCALENDAR") and "METHOD:PUBLISH" in ics.text
+
+
+def test_translation_has_its_own_tab(live: Live) -> None:
+    page = live.get("newsletters/2023-3/?lang=uk").text
+    assert '<strong aria-current="page">Українська</strong>' in page
+    assert 'href="?lang=de"' in page
+    assert "email.html?lang=uk" in page
+
+
+def test_content_error_shows_path_line_message_not_a_traceback(live: Live) -> None:
+    file = live.content / "newsletters" / "2023-3.md"
+    file.write_text(file.read_text(encoding="utf-8").replace("date: 2023-10-05", "date: 2023-13-45"), "utf-8")
+    for path in ("", "newsletters/2023-3/"):
+        page = html.unescape(wait_for(lambda p=path: live.get(p).text, lambda text: "content has errors" in text))  # type: ignore[misc]
+        assert re.search(r"newsletters/2023-3\.md:3: 'date': ", page), page
+        assert "Traceback" not in page
+
+
+def test_only_this_machine_and_only_same_origin_posts(live: Live) -> None:
+    assert live.get(headers={"Host": "attacker.example"}).status_code == 400
+    refused = httpx.post(
+        live.url + NEWSLETTER + "send-test", data={"to": "x@example.org"}, headers={"Origin": "http://attacker.example"}
+    )
+    assert refused.status_code == 403
+
+
+def test_public_app_never_serves_the_preview(tmp_path: Path) -> None:
+    async def mailer(msg: Any) -> None:
+        raise AssertionError("nothing to send")
+
+    config = PublicConfig(
+        site=load_content(SAMPLE_CONTENT).site, templates=TEMPLATES, state=tmp_path / "s.sqlite3",
+        secret=b"x" * 32, lists=("newsletter",), mailer=mailer,
+    )  # fmt: skip
+    with serving(create_app(public_routes(config))) as base:
+        assert httpx.get(f"{base}/preview/").status_code == 404
+        assert httpx.get(f"{base}/preview/{NEWSLETTER}").status_code == 404
+
+
+def test_send_test_without_smtp_explains(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_smtp(monkeypatch)
+    assert "SMTP is not configured: set REALLABOR_SMTP_HOST" in live.get(NEWSLETTER).text
+    answer = httpx.post(live.url + NEWSLETTER + "send-test", data={"to": "me@example.org", "lang": "de"})
+    assert "Not sent: SMTP is not configured" in answer.text
+
+
+def test_send_test_goes_through_the_sending_path(
+    live: Live, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_smtp(monkeypatch)
+    monkeypatch.setenv("REALLABOR_SMTP_HOST", smtp_server.host)
+    monkeypatch.setenv("REALLABOR_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("REALLABOR_SMTP_SECURITY", "none")
+    monkeypatch.setenv("REALLABOR_SECRET", "preview-test-secret-0123456789abcdef")
+    answer = httpx.post(
+        live.url + NEWSLETTER + "send-test", data={"to": "Me@Example.org", "lang": "de"},
+        headers={"Origin": live.url.split("/preview/")[0]}, timeout=60,
+    )  # fmt: skip
+    assert "Sent a test to Me@example.org" in answer.text
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == ["me@example.org"]
+    assert received.message["Subject"] == "Reallabor Ukraine – Newsletter 1/2024"
+    assert "2 sent" not in live.get().text  # the test is recorded apart from the real sends
+
+
+def test_serve_command_picks_a_free_port_and_prints_the_url(content_copy: Path) -> None:
+    command = [sys.executable, "-c", "from reallabor_mail.cli import run; run()",
+               "serve", "--content", str(content_copy), "--templates", str(TEMPLATES)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/preview/", line)
+        assert url, line
+        page = wait_for(lambda: _get_or_none(url[0]), lambda r: r is not None)
+        assert page is not None and page.status_code == 200 and 'data-stem="2023-3"' in page.text
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _get_or_none(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=30)
+    except httpx.TransportError:
+        return None
+
+
+def wait_for(fetch: Any, done: Any, attempts: int = 100) -> Any:
+    """Poll until ``done(fetch())`` (the watcher and the server run in other threads); no timing asserted."""
+    import time
+
+    for _ in range(attempts):
+        value = fetch()
+        if done(value):
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"condition not reached; last value: {value!r}"[:2000])
+
+
+# --- in Chromium --------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_email_at_600_and_375_px_with_local_images(live: Live, chromium: Any) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (600, 375):
+        page = chromium.new_page(viewport={"width": width, "height": 900})
+        page.goto(live.url + NEWSLETTER + "email.html?lang=de")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
+        assert images and all(src.startswith("/preview/files/images/") and w > 0 for src, w in images)
+        page.screenshot(path=str(ARTIFACTS / f"newsletter-2024-1-{width}.png"), full_page=True)
+        page.close()
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(live.url + NEWSLETTER)
+    widths = page.evaluate("Array.from(document.querySelectorAll('.frames iframe')).map(f => f.clientWidth)")
+    assert widths == [600, 375]
+    page.close()
+
+
+@pytest.mark.browser
+def test_checks_panel_shows_planted_problems(live: Live, chromium: Any) -> None:
+    file = live.content / "newsletters" / "2024-1.md"
+    text = file.read_text(encoding="utf-8")
+    text = re.sub(r"!\[[^\]]+\]\(images/portraits-2024\.png\)", "![](images/portraits-2024.png)", text)
+    text = text.replace("ziehen eine erste Zwischenbilanz", "ziehen eine [erste Zwischenbilanz](#nirgends)")
+    file.write_text(text, encoding="utf-8")
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(live.url + NEWSLETTER)
+    alt = page.locator('[data-check="Alt texts"]')
+    assert alt.get_attribute("data-ok") == "false"
+    assert re.search(r"newsletters/2024-1\.md:10: warning: image 'images/portraits-2024\.png' has no alt text",
+                     alt.inner_text())  # fmt: skip
+    links = page.locator('[data-check="Links"]')
+    assert links.get_attribute("data-ok") == "false" and "#nirgends" in links.inner_text()
+    assert page.locator('[data-check="Size"]').get_attribute("data-ok") == "true"
+    page.goto(live.url)
+    assert "Alt texts" in page.locator('tr[data-stem="2024-1"]').inner_text()
+    page.close()
+
+
+@pytest.mark.browser
+def test_saving_a_file_refreshes_the_open_page(live: Live, chromium: Any) -> None:
+    file = live.content / "newsletters" / "2023-3.md"
+    original = file.read_text(encoding="utf-8")
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(live.url + "newsletters/2023-3/")
+    assert page.inner_text("#title") == "Reallabor Ukraine – Newsletter 3/2023"
+    file.write_text(original.replace('title: "Reallabor Ukraine – Newsletter 3/2023"', 'title: "Frisch gespeichert"'),
+                    encoding="utf-8")  # fmt: skip
+    page.wait_for_function("document.querySelector('#title').textContent === 'Frisch gespeichert'", timeout=15000)
+    assert page.inner_text("#subject") == "Frisch gespeichert"
+    file.write_text(original.replace("date: 2023-10-05", "date: 5.10.2023"), encoding="utf-8")
+    page.wait_for_selector("#problems", timeout=15000)
+    assert re.search(r"newsletters/2023-3\.md:3: 'date'", page.inner_text("#problems"))
+    assert "Traceback" not in page.content()
+    file.write_text(original, encoding="utf-8")
+    page.wait_for_function("document.querySelector('#title') !== null && !document.querySelector('#problems')",
+                           timeout=15000)  # fmt: skip
+    assert page.inner_text("#title") == "Reallabor Ukraine – Newsletter 3/2023"
+    page.close()
