@@ -588,29 +588,29 @@ def invitation_for(
 # --- links beside the event ---------------------------------------------------------------------
 
 
-def _google_url(data: EventData, details: str) -> str:
+def _google_url(meta: EventFrontMatter, details: str) -> str:
     stamp = "%Y%m%dT%H%M%SZ"
     query = {
         "action": "TEMPLATE",
-        "text": data.summary,
-        "dates": f"{_utc(data.start):{stamp}}/{_utc(data.end):{stamp}}",
-        "ctz": str(data.start.tzinfo),
+        "text": meta.title,
+        "dates": f"{_utc(meta.start):{stamp}}/{_utc(meta.end):{stamp}}",
+        "ctz": str(meta.start.tzinfo),
         "details": details,
-        "location": data.location or "",
+        "location": _place(meta) or "",
     }
     return "https://calendar.google.com/calendar/render?" + urlencode(query, quote_via=quote)
 
 
-def _outlook_url(data: EventData, details: str) -> str:
+def _outlook_url(meta: EventFrontMatter, details: str) -> str:
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     query = {
         "path": "/calendar/action/compose",
         "rru": "addevent",
-        "subject": data.summary,
-        "startdt": f"{_utc(data.start):{stamp}}",
-        "enddt": f"{_utc(data.end):{stamp}}",
+        "subject": meta.title,
+        "startdt": f"{_utc(meta.start):{stamp}}",
+        "enddt": f"{_utc(meta.end):{stamp}}",
         "body": details,
-        "location": data.location or "",
+        "location": _place(meta) or "",
     }
     return "https://outlook.live.com/calendar/0/action/compose?" + urlencode(query, quote_via=quote)
 
@@ -621,15 +621,13 @@ def calendar_links(site: Site, event: EventItem, language: Language) -> tuple[Li
     if meta.status is EventStatus.CANCELLED:
         return ()
     words = strings(language)
-    # The add-links carry a short text (URLs have length limits); the full text is on the page.
-    data = event_data(site, event, language, sequence=0, dtstamp=meta.start)
-    details = "\n".join(
-        (date_line(meta.start, meta.end, site.partner_timezone, language), event_page_url(site, event, language))
-    )
+    # The add-links carry the event page as their text: URLs have length limits, and the text part of a
+    # mail shows them in full. Times and place travel as their own parameters.
+    details = event_page_url(site, event, language)
     return (
         Link(words["add_to_calendar"], event_ics_url(site, event, language)),
-        Link(words["google_calendar"], _google_url(data, details)),
-        Link(words["outlook_calendar"], _outlook_url(data, details)),
+        Link(words["google_calendar"], _google_url(meta, details)),
+        Link(words["outlook_calendar"], _outlook_url(meta, details)),
         Link(words["subscribe_calendar"], feed_url(site)),
     )
 

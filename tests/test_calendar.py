@@ -306,6 +306,7 @@ def test_add_links_carry_title_and_utc_times(content: Content) -> None:
     assert google["text"] == [event.meta.title]
     assert google["dates"] == ["20240619T080000Z/20240619T110000Z"]
     assert google["location"] == ["https://us02web.zoom.us/j/88154063921"]
+    assert google["details"] == [f"https://newsletter.staedtepartnerschaftennrw.org/events/{CLOSING}/"]
     outlook = parse_qs(urlsplit(links["Outlook.com"]).query)
     assert outlook["subject"] == [event.meta.title]
     assert outlook["startdt"] == ["2024-06-19T08:00:00Z"] and outlook["enddt"] == ["2024-06-19T11:00:00Z"]
