@@ -18,7 +18,7 @@ API for the send path (rendering once per campaign and language, one ICS per rec
     record_sent_version(conn, event, plan.sequence, plan.fingerprint, sent_at)
 
 ``invitation_for(content, event, recipient_email, conn, clock)`` does the first and third step in one
-call. ``record_sent_version`` is idempotent for the same (UID, SEQUENCE, fingerprint), so a resumed
+call. ``record_sent_version`` is idempotent for the same (event, SEQUENCE, fingerprint), so a resumed
 campaign may call it again. Without send history (``build``), :func:`preview_plan` gives SEQUENCE 0
 (1 for a cancelled event: a cancellation always supersedes what was announced) and the DTSTAMP the
 caller takes from the content, so builds are byte-identical.
@@ -27,6 +27,9 @@ ICS details: VTIMEZONE for every zone used, computed by icalendar for a range of
 events; CRLF line ends and folding at 75 octets (never inside a UTF-8 character) by icalendar;
 reminders the day before and, for online events, 30 minutes before; LOCATION is the online link
 (online), the address (in person) or both (hybrid); URL is the online link or the event page.
+Control characters are dropped from TEXT values (RFC 5545 3.3.11). A VTIMEZONE that covers only a
+range is read rightly by clients that know the IANA name or read each file on its own; vobject (and so
+Radicale) keeps the first VTIMEZONE it saw per TZID for its whole process.
 """
 
 from __future__ import annotations
