@@ -6,7 +6,7 @@ runs on the standard library's header and body machinery, which costs millisecon
 everything personal (To, Message-ID, the unsubscribe link, the two bodies, the calendar object), and
 then fills those in per recipient with C-speed encoders: quoted-printable or base64 for the bodies,
 whichever was the smaller for this campaign, base64 for the calendar parts, and the standard
-library's own folding for the To header. Tests check that a stamped message decodes to exactly what
+library's header code for the To header (message.set_header). Tests check that a stamped message decodes to exactly what
 ``build_message`` produces for the same recipient.
 """
 
@@ -17,9 +17,10 @@ import binascii
 import dataclasses
 import re
 from dataclasses import dataclass
+from email.message import EmailMessage
 
 from .addressing import Recipient, greeting
-from .message import MAIL_POLICY, CalendarPart, Campaign, _safe, build_message, mailbox, message_id
+from .message import MAIL_POLICY, CalendarPart, Campaign, _safe, build_message, mailbox, message_id, set_header
 from .models import Site
 from .render import RenderedEmail
 
@@ -116,9 +117,10 @@ class MessageStamp:
             raise StampError(f"{url[:60]}…: the unsubscribe URL is too long for a header line")
         html_body, text_body = self.rendered.personalise(greeting(recipient, self.rendered.language), url)
         msgid = message_id(self.campaign.key, recipient.email, self.secret, self.site.domain)
-        to_header = MAIL_POLICY.header_factory("To", mailbox(recipient.display_name or None, recipient.email))
+        holder = EmailMessage(policy=MAIL_POLICY)
+        set_header(holder, "To", mailbox(recipient.display_name or None, recipient.email))
         values: dict[str, bytes] = {
-            "to": MAIL_POLICY.fold_binary("To", to_header),
+            "to": MAIL_POLICY.fold_binary(*next(iter(holder.raw_items()))),
             "message_id": msgid.encode("ascii"),
             "url": url.encode("ascii"),
             "text": self._part(text_body, self.text_cte, self.part_headers["text"]),
