@@ -195,8 +195,9 @@ def test_test_message_goes_to_one_address_only(env: dict[str, str], content_copy
     assert "to send    7 new" in real.output  # a test message does not count as the real one
 
 
-def test_interrupted_rows_become_unknown_and_are_listed_not_resent(env: dict[str, str], content_copy: Path,
-                                                                    smtp_server: SmtpServer, tmp_path: Path) -> None:  # fmt: skip
+def test_interrupted_rows_become_unknown_and_are_listed_not_resent(
+    env: dict[str, str], content_copy: Path, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     conn = connect(tmp_path / "state.sqlite3")
     ledger = Ledger(conn, lambda: NOW)
     ledger.add("newsletter:2023-3", ((p, "newsletter") for p in PEOPLE))
