@@ -230,10 +230,6 @@ def email_checks(
     ]
 
 
-def failed(checks: Sequence[Check]) -> list[Check]:
-    return [c for c in checks if not c.ok]
-
-
 def public_path(url: str, public_url: str) -> str | None:
     """The path of a URL under the public base (``newsletters/2023-3/``), or None if it is elsewhere."""
     if not url.startswith(public_url + "/"):

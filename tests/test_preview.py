@@ -265,3 +265,33 @@ def test_saving_a_file_refreshes_the_open_page(live: Live, chromium: Any) -> Non
                            timeout=15000)  # fmt: skip
     assert page.inner_text("#title") == "Reallabor Ukraine – Newsletter 3/2023"
     page.close()
+
+
+# --- the checks, as pure functions --------------------------------------------------------------
+
+
+def test_checks_read_the_rendered_email() -> None:
+    from reallabor_mail.checks import email_checks
+    from reallabor_mail.errors import Problem, Severity
+    from reallabor_mail.render import UNSUBSCRIBE_MARK, RenderedEmail
+
+    site = load_content(SAMPLE_CONTENT).site
+    html_part = (
+        f'<html><body><p id="top">x</p><img src="{site.public_url}/images/nope.png">'
+        f'<a href="#top">up</a><a href="#gone">down</a><a href="folder/page.html">rel</a>'
+        f'<a href="https://example.org/a">ext</a><a href="{site.imprint_url}">Impressum</a>'
+        f'<a href="{UNSUBSCRIBE_MARK}">ab</a>{"x" * 90_000}</body></html>'
+    )
+    email = RenderedEmail("de", "Betreff", "", html_part, "https://example.org/first\n", "https://w")
+    warning = Problem("content/newsletters/x.md", 1, "no 'preheader'; …", Severity.WARNING)
+    checks = {c.name: c for c in email_checks(email, site, warnings=[warning], resolves=lambda url: False)}
+    assert not checks["Size"].ok and "88 KB" in checks["Size"].detail
+    assert not checks["Alt texts"].ok and "nope.png" in checks["Alt texts"].items[0]
+    assert not checks["Preheader"].ok and checks["Preheader"].items == (str(warning),)
+    broken = " ".join(checks["Links"].items)
+    assert "#gone" in broken and "folder/page.html" in broken and "nope.png" in broken and "#top" not in broken
+    assert checks["External links"].items == ("https://example.org/a", str(site.imprint_url))
+    footer = checks["Impressum and unsubscribe"]
+    assert not footer.ok and footer.items == ("text part: no Impressum address " + str(site.imprint_url),
+                                              "text part: no unsubscribe address")  # fmt: skip
+    assert not checks["Text part"].ok and "starts with a link" in checks["Text part"].detail
