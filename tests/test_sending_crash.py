@@ -1,0 +1,90 @@
+"""A real crash: ``send`` in a subprocess, killed with SIGKILL mid-send several times, then resumed.
+
+The SMTP server runs in its own process (tests/smtp_faults.py) and logs every message it accepts.
+Afterwards every recipient has exactly one message, except those the ledger lists as ``unknown``
+(killed between MAIL FROM and the reply), who have at most one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from reallabor_mail import recipients
+from reallabor_mail.addressing import Recipient
+from reallabor_mail.state import connect
+from tests.conftest import ROOT, free_port
+
+COUNT = 2000
+KILLS = 4
+NOW = dt.datetime(2023, 10, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def accepted(log: Path) -> list[str]:
+    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+
+
+def test_killed_sends_resume_without_duplicates_or_gaps(tmp_path: Path, content_copy: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    conn = connect(state)
+    recipients.ensure_schema(conn)
+    with recipients.transaction(conn):
+        for i in range(COUNT):
+            person = Recipient(f"person{i:05d}@example.org", "Frau" if i % 2 else "Herr", None, f"V{i}", f"N{i}",
+                               language="uk" if i % 3 == 0 else "de")  # fmt: skip
+            recipients.add_recipient(conn, person, "newsletter", status="subscribed", source="test", now=NOW)
+    conn.close()
+
+    port, log = free_port(), tmp_path / "accepted.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_faults", str(port), str(log)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    env = {
+        **os.environ, "REALLABOR_SECRET": "crash-test-secret-0123456789", "REALLABOR_STATE": str(state),
+        "REALLABOR_SMTP_HOST": "127.0.0.1", "REALLABOR_SMTP_PORT": str(port), "REALLABOR_SMTP_SECURITY": "none",
+    }  # fmt: skip
+    command = [sys.executable, "-c", "from reallabor_mail.cli import run; run()", "send",
+               str(content_copy / "newsletters" / "2023-3.md"), "--yes", "--connections", "2"]  # fmt: skip
+    rng = random.Random(4)
+    try:
+        for attempt in range(KILLS):
+            before = len(accepted(log))
+            target = before + rng.randint(60, 350)
+            sender = subprocess.Popen(
+                command + (["--resume"] if attempt else []), env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while len(accepted(log)) < target and sender.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert sender.poll() is None, f"send ended before the kill: {sender.stderr.read() if sender.stderr else ''}"
+            sender.send_signal(signal.SIGKILL)
+            sender.wait()
+        final = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=120)
+        assert final.returncode == 0, final.stderr
+        status = subprocess.run([*command[:5], "--status"], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+
+    received = Counter(accepted(log))
+    conn = connect(state)
+    rows = dict(conn.execute("SELECT email, state FROM send_ledger WHERE campaign = 'newsletter:2023-3'").fetchall())
+    assert len(rows) == COUNT
+    unknown = {email for email, row_state in rows.items() if row_state == "unknown"}
+    assert set(rows.values()) <= {"sent", "unknown"}
+    assert all(received[email] == 1 for email, row_state in rows.items() if row_state == "sent")
+    assert all(received[email] <= 1 for email in unknown)
+    assert max(received.values()) == 1 and set(received) <= set(rows)
+    assert len(unknown) <= KILLS * 2  # at most one message in flight per connection when killed
+    for email in unknown:
+        assert email in status.stdout  # listed, never resent silently
+    assert f"{COUNT - len(unknown):,} sent" in status.stdout
