@@ -426,16 +426,27 @@ def _subscribed(conn: sqlite3.Connection, lists: Sequence[str]) -> Iterator[tupl
             yield person, name
 
 
-def send(
-    request: SendRequest,
-    *,
-    console: Console,
-    confirm: Callable[[str], bool] | None,
-    environ: Mapping[str, str] | None = None,
-    clock: Clock | None = None,
-    retry: RetryPolicy = RetryPolicy(),
-) -> RunReport | None:
-    """Show the plan, ask (``confirm`` None: ``--yes``), send, print the summary; None if nothing was sent."""
+@dataclass
+class Prepared:
+    """A send ready to go: the plan to show, and everything :func:`execute` needs once the user agreed."""
+
+    request: SendRequest
+    plan: Plan
+    site: Site
+    conn: sqlite3.Connection
+    ledger: Ledger
+    composer: Composer
+    audience: StoreAudience
+    open_transport: Callable[[], Transport]
+    event: tuple[EventItem, calendar.EventPlan] | None
+    lists: tuple[str, ...]
+    test_person: Recipient | None
+
+
+def prepare(
+    request: SendRequest, *, environ: Mapping[str, str] | None = None, clock: Clock | None = None
+) -> Prepared:
+    """Read content, settings and state, render the email in every language, count: nothing is written."""
     env = os.environ if environ is None else environ
     content = load_content(request.file.parent.parent)
     item = content.find(request.file)
@@ -448,16 +459,15 @@ def send(
     recipients.ensure_schema(conn)
     ledger = Ledger(conn, clock)
     event_plan = None if isinstance(item.meta, Newsletter) else calendar.plan_event(content, item, conn, clock)
-    campaign = campaign_key(item, event_plan)
+    campaign = campaign_key(item, event_plan) + ("#test" if request.to else "")
     lists = request.lists or tuple(item.meta.lists)
-    if request.to:
-        campaign += "#test"
     plan = Plan(
         title=item.meta.title, path=display_path(item.path), campaign=campaign, via=via,
         sender=f"{site.sender.name} <{site.sender.email}>", before=ledger.summary(campaign),
         resume=request.resume, retry_failed=request.retry_failed, limit=request.limit,
         signing=signer.describe() if signer else None,
     )  # fmt: skip
+    person = None
     if request.to:
         person = _test_person(conn, request.to, site)
         plan.lists = [(lists[0], 1)]
@@ -471,38 +481,63 @@ def send(
                 f"({plan.before['pending'] + plan.before['sending']:,} messages not finished); "
                 "continue it with --resume (see --status first)"
             )
+    renderer = Renderer(content, request.templates or default_templates(), calendar_links=calendar.link_maker(site))
+    composer = Composer(content, item, renderer, campaign, clock(), secret, event_plan, signer)
+    for language in item.versions:  # render now: a template error shows before anything is sent
+        composer.email(language)
+    return Prepared(
+        request, plan, site, conn, ledger, composer, StoreAudience(conn, secret, clock), open_transport,
+        (item, event_plan) if event_plan is not None else None, lists, person,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def execute(prepared: Prepared, *, console: Console, retry: RetryPolicy = RetryPolicy()) -> RunReport:
+    """Record who is owed the message, send it with a progress bar, print the summary."""
+    request, ledger, campaign = prepared.request, prepared.ledger, prepared.plan.campaign
+    transport = prepared.open_transport()
+    unknown = ledger.recover(campaign) if request.resume else []
+    if request.retry_failed:
+        ledger.requeue(campaign)
+    if prepared.test_person is not None:
+        ledger.reset(campaign, prepared.test_person, prepared.lists[0])
+    else:
+        ledger.add(campaign, _subscribed(prepared.conn, prepared.lists))
+    owed = ledger.summary(campaign)["pending"]
+    report = _run_with_progress(
+        console, ledger, campaign, prepared.composer, transport, sender=prepared.site.sender.email,
+        audience=prepared.audience, connections=request.connections, rate=RateLimiter(request.rate),
+        retry=retry, limit=request.limit, total=min(owed, request.limit) if request.limit is not None else owed,
+    )  # fmt: skip
+    report.unknown = unknown
+    if prepared.event is not None and report.sent and prepared.test_person is None:
+        event, event_plan = prepared.event
+        calendar.record_sent_version(prepared.conn, event, event_plan.sequence, event_plan.fingerprint, ledger.clock())
+    print_summary(console, ledger, campaign, report)
+    return report
+
+
+def send(
+    request: SendRequest,
+    *,
+    console: Console,
+    confirm: Callable[[str], bool] | None,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+) -> RunReport | None:
+    """Show the plan, ask (``confirm`` None: ``--yes``), send, print the summary; None if nothing was sent."""
+    prepared = prepare(request, environ=environ, clock=clock)
+    plan = prepared.plan
     for line in plan.lines():
         console.print(line, highlight=False)
     if plan.owed == 0:
         console.print("Nothing to send: everyone on the list has this message (see --status).")
         return None
-    question = f"Send {min(plan.owed, request.limit or plan.owed):,} messages via {via}?"
+    question = f"Send {min(plan.owed, request.limit or plan.owed):,} messages via {plan.via}?"
     if confirm is not None and not confirm(question):
         console.print("Nothing sent.")
         return None
-
-    transport = open_transport()
-    unknown = ledger.recover(campaign) if request.resume else []
-    if request.retry_failed:
-        ledger.requeue(campaign)
-    if request.to:
-        ledger.reset(campaign, person, lists[0])
-    else:
-        ledger.add(campaign, _subscribed(conn, lists))
-    owed = ledger.summary(campaign)["pending"]
-    renderer = Renderer(content, request.templates or default_templates(), calendar_links=calendar.link_maker(site))
-    composer = Composer(content, item, renderer, campaign, clock(), secret, event_plan, signer)
-    report = _run_with_progress(
-        console, ledger, campaign, composer, transport, sender=site.sender.email,
-        audience=StoreAudience(conn, secret, clock), connections=request.connections,
-        rate=RateLimiter(request.rate), retry=retry, limit=request.limit,
-        total=min(owed, request.limit) if request.limit is not None else owed,
-    )  # fmt: skip
-    report.unknown = unknown
-    if event_plan is not None and report.sent and not request.to:
-        calendar.record_sent_version(conn, item, event_plan.sequence, event_plan.fingerprint, clock())  # type: ignore[arg-type]
-    print_summary(console, ledger, campaign, report)
-    return report
+    return execute(prepared, console=console, retry=retry)
 
 
 def campaign_key(item: NewsletterItem | EventItem, event_plan: calendar.EventPlan | None) -> str:
