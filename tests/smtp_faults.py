@@ -38,6 +38,7 @@ class Faults:
     storm: int = 0  # the first N MAIL FROM commands get 421 and the connection is closed
     drop_in_data: set[str] = field(default_factory=set)  # close the connection in DATA, first time only
     delay: float = 0.0  # seconds before every reply to MAIL, RCPT and DATA
+    pipelining: bool = False  # advertise PIPELINING (aiosmtpd reads commands in order either way)
 
 
 @dataclass
@@ -50,6 +51,14 @@ class FaultHandler:
     def _close_soon(self, server: Any) -> None:
         self.connections_closed += 1
         asyncio.get_running_loop().call_soon(server.transport.close)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.faults.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         await asyncio.sleep(self.faults.delay)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reallabor_mail.addressing import Recipient
-from reallabor_mail.delivery import SmtpSettings, SmtpTransport
+from reallabor_mail.delivery import Pipeline, Reply, SmtpSettings, SmtpTransport
 from reallabor_mail.ledger import Entry, Ledger
 from reallabor_mail.sending import RetryPolicy, RunReport, deliver_all
 from reallabor_mail.state import connect
@@ -48,10 +48,20 @@ def people(count: int, domain: str = "example.org") -> list[tuple[Recipient, str
     return [(Recipient(f"p{i:04d}@{domain}", first_name=f"P{i}"), "newsletter") for i in range(count)]
 
 
+PIPELINING = [False]
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["one-by-one", "pipelining"])
+def pipelining(request: pytest.FixtureRequest) -> None:
+    """Every fault test runs twice: aiosmtplib's command-by-command path and our PIPELINING path."""
+    PIPELINING[0] = bool(request.param)
+
+
 def run(
     tmp_path: Path, server: FaultServer, recipients: list[tuple[Recipient, str]], *,
     connections: int = 1, audience: ListAudience | None = None, retry: RetryPolicy = FAST,
 ) -> tuple[Ledger, RunReport]:  # fmt: skip
+    server.faults.pipelining = PIPELINING[0]
     ledger = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW)
     ledger.add(CAMPAIGN, recipients)
     transport = SmtpTransport(SmtpSettings(server.host, server.port, "none"))
@@ -68,9 +78,18 @@ def states(ledger: Ledger) -> dict[str, str]:
     return ledger.states(CAMPAIGN)
 
 
-def test_every_recipient_once_over_reused_connections(tmp_path: Path) -> None:
+def test_every_recipient_once_over_reused_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipelined: list[str] = []
+    original = Pipeline.send
+
+    async def counting(self: Pipeline, sender: str, recipient: str, data: bytes) -> Reply:
+        pipelined.append(recipient)
+        return await original(self, sender, recipient, data)
+
+    monkeypatch.setattr(Pipeline, "send", counting)
     with fault_server() as server:
         ledger, report = run(tmp_path, server, people(40), connections=4)
+    assert len(pipelined) == (40 if PIPELINING[0] else 0)
     assert report.sent == 40
     assert set(server.handler.received_by().values()) == {1} and len(server.handler.received_by()) == 40
     assert set(states(ledger).values()) == {"sent"}
