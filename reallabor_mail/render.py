@@ -197,7 +197,12 @@ class Renderer:
     # --- views -----------------------------------------------------------------------------------
 
     def base_context(self, language: Language) -> dict[str, Any]:
-        return {"site": self.site, "t": strings(language), "lang": language}
+        return {
+            "site": self.site,
+            "t": strings(language),
+            "lang": language,
+            "calendar_url": layout.url(self.site.public_url, layout.CALENDAR_FEED),
+        }
 
     def event_view(self, event: EventItem, language: Language) -> EventView:
         version: Version[EventFrontMatter] = event.version(language)

@@ -40,7 +40,6 @@ class SitePages:
             "alternates": alternates,
             "archive_url": layout.url(public, layout.ARCHIVE),
             "feed_url": layout.url(public, layout.ATOM_FEED),
-            "calendar_url": layout.url(public, layout.CALENDAR_FEED),
         }
 
     def _alternates(self, item: Item[Any], kind: str) -> list[Alternate]:
