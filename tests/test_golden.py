@@ -1,0 +1,60 @@
+"""Golden files: the rendered sample content, byte for byte.
+
+After an intended change, regenerate and review the diff:
+    REALLABOR_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py && git diff tests/golden
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import pytest
+
+from reallabor_mail.build import build
+
+from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
+
+GOLDEN = Path(__file__).parent / "golden"
+FILES = [
+    "newsletters/2023-3/email.html",
+    "newsletters/2023-3/email.txt",
+    "newsletters/2023-3/email.uk.txt",
+    "newsletters/2024-1/email.txt",
+    "events/2024-06-19-abschlussveranstaltung/invitation.html",
+    "events/2024-06-19-abschlussveranstaltung/invitation.txt",
+    "events/2024-06-19-abschlussveranstaltung/event.ics",
+    "events/2023-09-19-kollegialer-austausch/preview.eml",
+    "index.html",
+    "feed.xml",
+]
+UPDATE = os.environ.get("REALLABOR_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("golden") / "build"
+    build(SAMPLE_CONTENT, TEMPLATES, out, today=TODAY)
+    return out
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_matches_golden(built: Path, name: str) -> None:
+    actual = (built / name).read_bytes()
+    golden = GOLDEN / name
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(actual)
+    assert golden.exists(), f"no golden file; run REALLABOR_UPDATE_GOLDEN=1 pytest {__file__}"
+    expected = golden.read_bytes()
+    if actual != expected:
+        diff = difflib.unified_diff(
+            expected.decode("utf-8", "replace").splitlines(),
+            actual.decode("utf-8", "replace").splitlines(),
+            "golden/" + name,
+            "build/" + name,
+            lineterm="",
+            n=1,
+        )
+        pytest.fail("rendered output changed; review and regenerate:\n" + "\n".join(list(diff)[:60]))
