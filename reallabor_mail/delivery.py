@@ -274,14 +274,15 @@ class Pipeline(asyncio.Protocol):
         self.transport.write(data)  # type: ignore[attr-defined]
 
     async def send(self, sender: str, recipient: str, data: bytes) -> Reply:
+        """One message; ``data`` has CRLF line ends (as every message built here has)."""
         size = f" SIZE={len(data)}" if self.size else ""
         self.write(f"MAIL FROM:<{sender}>{size}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
         try:
             mail, rcpt, start = await self.read(3)
         except ConnectionError:
-            if self.replies and self.replies[0].code >= 400:  # e.g. 421 to MAIL FROM, then the server hung up
-                first = self.replies.popleft()
-                return Reply(first.code, first.text, sender_refused=first.code >= 500)
+            code = self.replies[0].code or 0 if self.replies else 0
+            if code >= 400:  # e.g. 421 to MAIL FROM, then the server hung up
+                return Reply(code, self.replies.popleft().text, sender_refused=code >= 500)
             raise
         if start.code == 354 and (mail.code != 250 or rcpt.code not in (250, 251)):
             self.write(b".\r\n")  # DATA accepted without a recipient: end it empty (RFC 2920 3.1)
@@ -292,8 +293,6 @@ class Pipeline(asyncio.Protocol):
             return Reply(rcpt.code, rcpt.text)
         if start.code != 354:
             return start
-        if data.count(b"\n") != data.count(b"\r\n"):
-            data = re.sub(rb"\r?\n", b"\r\n", data)
         body = (b"." + data[1:] if data.startswith(b".") else data).replace(b"\r\n.", b"\r\n..")
         self.write(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
         (reply,) = await self.read(1)

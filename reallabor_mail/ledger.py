@@ -23,12 +23,14 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .addressing import Recipient
-from .state import StateError
+from .state import StateError, connect
 
 State = Literal["pending", "sending", "sent", "retry", "failed", "unknown"]
 STATES: tuple[State, ...] = get_args(State)
@@ -134,6 +136,11 @@ class Ledger:
         self.conn = conn
         self.clock = clock
         ensure_schema(conn)
+
+    @property
+    def path(self) -> Path:
+        """The state file this ledger lives in."""
+        return Path(self.conn.execute("PRAGMA database_list").fetchone()[2])
 
     def now(self) -> str:
         return _stamp(self.clock())
@@ -258,22 +265,27 @@ class Ledger:
 
 
 Op = tuple[str, tuple[Any, ...]]
+FINISH_WINDOW = 0.05  # seconds an outcome may wait to share the commit of the next message's start
 
 
 class GroupCommit:
-    """Commits the ledger changes of all connections together, at most one transaction at a time.
+    """Commits the ledger changes of all connections in a thread of its own, one transaction at a time.
 
     ``await start(...)`` returns once the ``sending`` row is committed (the rule: commit before MAIL
-    FROM). ``finish(...)`` queues the outcome, which is committed with the next batch, at the latest
-    by :meth:`flush`. Changes submitted while a commit runs go into the next one, so under load one
-    fsync covers many messages.
+    FROM). ``finish(...)`` queues an outcome for the next commit. While one commit (and its fsync)
+    runs, the event loop goes on talking to the servers and new changes gather for the next commit,
+    so under load one fsync covers many messages and the loop never waits for the disk. The thread
+    has its own connection to the state file (SQLite connections are not shared between threads).
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.writer = Ledger(connect(ledger.path), ledger.clock)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._scheduled = False
+        self._running: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._error: StateError | None = None
 
     async def start(self, entry: Entry, message_id: str) -> None:
@@ -281,26 +293,34 @@ class GroupCommit:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._ops.append(self.ledger.start_op(entry, message_id))
         self._waiters.append(future)
-        self._schedule()
+        self._kick()
         await future
 
     def finish(self, entry: Entry, state: State, reply: str, retry_after: dt.datetime | None = None) -> None:
+        """Queue an outcome: it rides with the connection's next ``start`` or is committed within 50 ms."""
         self._ops.append(self.ledger.finish_op(entry, state, reply, retry_after))
-        self._schedule()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FINISH_WINDOW, self._kick)
 
-    def _schedule(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._commit)
-
-    def _commit(self) -> None:
-        self._scheduled = False
+    def _kick(self) -> None:
+        """Start a commit of everything queued, unless one is running (then it follows when that ends)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._running is not None or not self._ops:
+            return
         ops, waiters = self._ops, self._waiters
         self._ops, self._waiters = [], []
-        try:
-            self.ledger.apply(ops)
-        except sqlite3.Error as exc:
-            self._error = StateError(f"the send ledger cannot be written: {exc}")
+        self._running = asyncio.get_running_loop().run_in_executor(self.executor, self.writer.apply, ops)
+        self._running.add_done_callback(lambda done: self._committed(done, waiters))
+
+    def _committed(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
+        self._running = None
+        error = done.exception()
+        if isinstance(error, sqlite3.Error):
+            self._error = StateError(f"the send ledger cannot be written: {error}")
+        elif error is not None:
+            self._error = StateError(f"the send ledger cannot be written: {type(error).__name__}: {error}")
         for waiter in waiters:
             if waiter.done():
                 continue
@@ -308,13 +328,21 @@ class GroupCommit:
                 waiter.set_exception(self._error)
             else:
                 waiter.set_result(None)
+        if self._error is None:
+            self._kick()
 
     def _raise_error(self) -> None:
         if self._error is not None:
             raise self._error
 
-    def flush(self) -> None:
-        """Commit whatever is queued now (at the end of a run); raise if a commit failed."""
-        if self._ops:
-            self._commit()
+    async def flush(self) -> None:
+        """Wait until everything queued is committed (at the end of a run); raise if a commit failed."""
+        while self._running is not None or (self._ops and self._error is None):
+            self._kick()
+            if self._running is not None:
+                await asyncio.wait([self._running])
         self._raise_error()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.writer.conn.close()

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
+import multiprocessing
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Connection_
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -97,21 +100,92 @@ def envelope_address(email: str) -> str:
     return "@".join(ascii_address(email))
 
 
+@dataclass(frozen=True)
+class Job:
+    """A composed message for one ledger row (or why it could not be composed)."""
+
+    entry: Entry
+    message_id: str = ""
+    data: bytes = b""
+    error: str | None = None
+
+
+BATCH = 64  # rows composed per round trip to the compose process
+
+
+def compose_batch(compose: Compose, entries: list[Entry]) -> list[Job]:
+    """Compose messages; a person whose message cannot be built (a bad header value) fails alone."""
+    jobs = []
+    for entry in entries:
+        try:
+            jobs.append(Job(entry, *compose(entry)))
+        except ReallaborError as exc:
+            jobs.append(Job(entry, error=str(exc)))
+    return jobs
+
+
+def _compose_loop(compose: Compose, channel: Connection_, parent_end: Connection_) -> None:
+    """The compose process: batches of rows in, batches of messages out, until the pipe closes."""
+    parent_end.close()  # else the pipe stays open here and the sender's end (or death) is never seen
+    while True:
+        try:
+            entries = channel.recv()
+        except EOFError:  # the sending process ended (or was killed)
+            return
+        channel.send(compose_batch(compose, entries))
+
+
+class ComposeProcess:
+    """Builds messages in a forked second process, so the sending process spends its one core on SMTP
+    and the ledger; two batches are kept in flight so neither process waits for the other."""
+
+    def __init__(self, compose: Compose) -> None:
+        context = multiprocessing.get_context("fork")
+        self.channel, child = context.Pipe()
+        self.process = context.Process(target=_compose_loop, args=(compose, child, self.channel), daemon=True)
+        self.process.start()
+        child.close()
+
+    @staticmethod
+    def available() -> bool:
+        return "fork" in multiprocessing.get_all_start_methods()
+
+    async def jobs(self, batches: Iterator[list[Entry]]) -> AsyncIterator[Job]:
+        loop = asyncio.get_running_loop()
+        in_flight = 0
+        for batch in itertools.islice(batches, 2):
+            self.channel.send(batch)
+            in_flight += 1
+        while in_flight:
+            done: list[Job] = await loop.run_in_executor(None, self.channel.recv)
+            in_flight -= 1
+            for batch in itertools.islice(batches, 1):
+                self.channel.send(batch)
+                in_flight += 1
+            for job in done:
+                yield job
+
+    def close(self) -> None:
+        self.channel.close()
+        self.process.join(timeout=10)
+
+
 class _Run:
     """One run of :func:`deliver_all` (workers share its queue, counters and blocked domains)."""
 
     def __init__(
         self, ledger: Ledger, campaign: str, compose: Compose, transport: Transport, *, sender: str,
         audience: Audience, connections: int, rate: RateLimiter, retry: RetryPolicy, limit: int | None,
-        on_done: Callable[[State], None] | None,
+        on_done: Callable[[State], None] | None, composer: ComposeProcess | None,
     ) -> None:  # fmt: skip
         self.ledger, self.campaign, self.compose, self.transport = ledger, campaign, compose, transport
+        self.composer = composer
         self.sender = envelope_address(sender)
         self.audience, self.rate, self.retry, self.limit = audience, rate, retry, limit
         self.connections = max(1, connections)
         self.on_done = on_done
         self.commit = GroupCommit(ledger)
-        self.queue: asyncio.Queue[Entry | None] = asyncio.Queue(maxsize=4 * self.connections)
+        self.queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=4 * self.connections)
         self.report = RunReport()
         self.tries: Counter[int] = Counter()
         self.waiting = 0  # messages sleeping before an in-run retry
@@ -143,7 +217,10 @@ class _Run:
             for sleeper in self.sleepers:  # stopped early: their rows are already `retry` in the ledger
                 sleeper.cancel()
             self.report.retry += self.waiting
-            self.commit.flush()
+            try:
+                await self.commit.flush()
+            finally:
+                self.commit.close()
         for task in workers:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
@@ -152,26 +229,37 @@ class _Run:
         return self.report
 
     async def _produce(self) -> None:
-        for fed, entry in enumerate(self.ledger.due(self.campaign)):
-            if self.report.stopped is not None or (self.limit is not None and fed >= self.limit):
+        due = itertools.islice(self.ledger.due(self.campaign), self.limit)
+        batches = iter(lambda: list(itertools.islice(due, BATCH)), [])
+        async for job in self._jobs(batches):
+            if self.report.stopped is not None:
                 break
-            await self.queue.put(entry)
+            await self.queue.put(job)
         while True:  # wait for in-run retries to come back through the queue
             await self.queue.join()
             if self.waiting == 0 or self.report.stopped is not None:
                 return
             await asyncio.sleep(min(0.05, self.retry.delay))
 
+    async def _jobs(self, batches: Iterator[list[Entry]]) -> AsyncIterator[Job]:
+        if self.composer is not None:
+            async for job in self.composer.jobs(batches):
+                yield job
+            return
+        for batch in batches:
+            for job in compose_batch(self.compose, batch):
+                yield job
+
     async def _worker(self) -> None:
         connection = self.transport.connection()
         try:
             while True:
-                entry = await self.queue.get()
+                job = await self.queue.get()
                 try:
-                    if entry is None:
+                    if job is None:
                         return
                     if self.report.stopped is None:
-                        await self._handle(connection, entry)
+                        await self._handle(connection, job)
                 except ReallaborError as exc:
                     self.fatal = self.fatal or exc
                     self._stop(str(exc))
@@ -180,7 +268,8 @@ class _Run:
         finally:
             await connection.close()
 
-    async def _handle(self, connection: Connection, entry: Entry) -> None:
+    async def _handle(self, connection: Connection, job: Job) -> None:
+        entry = job.entry
         email = entry.email
         domain = email.rpartition("@")[2].lower()
         if self.audience.is_suppressed(email):
@@ -192,16 +281,19 @@ class _Run:
             self._done(entry, "retry", f"not sent: {domain} refused our mail earlier in this run "
                                        f"({self.report.blocked[domain]})")  # fmt: skip
             return
-        message_id, data = self.compose(entry)
+        if job.error is not None:
+            self._done(entry, "failed", f"not sent: {job.error}")
+            return
         await self.rate.acquire()
-        await self.commit.start(entry, message_id)
+        await self.commit.start(entry, job.message_id)
         self.tries[entry.id] += 1
-        reply = await connection.deliver(self.sender, envelope_address(email), data)
-        self._decide(entry, reply, domain)
+        reply = await connection.deliver(self.sender, envelope_address(email), job.data)
+        self._decide(job, reply, domain)
         if reply.code is None or reply.code == 421:  # the server is struggling: pause before reconnecting
             await asyncio.sleep(min(self.retry.delay, self.retry.delay * self.failures_in_row / 10))
 
-    def _decide(self, entry: Entry, reply: Reply, domain: str) -> None:
+    def _decide(self, job: Job, reply: Reply, domain: str) -> None:
+        entry = job.entry
         verdict = reply.verdict
         lost = reply.code is None or reply.code == 421
         self.failures_in_row = self.failures_in_row + 1 if lost else 0
@@ -222,11 +314,12 @@ class _Run:
             self.report.retry += 1
             self._done(entry, "retry", f"{domain} blocked: {reply}")
         else:
-            self._temporary(entry, reply)
+            self._temporary(job, reply)
         if self.failures_in_row >= self.retry.stop_after:
             self._stop(f"the server failed {self.failures_in_row} times in a row (last: {reply})")
 
-    def _temporary(self, entry: Entry, reply: Reply) -> None:
+    def _temporary(self, job: Job, reply: Reply) -> None:
+        entry = job.entry
         tries = self.tries[entry.id]
         if tries >= self.retry.attempts or self.report.stopped is not None:
             self.report.retry += 1
@@ -235,13 +328,13 @@ class _Run:
         delay = self.retry.delay * 4 ** (tries - 1)
         self.commit.finish(entry, "retry", str(reply), self.ledger.clock() + dt.timedelta(seconds=delay))
         self.waiting += 1
-        task = asyncio.create_task(self._requeue(entry, delay))
+        task = asyncio.create_task(self._requeue(job, delay))
         self.sleepers.add(task)
         task.add_done_callback(self.sleepers.discard)
 
-    async def _requeue(self, entry: Entry, delay: float) -> None:
+    async def _requeue(self, job: Job, delay: float) -> None:
         await asyncio.sleep(delay)
-        await self.queue.put(entry)
+        await self.queue.put(job)
         self.waiting -= 1
 
 
@@ -259,11 +352,15 @@ async def deliver_all(
     retry: RetryPolicy = RetryPolicy(),
     limit: int | None = None,
     on_done: Callable[[State], None] | None = None,
+    composer: ComposeProcess | None = None,
 ) -> RunReport:
-    """Send every ``pending`` row of ``campaign`` (at most ``limit``) and record each outcome."""
+    """Send every ``pending`` row of ``campaign`` (at most ``limit``) and record each outcome.
+
+    With ``composer`` the messages are built in that process (``compose`` must be the one it runs).
+    """
     run = _Run(
         ledger, campaign, compose, transport, sender=sender, audience=audience, connections=connections,
-        rate=rate or RateLimiter(None), retry=retry, limit=limit, on_done=on_done,
+        rate=rate or RateLimiter(None), retry=retry, limit=limit, on_done=on_done, composer=composer,
     )  # fmt: skip
     return await run.run()
 
@@ -573,16 +670,21 @@ def _run_with_progress(
         TextColumn("{task.fields[tally]}"), TimeRemainingColumn(),
     )  # fmt: skip
     tally: Counter[str] = Counter()
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("sending", total=total, tally="")
+    composer = ComposeProcess(compose) if ComposeProcess.available() else None  # fork before any thread starts
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("sending", total=total, tally="")
 
-        def done(state: State) -> None:
-            tally[state] += 1
-            progress.update(task, advance=1, tally=" ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+            def done(state: State) -> None:
+                tally[state] += 1
+                progress.update(task, advance=1, tally=" ".join(f"{k} {v}" for k, v in sorted(tally.items())))
 
-        return asyncio.run(
-            deliver_all(ledger, campaign, compose, transport, on_done=done, **options)  # type: ignore[arg-type]
-        )
+            return asyncio.run(
+                deliver_all(ledger, campaign, compose, transport, on_done=done, composer=composer, **options)  # type: ignore[arg-type]
+            )
+    finally:
+        if composer is not None:
+            composer.close()
 
 
 UNKNOWN_HINT = (
