@@ -70,9 +70,6 @@ def unsubscribe_preview_url(public_url: str) -> str:
     return f"{public_url}/unsubscribe/preview"
 
 
-EventExtras = Callable[[Renderer, EventItem, Language, Recipient, Output], None]
-
-
 class Builder:
     """Renders every output of contract §2 into an :class:`Output`, collecting problems."""
 
@@ -100,61 +97,76 @@ class Builder:
             )
 
     def _preview(
-        self, email: RenderedEmail, item: NewsletterItem | EventItem, list_name: str, kind: str,
+        self,
+        email: RenderedEmail,
+        item: NewsletterItem | EventItem,
+        list_name: str,
+        kind: str,
         calendar_part: CalendarPart | None = None,
     ) -> bytes:
         site = self.content.site
         recipient = SAMPLE_RECIPIENTS[email.language]
         campaign = Campaign(f"{kind}:{item.stem}", list_name, preview_date(item, site.timezone))
         msg = build_message(
-            site, email, recipient, campaign,
-            secret=PREVIEW_SECRET, unsubscribe_url=unsubscribe_preview_url(site.public_url), calendar=calendar_part,
+            site,
+            email,
+            recipient,
+            campaign,
+            secret=PREVIEW_SECRET,
+            unsubscribe_url=unsubscribe_preview_url(site.public_url),
+            calendar=calendar_part,
         )
         return as_bytes(msg)
 
+    def _personal_sample(self, email: RenderedEmail) -> tuple[str, str]:
+        """The email's HTML and text as the sample recipient of its language gets them."""
+        recipient = SAMPLE_RECIPIENTS[email.language]
+        return email.personalise(
+            greeting(recipient, email.language), unsubscribe_preview_url(self.content.site.public_url)
+        )
+
     def newsletter(self, item: NewsletterItem) -> None:
+        """Email HTML, text, web version and preview message of every language version."""
         for language in item.versions:
+
             def render(language: Language = language) -> None:
-                email = self.renderer.newsletter_email(item, language)
-                path = item.versions[language].path
-                self._check_size(email, path, "the email")
-                sample_html, sample_text = email.personalise(
-                    _greeting_for(language), unsubscribe_preview_url(self.content.site.public_url)
-                )
                 def file(name: str) -> PurePosixPath:
                     return layout.newsletter_file(item.stem, name, language, item.default_language)
 
-                self.output.add(file("email.html"), sample_html)
-                self.output.add(file("email.txt"), sample_text)
+                email = self.renderer.newsletter_email(item, language)
+                self._check_size(email, item.versions[language].path, "the email")
+                html, text = self._personal_sample(email)
+                self.output.add(file("email.html"), html)
+                self.output.add(file("email.txt"), text)
                 self.output.add(file("index.html"), self.pages.newsletter_page(item, language))
                 self.output.add(file("preview.eml"), self._preview(email, item, item.meta.lists[0], "newsletter"))
+
             self._guard(render)
 
     def event(self, event: EventItem) -> None:
+        """Invitation HTML, text, event page, .ics and the invitation with its calendar part, per language."""
+        site = self.content.site
+        stamp = preview_date(event, site.timezone)
         for language in event.versions:
+
             def render(language: Language = language) -> None:
-                email = self.renderer.invitation_email(event, language)
-                self._check_size(email, event.versions[language].path, "the invitation")
-                sample_html, sample_text = email.personalise(
-                    _greeting_for(language), unsubscribe_preview_url(self.content.site.public_url)
-                )
                 def file(name: str) -> PurePosixPath:
                     return layout.event_file(event.stem, name, language, event.default_language)
 
-                self.output.add(file("invitation.html"), sample_html)
-                self.output.add(file("invitation.txt"), sample_text)
+                email = self.renderer.invitation_email(event, language)
+                self._check_size(email, event.versions[language].path, "the invitation")
+                html, text = self._personal_sample(email)
+                self.output.add(file("invitation.html"), html)
+                self.output.add(file("invitation.txt"), text)
                 self.output.add(file("index.html"), self.pages.event_page(event, language))
-                site = self.content.site
-                stamp = preview_date(event, site.timezone)
                 self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, stamp))
                 recipient = SAMPLE_RECIPIENTS[language]
                 invite = calendar.preview_plan(site, event, stamp).invitation(
                     recipient.email, language=language, name=recipient.display_name
                 )
-                self.output.add(
-                    file("preview.eml"),
-                    self._preview(email, event, event.meta.lists[0], "event", invite.calendar_part),
-                )
+                preview = self._preview(email, event, event.meta.lists[0], "event", invite.calendar_part)
+                self.output.add(file("preview.eml"), preview)
+
             self._guard(render)
 
     def run(self) -> Output:
@@ -165,16 +177,10 @@ class Builder:
         self._guard(lambda: self.output.add(layout.ARCHIVE, self.pages.archive_page()))
         self._guard(lambda: self.output.add(layout.ATOM_FEED, self.pages.atom_feed()))
         site = self.content.site
-        self.output.add(
-            layout.CALENDAR_FEED, calendar.feed_ics(self.content, lambda e: preview_date(e, site.timezone))
-        )
+        self.output.add(layout.CALENDAR_FEED, calendar.feed_ics(self.content, lambda e: preview_date(e, site.timezone)))
         for image in sorted(self.content.images):
             self.output.copies[PurePosixPath(image.relative_to(self.content.root.resolve()).as_posix())] = image
         return self.output
-
-
-def _greeting_for(language: Language) -> str:
-    return greeting(SAMPLE_RECIPIENTS[language], language)
 
 
 def render_all(content_dir: Path, templates: Path, *, strict: bool, today: dt.date) -> tuple[Output, list[Problem]]:
