@@ -53,6 +53,7 @@ from .markup import LinkReferences
 from .message import CalendarPart
 from .models import EventFormat, EventFrontMatter, EventStatus, Language, Site
 from .render import CalendarLinks, Link
+from .state import transaction
 
 Clock = Callable[[], dt.datetime]
 
@@ -202,7 +203,7 @@ def record_sent_version(
     fingerprint is refused, since recipients would hold two different entries under one version.
     """
     ensure_schema(conn)
-    with conn:
+    with transaction(conn):
         row = conn.execute(
             "SELECT fingerprint FROM event_versions WHERE event = ? AND sequence = ?", (event.stem, sequence)
         ).fetchone()

@@ -23,7 +23,6 @@ import io
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, get_args
@@ -33,6 +32,7 @@ from email_validator import EmailNotValidError, validate_email
 from .addressing import Recipient, normalise_salutation
 from .errors import ReallaborError
 from .models import Language, Site
+from .state import transaction, utc_stamp
 from .tokens import InvalidToken, make_token, read_token
 
 Status = Literal["pending", "subscribed", "unsubscribed", "bounced"]
@@ -104,29 +104,6 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction. The state connection is in autocommit mode, where ``with conn:``
-    does not open a transaction, so statements that belong together are wrapped explicitly.
-    Inside a caller's transaction it simply joins it."""
-    if conn.in_transaction:
-        yield conn
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _stamp(moment: dt.datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("times must be time-zone aware")
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def check_list_name(name: str) -> str:
     """A list name as content front matter writes it: lower case letters, digits, ``-``, ``_``."""
     if not LIST_NAME.match(name):
@@ -189,7 +166,7 @@ def suppress(
     :func:`erase`); their memberships become ``bounced`` or ``unsubscribed`` so that
     :func:`subscribers` never yields them.
     """
-    moment = _stamp(now or dt.datetime.now(dt.UTC))
+    moment = utc_stamp(now or dt.datetime.now(dt.UTC))
     status: Status = "bounced" if "bounce" in reason.lower() else "unsubscribed"
     key = address_hash(email, secret)
     with transaction(conn):
@@ -359,7 +336,7 @@ def add_recipient(
     """Store a person with a status on a list, recording where that came from."""
     if status not in STATUSES:
         raise RecipientError(f"{status!r}: not a status; use one of {', '.join(STATUSES)}")
-    moment = _stamp(now)
+    moment = utc_stamp(now)
     with transaction(conn):
         person = _upsert_person(conn, recipient, moment, overwrite=True)
         _set_status(conn, person, check_list_name(list_name), status, moment)
@@ -453,7 +430,7 @@ def sign_up(
     second sign-up while pending is not a duplicate: it records the attempt and asks for a new mail.
     ``consent_text`` is the wording the person saw (in the page's language); it is kept by version.
     """
-    moment = _stamp(now)
+    moment = utc_stamp(now)
     version = consent_version(consent_text, consent_language)
     email = normalise_email(person.email)
     with transaction(conn):
@@ -483,7 +460,7 @@ def confirm(
     Only pending memberships change: an old link cannot re-subscribe someone who left since. A
     confirmed sign-up of an erased or bounced address is fresh consent and lifts its suppression.
     """
-    moment = _stamp(now)
+    moment = utc_stamp(now)
     confirmed: list[str] = []
     with transaction(conn):
         person = _person_id(conn, normalise_email(email))
@@ -511,7 +488,7 @@ def unsubscribe(
     ip: str | None = None,
 ) -> list[str]:
     """Take a person off one list (or all with ``None``) at once; returns the lists left."""
-    moment = _stamp(now)
+    moment = utc_stamp(now)
     with transaction(conn):
         person = _person_id(conn, normalise_email(email))
         if person is None:
@@ -546,7 +523,7 @@ def purge_unconfirmed(conn: sqlite3.Connection, now: dt.datetime) -> int:
 
     People left with no list at all are deleted with their records: they never gave consent.
     """
-    cutoff = _stamp(now - dt.timedelta(days=PENDING_DAYS))
+    cutoff = utc_stamp(now - dt.timedelta(days=PENDING_DAYS))
     with transaction(conn):
         purged = conn.execute(
             "DELETE FROM memberships WHERE status = 'pending' AND changed < ?", (cutoff,)
@@ -792,7 +769,7 @@ def import_csv(
             report.merged.append(RowProblem(number, f"{person.email} is also in row {first_number}; merged"))
         else:
             unique[person.email] = (number, person)
-    moment = _stamp(now)
+    moment = utc_stamp(now)
     with transaction(conn):
         for number, person in unique.values():
             if is_suppressed(conn, person.email, secret):

@@ -5,8 +5,11 @@ event versions. This module only opens it; each module that owns tables creates 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ReallaborError
@@ -30,8 +33,9 @@ def state_path(option: Path | None = None) -> Path:
 def connect(path: Path) -> sqlite3.Connection:
     """Open the state file: WAL journal, foreign keys on, waits up to 10 s for another writer.
 
-    The connection is in autocommit mode; callers group writes with ``with conn:`` (one transaction)
-    so that every state change is committed before the step that depends on it.
+    The connection is in autocommit mode (every statement commits at once); statements that belong
+    together go in :func:`transaction`, so each state change is committed before the step that
+    depends on it.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,3 +47,29 @@ def connect(path: Path) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as exc:
         raise StateError(f"{path}: cannot open the state database: {exc}") from None
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE``: the write lock is taken up front, so two
+    processes never both read and then both write). Inside a caller's transaction it joins it.
+
+    ``with conn:`` is not enough here: in autocommit mode it commits but never begins.
+    """
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def utc_stamp(moment: dt.datetime) -> str:
+    """How the state file stores a moment: UTC, ISO 8601, to the second (sorts as text)."""
+    if moment.tzinfo is None:
+        raise ValueError("times must be time-zone aware")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

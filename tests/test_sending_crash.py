@@ -19,7 +19,7 @@ from pathlib import Path
 
 from reallabor_mail import recipients
 from reallabor_mail.addressing import Recipient
-from reallabor_mail.state import connect
+from reallabor_mail.state import connect, transaction
 from tests.conftest import ROOT, free_port
 
 COUNT = 2000
@@ -35,7 +35,7 @@ def test_killed_sends_resume_without_duplicates_or_gaps(tmp_path: Path, content_
     state = tmp_path / "state.sqlite3"
     conn = connect(state)
     recipients.ensure_schema(conn)
-    with recipients.transaction(conn):
+    with transaction(conn):
         for i in range(COUNT):
             person = Recipient(f"person{i:05d}@example.org", "Frau" if i % 2 else "Herr", None, f"V{i}", f"N{i}",
                                language="uk" if i % 3 == 0 else "de")  # fmt: skip
