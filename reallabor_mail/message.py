@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 from dataclasses import dataclass
-from email import policy
+from email import base64mime, policy
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -86,13 +86,20 @@ def _encoded_words(name: str, text: str, suffix: str = "") -> str:
     """A non-ASCII header value as RFC 2047 encoded words with every space inside a word, folded at 78.
 
     The standard library's folder loses or adds a space between an encoded word and its neighbour in
-    some cases ("Łódź –" became "Łódź–"; found by the hypothesis test in tests/test_sending.py).
+    some cases ("Łódź –" became "Łódź–"; found by the hypothesis test in tests/test_sending.py). With
+    ``suffix`` (the address after a display name) the text is a phrase: it is base64-encoded whole,
+    since ASCII words left plain, or "Q" words, may hold "," and other specials a phrase must not.
     """
-    value = Header(text, "utf-8", maxlinelen=78, header_name=name).encode(linesep="\n")
-    if suffix:
-        last = value.rsplit("\n", 1)[-1]
-        value += ("\n " if len(last) + len(suffix) + 1 > 78 else " ") + suffix
-    return value
+    if not suffix:
+        return Header(text, "utf-8", maxlinelen=78, header_name=name).encode(linesep="\n")
+    chunks = [""]
+    for char in text:  # whole characters per word, at most 39 octets: a word of 64 characters
+        if len((chunks[-1] + char).encode("utf-8")) > 39:
+            chunks.append("")
+        chunks[-1] += char
+    value = "\n ".join(base64mime.header_encode(chunk, "utf-8") for chunk in chunks)
+    used = len(value.rsplit("\n", 1)[-1]) + (0 if "\n" in value else len(name) + 2)
+    return value + ("\n " if used + len(suffix) + 1 > 78 else " ") + suffix
 
 
 def set_header(msg: EmailMessage, name: str, value: str | Address) -> None:

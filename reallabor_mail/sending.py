@@ -68,6 +68,10 @@ class Audience(Protocol):
 
     def suppress(self, email: str, reason: str) -> None: ...
 
+    def reopen(self) -> Audience:
+        """The same store for use in another process (with a database connection of its own)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -108,15 +112,22 @@ class Job:
     message_id: str = ""
     data: bytes = b""
     error: str | None = None
+    suppressed: bool = False
 
 
 BATCH = 64  # rows composed per round trip to the compose process
 
 
-def compose_batch(compose: Compose, entries: list[Entry]) -> list[Job]:
-    """Compose messages; a person whose message cannot be built (a bad header value) fails alone."""
+def compose_batch(compose: Compose, audience: Audience, entries: list[Entry]) -> list[Job]:
+    """Check suppression and compose each message, right before it is queued for sending.
+
+    A person whose message cannot be built (a bad header value) fails alone.
+    """
     jobs = []
     for entry in entries:
+        if audience.is_suppressed(entry.email):
+            jobs.append(Job(entry, suppressed=True))
+            continue
         try:
             jobs.append(Job(entry, *compose(entry)))
         except ReallaborError as exc:
@@ -124,25 +135,27 @@ def compose_batch(compose: Compose, entries: list[Entry]) -> list[Job]:
     return jobs
 
 
-def _compose_loop(compose: Compose, channel: Connection_, parent_end: Connection_) -> None:
+def _compose_loop(compose: Compose, audience: Audience, channel: Connection_, parent_end: Connection_) -> None:
     """The compose process: batches of rows in, batches of messages out, until the pipe closes."""
     parent_end.close()  # else the pipe stays open here and the sender's end (or death) is never seen
+    audience = audience.reopen()  # a database connection must not cross a fork
     while True:
         try:
             entries = channel.recv()
         except EOFError:  # the sending process ended (or was killed)
             return
-        channel.send(compose_batch(compose, entries))
+        channel.send(compose_batch(compose, audience, entries))
 
 
 class ComposeProcess:
     """Builds messages in a forked second process, so the sending process spends its one core on SMTP
     and the ledger; two batches are kept in flight so neither process waits for the other."""
 
-    def __init__(self, compose: Compose) -> None:
+    def __init__(self, compose: Compose, audience: Audience) -> None:
         context = multiprocessing.get_context("fork")
         self.channel, child = context.Pipe()
-        self.process = context.Process(target=_compose_loop, args=(compose, child, self.channel), daemon=True)
+        arguments = (compose, audience, child, self.channel)
+        self.process = context.Process(target=_compose_loop, args=arguments, daemon=True)
         self.process.start()
         child.close()
 
@@ -247,7 +260,7 @@ class _Run:
                 yield job
             return
         for batch in batches:
-            for job in compose_batch(self.compose, batch):
+            for job in compose_batch(self.compose, self.audience, batch):
                 yield job
 
     async def _worker(self) -> None:
@@ -272,7 +285,7 @@ class _Run:
         entry = job.entry
         email = entry.email
         domain = email.rpartition("@")[2].lower()
-        if self.audience.is_suppressed(email):
+        if job.suppressed:
             self.report.suppressed += 1
             self._done(entry, "failed", "not sent: the address is suppressed (unsubscribed, erased or bounced)")
             return
@@ -393,6 +406,10 @@ class StoreAudience:
 
     def is_suppressed(self, email: str) -> bool:
         return recipients.is_suppressed(self.conn, email, self.secret)
+
+    def reopen(self) -> StoreAudience:
+        path = Path(self.conn.execute("PRAGMA database_list").fetchone()[2])
+        return StoreAudience(connect(path), self.secret, self.clock)
 
     def suppress(self, email: str, reason: str) -> None:
         recipients.suppress(self.conn, email, reason, self.secret, now=self.clock())
@@ -663,14 +680,14 @@ def _count(plan: Plan, ledger: Ledger, conn: sqlite3.Connection, lists: Sequence
 
 def _run_with_progress(
     console: Console, ledger: Ledger, campaign: str, compose: Compose, transport: Transport, *, total: int,
-    **options: object,
+    audience: Audience, **options: object,
 ) -> RunReport:  # fmt: skip
     columns = (
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[tally]}"), TimeRemainingColumn(),
     )  # fmt: skip
     tally: Counter[str] = Counter()
-    composer = ComposeProcess(compose) if ComposeProcess.available() else None  # fork before any thread starts
+    composer = ComposeProcess(compose, audience) if ComposeProcess.available() else None  # fork before threads
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("sending", total=total, tally="")
@@ -680,7 +697,10 @@ def _run_with_progress(
                 progress.update(task, advance=1, tally=" ".join(f"{k} {v}" for k, v in sorted(tally.items())))
 
             return asyncio.run(
-                deliver_all(ledger, campaign, compose, transport, on_done=done, composer=composer, **options)  # type: ignore[arg-type]
+                deliver_all(
+                    ledger, campaign, compose, transport, audience=audience, on_done=done, composer=composer,
+                    **options,  # type: ignore[arg-type]
+                )
             )
     finally:
         if composer is not None:

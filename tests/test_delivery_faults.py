@@ -35,6 +35,9 @@ class ListAudience:
         self.suppressed.add(email)
         self.reasons[email] = reason
 
+    def reopen(self) -> ListAudience:
+        return self
+
 
 def compose(entry: Entry) -> tuple[str, bytes]:
     message_id = f"<{entry.id}@example.org>"
