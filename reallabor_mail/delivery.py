@@ -293,7 +293,9 @@ class Pipeline(asyncio.Protocol):
             return Reply(rcpt.code, rcpt.text)
         if start.code != 354:
             return start
-        body = (b"." + data[1:] if data.startswith(b".") else data).replace(b"\r\n.", b"\r\n..")
+        body = b"." + data if data.startswith(b".") else data
+        if b"\r\n." in body:  # a search is cheaper than a copy, and most messages need no dot-stuffing
+            body = body.replace(b"\r\n.", b"\r\n..")
         self.write(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
         (reply,) = await self.read(1)
         return reply

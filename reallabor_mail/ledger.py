@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -79,8 +79,11 @@ def _stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_PERSON_FIELDS = tuple(f.name for f in fields(Recipient))
+
+
 def _person(recipient: Recipient) -> str:
-    return json.dumps(asdict(recipient), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps({name: getattr(recipient, name) for name in _PERSON_FIELDS}, ensure_ascii=False)
 
 
 @dataclass(frozen=True)

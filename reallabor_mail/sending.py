@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import itertools
 import multiprocessing
 import os
@@ -101,7 +102,14 @@ class RunReport:
 
 def envelope_address(email: str) -> str:
     """An address for MAIL FROM / RCPT TO: the domain in punycode."""
-    return "@".join(ascii_address(email))
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{_ascii_domain(domain)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _ascii_domain(domain: str) -> str:
+    """Punycode of a domain (the idna codec is slow; a list has far fewer domains than people)."""
+    return ascii_address(f"x@{domain}")[1]
 
 
 @dataclass(frozen=True)
