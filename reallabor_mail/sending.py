@@ -178,7 +178,14 @@ class ComposeProcess:
             self.channel.send(batch)
             in_flight += 1
         while in_flight:
-            done: list[Job] = await loop.run_in_executor(None, self.channel.recv)
+            try:
+                done: list[Job] = await loop.run_in_executor(None, self.channel.recv)
+            except EOFError:
+                self.process.join(timeout=5)
+                raise ReallaborError(
+                    f"the process composing the messages ended unexpectedly (exit code {self.process.exitcode}); "
+                    "the ledger is consistent: continue with --resume"
+                ) from None
             in_flight -= 1
             for batch in itertools.islice(batches, 1):
                 self.channel.send(batch)
