@@ -47,7 +47,7 @@ from reallabor_mail.addressing import Recipient, greeting  # noqa: E402
 from reallabor_mail.ledger import Entry  # noqa: E402
 from reallabor_mail.message import Campaign, as_bytes, build_message  # noqa: E402
 from reallabor_mail.sending import SendRequest, execute, prepare  # noqa: E402
-from reallabor_mail.state import connect  # noqa: E402
+from reallabor_mail.state import connect, transaction  # noqa: E402
 
 NEWSLETTER = ROOT / "content" / "newsletters" / "2023-3.md"
 EVENT = ROOT / "content" / "events" / "2024-06-19-abschlussveranstaltung.md"
@@ -88,7 +88,7 @@ def person(i: int) -> Recipient:
 def make_state(path: Path, count: int, list_name: str = "newsletter") -> None:
     conn = connect(path)
     recipients.ensure_schema(conn)
-    with recipients.transaction(conn):
+    with transaction(conn):
         for i in range(count):
             recipients.add_recipient(conn, person(i), list_name, status="subscribed", source="bench", now=NOW)
     conn.close()

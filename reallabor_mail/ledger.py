@@ -24,13 +24,12 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .addressing import Recipient
-from .state import StateError, connect
+from .state import StateError, connect, transaction, utc_stamp
 
 State = Literal["pending", "sending", "sent", "retry", "failed", "unknown"]
 STATES: tuple[State, ...] = get_args(State)
@@ -58,25 +57,6 @@ CREATE INDEX IF NOT EXISTS send_ledger_by_state ON send_ledger (campaign, state)
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the ledger table if it is missing."""
     conn.executescript(SCHEMA)
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (the state connection is in autocommit mode, see state.connect)."""
-    if conn.in_transaction:
-        yield conn
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _PERSON_FIELDS = tuple(f.name for f in fields(Recipient))
@@ -146,7 +126,7 @@ class Ledger:
         return Path(self.conn.execute("PRAGMA database_list").fetchone()[2])
 
     def now(self) -> str:
-        return _stamp(self.clock())
+        return utc_stamp(self.clock())
 
     # --- planning and bookkeeping ----------------------------------------------------------------
 
@@ -179,7 +159,7 @@ class Ledger:
         """
         now = self.now()
         added = 0
-        with _transaction(self.conn):
+        with transaction(self.conn):
             for person, list_name in people:
                 cursor = self.conn.execute(
                     "INSERT OR IGNORE INTO send_ledger (campaign, email, list_name, state, recipient, updated) "
@@ -191,7 +171,7 @@ class Ledger:
 
     def reset(self, campaign: str, person: Recipient, list_name: str) -> None:
         """Owe one person the message again (a ``--to`` test message may be sent any number of times)."""
-        with _transaction(self.conn):
+        with transaction(self.conn):
             self.conn.execute("DELETE FROM send_ledger WHERE campaign = ? AND email = ?", (campaign, person.email))
             self.conn.execute(
                 "INSERT INTO send_ledger (campaign, email, list_name, state, recipient, updated) "
@@ -201,7 +181,7 @@ class Ledger:
 
     def recover(self, campaign: str) -> list[str]:
         """``sending`` rows of an interrupted run become ``unknown``; returns their addresses."""
-        with _transaction(self.conn):
+        with transaction(self.conn):
             emails = [
                 row[0]
                 for row in self.conn.execute(
@@ -219,7 +199,7 @@ class Ledger:
 
     def requeue(self, campaign: str) -> int:
         """``retry`` rows become ``pending`` again (``--retry-failed``); returns how many."""
-        with _transaction(self.conn):
+        with transaction(self.conn):
             cursor = self.conn.execute(
                 "UPDATE send_ledger SET state = 'pending', retry_after = NULL, updated = ? "
                 "WHERE campaign = ? AND state = 'retry'",
@@ -257,12 +237,12 @@ class Ledger:
             "UPDATE send_ledger SET state = ?, reply = ?, retry_after = ?, updated = ?"
             + ("" if keep else ", recipient = NULL")
             + " WHERE id = ?",
-            (state, reply, _stamp(retry_after) if retry_after else None, self.now(), entry.id),
+            (state, reply, utc_stamp(retry_after) if retry_after else None, self.now(), entry.id),
         )
 
     def apply(self, ops: Sequence[Op]) -> None:
         """Run state changes in one transaction."""
-        with _transaction(self.conn):
+        with transaction(self.conn):
             for sql, params in ops:
                 self.conn.execute(sql, params)
 
