@@ -769,8 +769,9 @@ def status(request: SendRequest, *, console: Console, detail: int = 50) -> Summa
     campaign = campaign_key(item, event_plan) + ("#test" if request.to else "")
     console.print(f"{item.meta.title}  ({display_path(item.path)})", highlight=False)
     print_summary(console, ledger, campaign)
-    for label, states in (("Failed", ("failed",)), ("Retry later", ("retry",))):
-        rows: list[Row] = ledger.rows(campaign, states)  # type: ignore[arg-type]
+    sections: tuple[tuple[str, tuple[State, ...]], ...] = (("Failed", ("failed",)), ("Retry later", ("retry",)))
+    for label, states in sections:
+        rows: list[Row] = ledger.rows(campaign, states)
         if rows:
             console.print(f"{label} ({len(rows):,}):", highlight=False)
             for row in rows[:detail]:
