@@ -315,7 +315,11 @@ class _Run:
         await self.rate.acquire()
         await self.commit.start(entry, job.message_id)
         self.tries[entry.id] += 1
-        reply = await connection.deliver(self.sender, envelope_address(email), job.data)
+        try:
+            reply = await connection.deliver(self.sender, envelope_address(email), job.data)
+        except ReallaborError as exc:  # the server cannot be used at all (TLS, login): nothing was sent
+            self.commit.finish(entry, "pending", f"not sent: {exc}")
+            raise
         self._decide(job, reply, domain)
         if reply.code is None or reply.code == 421:  # the server is struggling: pause before reconnecting
             await asyncio.sleep(min(self.retry.delay, self.retry.delay * self.failures_in_row / 10))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reallabor_mail.addressing import Recipient
-from reallabor_mail.delivery import Pipeline, Reply, SmtpSettings, SmtpTransport
+from reallabor_mail.delivery import DeliveryError, Pipeline, Reply, SmtpSettings, SmtpTransport
 from reallabor_mail.ledger import Entry, Ledger
 from reallabor_mail.sending import RetryPolicy, RunReport, deliver_all
 from reallabor_mail.state import connect
@@ -212,3 +212,17 @@ def test_running_the_same_campaign_again_sends_nothing_new(tmp_path: Path, conne
         _ledger, report = run(tmp_path, server, people(7), connections=connections)
     assert report.sent == 2  # only the two who were not on the list the first time
     assert set(server.handler.received_by().values()) == {1} and len(server.handler.received_by()) == 7
+
+
+def test_unusable_server_stops_the_run_without_leaving_rows_in_flight(tmp_path: Path) -> None:
+    ledger = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW)
+    ledger.add(CAMPAIGN, people(5))
+    with fault_server() as server:  # no STARTTLS offered
+        transport = SmtpTransport(SmtpSettings(server.host, server.port, "starttls"))
+        with pytest.raises(DeliveryError, match="does not offer STARTTLS"):
+            asyncio.run(
+                deliver_all(ledger, CAMPAIGN, compose, transport, sender="sender@example.org", audience=ListAudience())
+            )
+        assert server.handler.messages == []
+    summary = ledger.summary(CAMPAIGN)
+    assert summary["pending"] == 5 and summary["sending"] == 0  # all still owed: --resume sends them
