@@ -600,22 +600,22 @@ def prepare(
         resume=request.resume, retry_failed=request.retry_failed, limit=request.limit,
         signing=signer.describe() if signer else None,
     )  # fmt: skip
+    renderer = Renderer(content, request.templates or default_templates(), calendar_links=calendar.link_maker(site))
+    composer = Composer(content, item, renderer, campaign, clock(), secret, event_plan, signer)
     person = None
     if request.to:
         person = _test_person(conn, request.to, site)
         plan.lists = [(lists[0], 1)]
         plan.new, plan.before = 1, None
-        plan.languages[person.language] += 1
+        plan.languages[composer.language(person)] += 1
     else:
-        _count(plan, ledger, conn, lists)
+        _count(plan, ledger, conn, lists, composer.language)
         if plan.before is not None and plan.before.interrupted and not request.resume:
             raise ReallaborError(
                 f"{plan.path}: an earlier send of this campaign was interrupted "
                 f"({plan.before['pending'] + plan.before['sending']:,} messages not finished); "
                 "continue it with --resume (see --status first)"
             )
-    renderer = Renderer(content, request.templates or default_templates(), calendar_links=calendar.link_maker(site))
-    composer = Composer(content, item, renderer, campaign, clock(), secret, event_plan, signer)
     for language in item.versions:  # render now: a template error shows before anything is sent
         composer.email(language)
     return Prepared(
@@ -680,8 +680,10 @@ def campaign_key(item: NewsletterItem | EventItem, event_plan: calendar.EventPla
     return f"event:{item.stem}:{event_plan.sequence}"
 
 
-def _count(plan: Plan, ledger: Ledger, conn: sqlite3.Connection, lists: Sequence[str]) -> None:
-    """Fill the plan's numbers by streaming the lists once (nothing is written)."""
+def _count(
+    plan: Plan, ledger: Ledger, conn: sqlite3.Connection, lists: Sequence[str], language: Callable[[Recipient], str]
+) -> None:
+    """Fill the plan's numbers (languages as sent, after fallback) by reading the lists (nothing is written)."""
     states = ledger.states(plan.campaign)
     seen: set[str] = set()
     for name in lists:
@@ -693,7 +695,7 @@ def _count(plan: Plan, ledger: Ledger, conn: sqlite3.Connection, lists: Sequence
             seen.add(person.email)
             if person.email not in states:
                 plan.new += 1
-                plan.languages[person.language] += 1
+                plan.languages[language(person)] += 1
         plan.lists.append((name, count))
 
 
