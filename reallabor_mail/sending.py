@@ -21,6 +21,7 @@ import functools
 import itertools
 import multiprocessing
 import os
+import signal
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -146,13 +147,14 @@ def compose_batch(compose: Compose, audience: Audience, entries: list[Entry]) ->
 def _compose_loop(compose: Compose, audience: Audience, channel: Connection_, parent_end: Connection_) -> None:
     """The compose process: batches of rows in, batches of messages out, until the pipe closes."""
     parent_end.close()  # else the pipe stays open here and the sender's end (or death) is never seen
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the sending process; this one follows it
     audience = audience.reopen()  # a database connection must not cross a fork
     while True:
         try:
             entries = channel.recv()
-        except EOFError:  # the sending process ended (or was killed)
+            channel.send(compose_batch(compose, audience, entries))
+        except (EOFError, BrokenPipeError):  # the sending process ended (or was killed)
             return
-        channel.send(compose_batch(compose, audience, entries))
 
 
 class ComposeProcess:
@@ -636,11 +638,15 @@ def execute(prepared: Prepared, *, console: Console, retry: RetryPolicy = RetryP
     else:
         ledger.add(campaign, _subscribed(prepared.conn, prepared.lists))
     owed = ledger.summary(campaign)["pending"]
-    report = _run_with_progress(
-        console, ledger, campaign, prepared.composer, transport, sender=prepared.site.sender.email,
-        audience=prepared.audience, connections=request.connections, rate=RateLimiter(request.rate),
-        retry=retry, limit=request.limit, total=min(owed, request.limit) if request.limit is not None else owed,
-    )  # fmt: skip
+    try:
+        report = _run_with_progress(
+            console, ledger, campaign, prepared.composer, transport, sender=prepared.site.sender.email,
+            audience=prepared.audience, connections=request.connections, rate=RateLimiter(request.rate),
+            retry=retry, limit=request.limit, total=min(owed, request.limit) if request.limit is not None else owed,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print_summary(console, ledger, campaign)
+        raise ReallaborError(f"{prepared.plan.path}: interrupted; continue with --resume") from None
     report.unknown = unknown
     if prepared.event is not None and report.sent and prepared.test_person is None:
         event, event_plan = prepared.event
