@@ -636,6 +636,8 @@ def execute(prepared: Prepared, *, console: Console, retry: RetryPolicy = RetryP
     if prepared.test_person is not None:
         ledger.reset(campaign, prepared.test_person, prepared.lists[0])
     else:
+        # Sign-ups never confirmed within 30 days are deleted before every real send (issue: consent).
+        recipients.purge_unconfirmed(prepared.conn, ledger.clock())
         ledger.add(campaign, _subscribed(prepared.conn, prepared.lists))
     owed = ledger.summary(campaign)["pending"]
     try:

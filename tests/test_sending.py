@@ -350,3 +350,14 @@ def test_quoted_printable_pieces_join_into_one_valid_body(pieces: list[str]) -> 
     assert binascii.a2b_qp(encoded).decode("utf-8") == text
     assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
     assert b"\n" not in encoded.replace(b"\r\n", b"")
+
+
+def test_a_real_send_purges_sign_ups_never_confirmed(env: dict[str, str], content_copy: Path,
+                                                     smtp_server: SmtpServer, tmp_path: Path) -> None:  # fmt: skip
+    conn = connect(tmp_path / "state.sqlite3")
+    stale = Recipient("vergessen@herne.example", None, None, "Ute", "Vergessen")
+    recipients.add_recipient(conn, stale, "newsletter", status="pending", source="form", now=NOW)
+    assert recipients.find(conn, stale.email) is not None
+    assert send(str(content_copy / NEWSLETTER), "--yes").exit_code == 0
+    assert recipients.find(conn, stale.email) is None  # unconfirmed for more than 30 days: gone
+    assert "vergessen@herne.example" not in {r.rcpt_tos[0] for r in smtp_server.messages}
