@@ -15,8 +15,9 @@ if [ "${1:-}" = "test" ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# constraints.txt pins the versions the tests and golden files were made with (reproducible on a fresh machine).
 if [ "${1:-}" = "test" ]; then
-  .venv/bin/python -m pip install -q -e '.[test,bench]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[test,bench]'
 else
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q -c constraints.txt -e .
 fi

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Install (with test tools) and run the whole test suite plus lint and type checks.
+# Install (with test tools) and run lint, type checks, the test suite and the reliability suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
 .venv/bin/ruff check reallabor_mail tests bench
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"
+# The fault, abuse and deliverability suite (tests/reliability); writes RELIABILITY.md.
+.venv/bin/python scripts/reliability.py
