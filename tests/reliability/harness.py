@@ -1,0 +1,90 @@
+"""Running the real ``reallabor-mail`` command against real servers, for the reliability rows.
+
+A state file filled with subscribers, a recording SMTP server in its own process
+(``python -m tests.smtp_faults``, one line per accepted message), and the environment and command
+line of ``send``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from reallabor_mail import recipients
+from reallabor_mail.addressing import Recipient
+from reallabor_mail.state import connect, transaction
+from tests.conftest import ROOT, free_port
+
+SECRET = "reliability-secret-0123456789"
+NOW = dt.datetime(2023, 10, 1, 9, 0, tzinfo=dt.UTC)
+NEWSLETTER = Path("newsletters") / "2023-3.md"
+CAMPAIGN = "newsletter:2023-3"
+CLI = [sys.executable, "-c", "from reallabor_mail.cli import run; run()"]
+
+
+def person(i: int, domain: str = "example.org") -> Recipient:
+    """Subscriber number ``i``: alternating salutations, every third one Ukrainian."""
+    return Recipient(f"person{i:05d}@{domain}", "Frau" if i % 2 else "Herr", None, f"V{i}", f"N{i}",
+                     language="uk" if i % 3 == 0 else "de")  # fmt: skip
+
+
+def populate(state: Path, numbers: range, list_name: str = "newsletter") -> None:
+    """Subscribe ``person(i)`` for every i in ``numbers`` (one transaction)."""
+    conn = connect(state)
+    recipients.ensure_schema(conn)
+    with transaction(conn):
+        for i in numbers:
+            recipients.add_recipient(conn, person(i), list_name, status="subscribed", source="test", now=NOW)
+    conn.close()
+
+
+def accepted(log: Path) -> list[str]:
+    """The recipients the recording server accepted, one per message, in order."""
+    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+
+
+@contextmanager
+def recording_server(log: Path) -> Iterator[int]:
+    """The crash-test SMTP server of tests/smtp_faults.py in its own process; yields its port."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_faults", str(port), str(log)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        yield port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+
+
+def send_env(state: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a ``send`` to the local server at ``port`` (no user, no DKIM)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REALLABOR_SMTP_", "REALLABOR_DKIM"))}
+    env.update(
+        REALLABOR_SECRET=SECRET, REALLABOR_STATE=str(state), REALLABOR_SMTP_HOST="127.0.0.1",
+        REALLABOR_SMTP_PORT=str(port), REALLABOR_SMTP_SECURITY="none",
+    )  # fmt: skip
+    env.update(extra)
+    return env
+
+
+def send_command(content: Path, *options: str) -> list[str]:
+    """``reallabor-mail send content/newsletters/2023-3.md --yes OPTIONS``."""
+    return [*CLI, "send", str(content / NEWSLETTER), "--yes", *options]
+
+
+def ledger_states(state: Path, campaign: str = CAMPAIGN) -> dict[str, str]:
+    """email → ledger state of a campaign, read from the state file."""
+    conn = connect(state)
+    try:
+        rows = conn.execute("SELECT email, state FROM send_ledger WHERE campaign = ?", (campaign,)).fetchall()
+    finally:
+        conn.close()
+    return {email: row_state for email, row_state in rows}
