@@ -34,13 +34,13 @@ def person(i: int, domain: str = "example.org") -> Recipient:
                      language="uk" if i % 3 == 0 else "de")  # fmt: skip
 
 
-def populate(state: Path, numbers: range, list_name: str = "newsletter") -> None:
-    """Subscribe ``person(i)`` for every i in ``numbers`` (one transaction)."""
+def populate(state: Path, numbers: range, list_name: str = "newsletter", domain: str = "example.org") -> None:
+    """Subscribe ``person(i, domain)`` for every i in ``numbers`` (one transaction)."""
     conn = connect(state)
     recipients.ensure_schema(conn)
     with transaction(conn):
         for i in numbers:
-            recipients.add_recipient(conn, person(i), list_name, status="subscribed", source="test", now=NOW)
+            recipients.add_recipient(conn, person(i, domain), list_name, status="subscribed", source="test", now=NOW)
     conn.close()
 
 
