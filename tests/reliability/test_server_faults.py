@@ -24,9 +24,9 @@ from reallabor_mail.delivery import SmtpSettings, SmtpTransport
 from reallabor_mail.ledger import Ledger
 from reallabor_mail.sending import RetryPolicy, SendRequest, deliver_all, send
 from reallabor_mail.state import connect
-from tests.reliability.conftest import Row
-from tests.reliability.harness import CAMPAIGN, NEWSLETTER, NOW, SECRET, ledger_states, person, populate
 from tests.conftest import free_port
+from tests.reliability.conftest import Row
+from tests.reliability.harness import NEWSLETTER, NOW, SECRET, ledger_states, person, populate
 from tests.smtp_faults import FaultHandler, Faults
 from tests.test_delivery_faults import ListAudience, compose, people
 
