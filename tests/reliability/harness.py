@@ -15,6 +15,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
 
 from reallabor_mail import recipients
 from reallabor_mail.addressing import Recipient
@@ -62,6 +65,18 @@ def recording_server(log: Path) -> Iterator[int]:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
+
+
+@contextmanager
+def serving_smtp(handler: object, **options: Any) -> Iterator[int]:
+    """An aiosmtpd server with ``handler`` (and Controller ``options``: TLS, auth) in this process; yields the port."""
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
 
 
 def send_env(state: Path, port: int, **extra: str) -> dict[str, str]:

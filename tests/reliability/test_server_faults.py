@@ -10,13 +10,10 @@ the state issue 4 defines; nothing stays pending or sending; nobody gets a messa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from rich.console import Console
 
 from reallabor_mail import recipients
@@ -24,9 +21,8 @@ from reallabor_mail.delivery import SmtpSettings, SmtpTransport
 from reallabor_mail.ledger import Ledger
 from reallabor_mail.sending import RetryPolicy, SendRequest, deliver_all, send
 from reallabor_mail.state import connect
-from tests.conftest import free_port
 from tests.reliability.conftest import Row
-from tests.reliability.harness import NEWSLETTER, NOW, SECRET, ledger_states, person, populate
+from tests.reliability.harness import NEWSLETTER, NOW, SECRET, ledger_states, person, populate, serving_smtp
 from tests.smtp_faults import FaultHandler, Faults
 from tests.test_delivery_faults import ListAudience, compose, people
 
@@ -64,18 +60,6 @@ class HarshHandler(FaultHandler):
                 self.drop_after.difference_update(envelope.rcpt_tos)
                 self._close_soon(server)
         return reply
-
-
-@contextmanager
-def harsh_server(handler: HarshHandler) -> Iterator[int]:
-    """``handler`` on a real aiosmtpd server on 127.0.0.1; yields the port."""
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
 
 
 def address(i: int) -> str:
@@ -116,7 +100,7 @@ def test_every_fault_at_once_ends_as_issue_4_defines(
     faults.pipelining = pipelining
     handler = HarshHandler(faults, drop_after, slow=set())
     monkeypatch.setenv("REALLABOR_SECRET", SECRET)
-    with harsh_server(handler) as port:
+    with serving_smtp(handler) as port:
         env = {"REALLABOR_SMTP_HOST": "127.0.0.1", "REALLABOR_SMTP_PORT": str(port),
                "REALLABOR_SMTP_SECURITY": "none"}  # fmt: skip
         request = SendRequest(file=content_copy / NEWSLETTER, connections=4, state=state)
@@ -156,7 +140,7 @@ def test_server_slower_than_our_timeout(tmp_path: Path, row: Row) -> None:
     ledger = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW)
     ledger.add("slow", people(40))
     ledger.add("all-slow", people(12))
-    with harsh_server(handler) as port:
+    with serving_smtp(handler) as port:
         transport = SmtpTransport(SmtpSettings("127.0.0.1", port, "none"), timeout=TIMEOUT)
         retry = RetryPolicy(attempts=2, delay=0.01, stop_after=6)
         run = deliver_all(ledger, "slow", compose, transport, sender="sender@example.org", audience=ListAudience(),
