@@ -22,6 +22,16 @@ TEMPLATES = ROOT / "templates"
 TODAY = dt.date(2023, 10, 1)  # the clock every build in the tests sees
 
 
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample content built once for the whole run (read it, never change it)."""
+    from reallabor_mail.build import build
+
+    out = tmp_path_factory.mktemp("built") / "build"
+    build(SAMPLE_CONTENT, TEMPLATES, out, today=TODAY)
+    return out
+
+
 @pytest.fixture
 def content_copy(tmp_path: Path) -> Path:
     """A writable copy of the sample content folder."""
@@ -89,14 +99,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run an ASGI app under uvicorn in a thread on a free 127.0.0.1 port; yields its base URL."""
+def serving(app: Any, port: int | None = None) -> Iterator[str]:
+    """Run an ASGI app under uvicorn in a thread on 127.0.0.1 (a free port by default); yields its base URL."""
     import threading
     import time
 
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -15,20 +15,17 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from reallabor_mail.build import build
 from reallabor_mail.content import load_content
 
-from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
+from .conftest import SAMPLE_CONTENT
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PUBLIC = load_content(SAMPLE_CONTENT).site.public_url
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("archive") / "build"
-    build(SAMPLE_CONTENT, TEMPLATES, target, today=TODAY)
-    return target
+@pytest.fixture
+def out(built_site: Path) -> Path:
+    return built_site
 
 
 class Page(HTMLParser):

@@ -12,10 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from reallabor_mail.build import build
-
-from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
-
 GOLDEN = Path(__file__).parent / "golden"
 FILES = [
     "newsletters/2023-3/email.html",
@@ -32,16 +28,9 @@ FILES = [
 UPDATE = os.environ.get("REALLABOR_UPDATE_GOLDEN") == "1"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("golden") / "build"
-    build(SAMPLE_CONTENT, TEMPLATES, out, today=TODAY)
-    return out
-
-
 @pytest.mark.parametrize("name", FILES)
-def test_matches_golden(built: Path, name: str) -> None:
-    actual = (built / name).read_bytes()
+def test_matches_golden(built_site: Path, name: str) -> None:
+    actual = (built_site / name).read_bytes()
     golden = GOLDEN / name
     if UPDATE:
         golden.parent.mkdir(parents=True, exist_ok=True)

@@ -20,13 +20,6 @@ from reallabor_mail.site import SitePages
 from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("site") / "build"
-    build(SAMPLE_CONTENT, TEMPLATES, out, today=TODAY)
-    return out
-
-
 class Tags(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
@@ -42,9 +35,9 @@ def tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
     return parser.tags
 
 
-def test_every_contract_file_is_written(built: Path) -> None:
+def test_every_contract_file_is_written(built_site: Path) -> None:
     for name in ("index.html", "feed.xml", "images/austausch-2023-09.png"):
-        assert (built / name).is_file(), name
+        assert (built_site / name).is_file(), name
     for name in (
         "index.html",
         "email.html",
@@ -55,13 +48,13 @@ def test_every_contract_file_is_written(built: Path) -> None:
         "preview.uk.eml",
         "index.uk.html",
     ):
-        assert (built / "newsletters" / "2023-3" / name).is_file(), name
+        assert (built_site / "newsletters" / "2023-3" / name).is_file(), name
     for name in ("index.html", "invitation.html", "invitation.txt", "preview.eml"):
-        assert (built / "events" / "2023-09-19-kollegialer-austausch" / name).is_file(), name
+        assert (built_site / "events" / "2023-09-19-kollegialer-austausch" / name).is_file(), name
 
 
-def test_email_html_is_inlined_accessible_and_offline(built: Path) -> None:
-    html = (built / "newsletters" / "2023-3" / "email.html").read_text(encoding="utf-8")
+def test_email_html_is_inlined_accessible_and_offline(built_site: Path) -> None:
+    html = (built_site / "newsletters" / "2023-3" / "email.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
     assert '<html lang="de"' in html
     assert "@media" in html  # responsive rules stay in <style>
@@ -81,16 +74,16 @@ def test_email_html_is_inlined_accessible_and_offline(built: Path) -> None:
     assert len(html.encode()) < 80 * 1024
 
 
-def test_ukrainian_version_uses_its_language(built: Path) -> None:
-    html = (built / "newsletters" / "2023-3" / "email.uk.html").read_text(encoding="utf-8")
+def test_ukrainian_version_uses_its_language(built_site: Path) -> None:
+    html = (built_site / "newsletters" / "2023-3" / "email.uk.html").read_text(encoding="utf-8")
     assert '<html lang="uk"' in html
     assert "Шановна пані Олено," in html and "Відписатися від розсилки" in html
-    text = (built / "newsletters" / "2023-3" / "email.uk.txt").read_text(encoding="utf-8")
+    text = (built_site / "newsletters" / "2023-3" / "email.uk.txt").read_text(encoding="utf-8")
     assert text.startswith("Шановна пані Олено,\n\n")
 
 
-def test_text_part_starts_with_greeting_then_the_intro(built: Path) -> None:
-    text = (built / "newsletters" / "2023-3" / "email.txt").read_text(encoding="utf-8")
+def test_text_part_starts_with_greeting_then_the_intro(built_site: Path) -> None:
+    text = (built_site / "newsletters" / "2023-3" / "email.txt").read_text(encoding="utf-8")
     lines = text.splitlines()
     assert lines[0] == "Sehr geehrte Frau Dr. Beispiel,"
     assert lines[1] == ""
@@ -102,15 +95,15 @@ def test_text_part_starts_with_greeting_then_the_intro(built: Path) -> None:
     assert max(len(line) for line in text.splitlines() if "://" not in line and " · " not in line) <= 78
 
 
-def test_upcoming_events_are_listed_with_both_zones(built: Path) -> None:
-    text = (built / "newsletters" / "2023-3" / "email.txt").read_text(encoding="utf-8")
+def test_upcoming_events_are_listed_with_both_zones(built_site: Path) -> None:
+    text = (built_site / "newsletters" / "2023-3" / "email.txt").read_text(encoding="utf-8")
     assert "Termine\n=======" in text
     assert "Donnerstag, 26. Oktober 2023, 14:00–16:00 Uhr (Berlin) · 15:00–17:00 (Київ)" in text
     assert "2023-09-19" not in text.split("Termine", 1)[1]  # only events after the date
 
 
-def test_preview_eml_is_a_complete_message(built: Path) -> None:
-    raw = (built / "newsletters" / "2023-3" / "preview.eml").read_bytes()
+def test_preview_eml_is_a_complete_message(built_site: Path) -> None:
+    raw = (built_site / "newsletters" / "2023-3" / "preview.eml").read_bytes()
     assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
     assert raw.isascii()
     msg = message_from_bytes(raw, policy=policy.default)
@@ -122,17 +115,17 @@ def test_preview_eml_is_a_complete_message(built: Path) -> None:
     assert msg.get_body(("plain",)).get_content().startswith("Sehr geehrte Frau Dr. Beispiel,")
 
 
-def test_invitation_shows_time_place_and_registration(built: Path) -> None:
-    text = (built / "events" / "2023-09-19-kollegialer-austausch" / "invitation.txt").read_text(encoding="utf-8")
+def test_invitation_shows_time_place_and_registration(built_site: Path) -> None:
+    text = (built_site / "events" / "2023-09-19-kollegialer-austausch" / "invitation.txt").read_text(encoding="utf-8")
     assert "Wann: Dienstag, 19. September 2023, 14:00–15:30 Uhr (Berlin) · 15:00–16:30 (Київ)" in text
     assert "Zugangslink: https://us02web.zoom.us/j/86240913785" in text
     assert "Anmeldeschluss: Freitag, 15. September 2023" in text
 
 
-def test_web_pages_link_translations_and_archive(built: Path) -> None:
-    page = (built / "newsletters" / "2023-3" / "index.html").read_text(encoding="utf-8")
+def test_web_pages_link_translations_and_archive(built_site: Path) -> None:
+    page = (built_site / "newsletters" / "2023-3" / "index.html").read_text(encoding="utf-8")
     assert '<html lang="de">' in page and 'hreflang="uk"' in page and "<main" in page
-    index = (built / "index.html").read_text(encoding="utf-8")
+    index = (built_site / "index.html").read_text(encoding="utf-8")
     assert index.index("Newsletter 1/2024") < index.index("Newsletter 3/2023")  # newest first
 
 

@@ -11,8 +11,6 @@ import asyncio
 import datetime as dt
 import re
 import sqlite3
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -20,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from reallabor_mail import recipients as rcp
@@ -34,7 +31,7 @@ from reallabor_mail.render import Renderer
 from reallabor_mail.state import connect
 from reallabor_mail.web import PublicConfig, create_app, public_routes, smtp_mailer
 
-from .conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer, free_port
+from .conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer, free_port, serving
 
 SECRET = b"web-test-secret-0123456789"
 START = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
@@ -312,22 +309,11 @@ async def test_archive_is_served(client: httpx.AsyncClient) -> None:
 
 @pytest.fixture
 def live(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[tuple[Setup, str]]:
-    """The public app under uvicorn on a free loopback port."""
+    """The public app under uvicorn on a free loopback port (the app must know its own address)."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    setup = make_setup(tmp_path, smtp_server, base)
-    server = uvicorn.Server(uvicorn.Config(setup.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    setup = make_setup(tmp_path, smtp_server, f"http://127.0.0.1:{port}")
+    with serving(setup.app, port) as base:
         yield setup, base
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def send_newsletter(setup: Setup, person: Recipient) -> EmailMessage:
