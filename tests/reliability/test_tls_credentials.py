@@ -22,7 +22,7 @@ from tests.reliability.conftest import Row
 from tests.reliability.harness import CLI, ledger_states, populate, send_command, send_env, serving_smtp
 from tests.smtp_faults import self_signed, server_tls_context
 
-PASSWORD = "Pw-" + secrets.token_hex(12) + "-Zwölf"  # made at run time: only this run can have written it
+PASSWORD = "Pw-" + secrets.token_hex(12) + "-Zwoelf"  # made at run time: only this run can have written it
 USER = "becker"
 
 
