@@ -144,6 +144,12 @@ class Registration(Strict):
         return self
 
 
+_REQUIRED_BY_FORMAT: dict[str, tuple[tuple[EventFormat, ...], str]] = {
+    "location": ((EventFormat.IN_PERSON, EventFormat.HYBRID), "the address"),
+    "online_url": ((EventFormat.ONLINE, EventFormat.HYBRID), "the https:// link"),
+}
+
+
 def _parse_local_time(value: object) -> object:
     """Accept ``2023-09-19 14:00`` as YAML leaves it (a string) or a YAML timestamp."""
     if isinstance(value, str):
@@ -196,20 +202,13 @@ class EventFrontMatter(Strict):
             raise ValueError(f"the event ends ({value:%Y-%m-%d %H:%M}) before it starts; 'end' must come after 'start'")
         return aware
 
-    @field_validator("location", mode="after")
+    @field_validator("location", "online_url", mode="after")
     @classmethod
-    def _location_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _required_by_format(cls, value: str | None, info: ValidationInfo) -> str | None:
         fmt = info.data.get("format")
-        if value is None and fmt in (EventFormat.IN_PERSON, EventFormat.HYBRID):
-            raise ValueError(f"'location' is required for format {fmt.value}; add the address")
-        return value
-
-    @field_validator("online_url", mode="after")
-    @classmethod
-    def _online_url_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
-        fmt = info.data.get("format")
-        if value is None and fmt in (EventFormat.ONLINE, EventFormat.HYBRID):
-            raise ValueError(f"'online_url' is required for format {fmt.value}; add the https:// link")
+        needed_for, what = _REQUIRED_BY_FORMAT[str(info.field_name)]
+        if value is None and fmt in needed_for:
+            raise ValueError(f"'{info.field_name}' is required for format {fmt.value}; add {what}")
         return value
 
     @property
