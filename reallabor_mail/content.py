@@ -6,6 +6,7 @@ raises :class:`~reallabor_mail.errors.ContentError` listing every problem in eve
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ class Content:
     images: frozenset[Path] = field(default_factory=frozenset)
     warnings: tuple[Problem, ...] = ()
 
-    def upcoming_events(self, after: Any) -> list[EventItem]:
+    def upcoming_events(self, after: dt.date) -> list[EventItem]:
         """Events starting after a date (a newsletter's publication date), soonest first."""
         return [e for e in self.events if e.meta.start.date() > after]
 
