@@ -300,10 +300,16 @@ class GroupCommit:
     def _committed(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
         self._running = None
         error = done.exception()
-        if isinstance(error, sqlite3.Error):
-            self._error = StateError(f"the send ledger cannot be written: {error}")
+        if isinstance(error, StateError):
+            self._error = error
+        elif isinstance(error, sqlite3.Error):
+            self._error = StateError(f"{self.ledger.path}: the send ledger cannot be written: {error}")
         elif error is not None:
-            self._error = StateError(f"the send ledger cannot be written: {type(error).__name__}: {error}")
+            self._error = StateError(
+                f"{self.ledger.path}: the send ledger cannot be written: {type(error).__name__}: {error}"
+            )
+        if self._error is not None:  # starts queued meanwhile will never be committed: fail them too
+            waiters, self._waiters = [*waiters, *self._waiters], []
         for waiter in waiters:
             if waiter.done():
                 continue

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import functools
 import itertools
 import multiprocessing
 import os
 import signal
 import sqlite3
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -576,6 +578,30 @@ class Prepared:
     event: tuple[EventItem, calendar.EventPlan] | None
     lists: tuple[str, ...]
     test_person: Recipient | None
+    lock: int = -1  # the campaign lock (a file descriptor) held until the send is done
+
+
+def lock_campaign(state: Path, campaign: str) -> int:
+    """Hold a lock on ``campaign`` while this process sends it; returns the descriptor to close when done.
+
+    A second ``send`` of the same campaign (even with ``--resume``) would take the rows the first has
+    in flight and send them again. The lock is a record lock on ``<state file>.lock``, one byte per
+    campaign; the kernel drops it when the process ends, also on SIGKILL, so it never goes stale.
+    """
+    lock_path = Path(f"{state}.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ReallaborError(f"{lock_path}: cannot create the lock file ({exc.strerror})") from None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, zlib.crc32(campaign.encode()))
+    except OSError:
+        os.close(fd)
+        raise ReallaborError(
+            f"{state}: another `send` of {campaign} is running right now; wait until it ends "
+            "(see --status), then continue with --resume if it did not finish"
+        ) from None
+    return fd
 
 
 def prepare(
@@ -595,35 +621,40 @@ def prepare(
     ledger = Ledger(conn, clock)
     event_plan = None if isinstance(item.meta, Newsletter) else calendar.plan_event(content, item, conn, clock)
     campaign = campaign_key(item, event_plan) + ("#test" if request.to else "")
-    lists = request.lists or tuple(item.meta.lists)
-    plan = Plan(
-        title=item.meta.title, path=display_path(item.path), campaign=campaign, via=via,
-        sender=f"{site.sender.name} <{site.sender.email}>", before=ledger.summary(campaign),
-        resume=request.resume, retry_failed=request.retry_failed, limit=request.limit,
-        signing=signer.describe() if signer else None,
-    )  # fmt: skip
-    renderer = Renderer(content, request.templates or default_templates(), calendar_links=calendar.link_maker(site))
-    composer = Composer(content, item, renderer, campaign, clock(), secret, event_plan, signer)
-    person = None
-    if request.to:
-        person = _test_person(conn, request.to, site)
-        plan.lists = [(lists[0], 1)]
-        plan.new, plan.before = 1, None
-        plan.languages[composer.language(person)] += 1
-    else:
-        _count(plan, ledger, conn, lists, composer.language)
-        if plan.before is not None and plan.before.interrupted and not request.resume:
-            raise ReallaborError(
-                f"{plan.path}: an earlier send of this campaign was interrupted "
-                f"({plan.before['pending'] + plan.before['sending']:,} messages not finished); "
-                "continue it with --resume (see --status first)"
-            )
-    for language in item.versions:  # render now: a template error shows before anything is sent
-        composer.email(language)
-    return Prepared(
-        request, plan, site, conn, ledger, composer, StoreAudience(conn, secret, clock), open_transport,
-        (item, event_plan) if event_plan is not None else None, lists, person,  # type: ignore[arg-type]
-    )  # fmt: skip
+    lock = lock_campaign(state_path(request.state), campaign)
+    try:
+        lists = request.lists or tuple(item.meta.lists)
+        plan = Plan(
+            title=item.meta.title, path=display_path(item.path), campaign=campaign, via=via,
+            sender=f"{site.sender.name} <{site.sender.email}>", before=ledger.summary(campaign),
+            resume=request.resume, retry_failed=request.retry_failed, limit=request.limit,
+            signing=signer.describe() if signer else None,
+        )  # fmt: skip
+        renderer = Renderer(content, request.templates or default_templates(), calendar_links=calendar.link_maker(site))
+        composer = Composer(content, item, renderer, campaign, clock(), secret, event_plan, signer)
+        person = None
+        if request.to:
+            person = _test_person(conn, request.to, site)
+            plan.lists = [(lists[0], 1)]
+            plan.new, plan.before = 1, None
+            plan.languages[composer.language(person)] += 1
+        else:
+            _count(plan, ledger, conn, lists, composer.language)
+            if plan.before is not None and plan.before.interrupted and not request.resume:
+                raise ReallaborError(
+                    f"{plan.path}: an earlier send of this campaign was interrupted "
+                    f"({plan.before['pending'] + plan.before['sending']:,} messages not finished); "
+                    "continue it with --resume (see --status first)"
+                )
+        for language in item.versions:  # render now: a template error shows before anything is sent
+            composer.email(language)
+        return Prepared(
+            request, plan, site, conn, ledger, composer, StoreAudience(conn, secret, clock), open_transport,
+            (item, event_plan) if event_plan is not None else None, lists, person, lock,  # type: ignore[arg-type]
+        )  # fmt: skip
+    except BaseException:
+        os.close(lock)
+        raise
 
 
 def execute(prepared: Prepared, *, console: Console, retry: RetryPolicy = RetryPolicy()) -> RunReport:
@@ -668,17 +699,20 @@ def send(
 ) -> RunReport | None:
     """Show the plan, ask (``confirm`` None: ``--yes``), send, print the summary; None if nothing was sent."""
     prepared = prepare(request, environ=environ, clock=clock)
-    plan = prepared.plan
-    for line in plan.lines():
-        console.print(line, highlight=False)
-    if plan.owed == 0:
-        console.print("Nothing to send: everyone on the list has this message (see --status).")
-        return None
-    question = f"Send {min(plan.owed, request.limit or plan.owed):,} messages via {plan.via}?"
-    if confirm is not None and not confirm(question):
-        console.print("Nothing sent.")
-        return None
-    return execute(prepared, console=console, retry=retry)
+    try:
+        plan = prepared.plan
+        for line in plan.lines():
+            console.print(line, highlight=False)
+        if plan.owed == 0:
+            console.print("Nothing to send: everyone on the list has this message (see --status).")
+            return None
+        question = f"Send {min(plan.owed, request.limit or plan.owed):,} messages via {plan.via}?"
+        if confirm is not None and not confirm(question):
+            console.print("Nothing sent.")
+            return None
+        return execute(prepared, console=console, retry=retry)
+    finally:
+        os.close(prepared.lock)
 
 
 def campaign_key(item: NewsletterItem | EventItem, event_plan: calendar.EventPlan | None) -> str:

@@ -59,13 +59,18 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     if conn.in_transaction:
         yield conn
         return
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:  # disk full, read-only, locked for longer than the timeout
+        path = conn.execute("PRAGMA database_list").fetchone()[2]
+        raise StateError(f"{path}: cannot write the state database: {exc}") from None
 
 
 def utc_stamp(moment: dt.datetime) -> str:

@@ -1,0 +1,76 @@
+"""Guards found by the reliability suite (tests/reliability/test_disk_and_db.py), as quick regular tests:
+one ``send`` per campaign at a time, a failed ledger commit ends the run instead of hanging it, and a
+state file that cannot be written is an error naming the file, not a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reallabor_mail.delivery import MaildirTransport
+from reallabor_mail.errors import ReallaborError
+from reallabor_mail.ledger import Ledger
+from reallabor_mail.sending import deliver_all, lock_campaign
+from reallabor_mail.state import StateError, connect, transaction
+from tests.conftest import ROOT
+from tests.test_delivery_faults import ListAudience, compose, people
+
+NOW = dt.datetime(2023, 10, 5, 9, 0, tzinfo=dt.UTC)
+FAIL_ON_START = """CREATE TRIGGER full BEFORE UPDATE ON send_ledger WHEN NEW.state = 'sending' AND NEW.id >= 3
+BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"""
+
+
+def test_a_campaign_is_sent_by_one_process_at_a_time(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from reallabor_mail.sending import "
+         f"lock_campaign; lock_campaign(Path({str(state)!r}), 'newsletter:a'); print('locked', flush=True); "
+         "time.sleep(60)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ReallaborError, match="another `send` of newsletter:a is running"):
+            lock_campaign(state, "newsletter:a")
+        other = lock_campaign(state, "newsletter:b")  # another campaign is not held up
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the lock with the process
+        holder.wait()
+    again = lock_campaign(state, "newsletter:a")
+    for fd in (other, again):
+        os.close(fd)
+
+
+def test_a_ledger_that_cannot_be_written_ends_the_run_with_its_path(tmp_path: Path) -> None:
+    ledger = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW)
+    ledger.add("c", people(40))
+    ledger.conn.execute(FAIL_ON_START)
+    run = deliver_all(ledger, "c", compose, MaildirTransport(tmp_path / "out"), sender="s@example.org",
+                      audience=ListAudience(), connections=4)  # fmt: skip
+
+    async def bounded() -> None:
+        await asyncio.wait_for(run, timeout=30)  # before the fix, starts queued behind the failed commit hung
+
+    with pytest.raises(StateError, match=r"state\.sqlite3: .*cannot write the state database: database or disk"):
+        asyncio.run(bounded())
+    summary = ledger.summary("c")
+    delivered = len(list((tmp_path / "out" / "new").iterdir()))
+    started = summary["sent"] + summary["sending"]  # `sending` ones become `unknown` on --resume
+    assert delivered <= started <= 2 and summary["pending"] == 40 - started  # the failed starts stay owed
+
+
+def test_a_failed_write_is_a_state_error_naming_the_file(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "state.sqlite3")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.execute("CREATE TRIGGER full BEFORE INSERT ON t BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    expected = r"state\.sqlite3: cannot write the state database: database or disk is full"
+    with pytest.raises(StateError, match=expected), transaction(conn):
+        conn.execute("INSERT INTO t VALUES (1)")
+    assert not conn.in_transaction
