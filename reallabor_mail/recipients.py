@@ -367,6 +367,17 @@ def subscribers(conn: sqlite3.Connection, list_name: str) -> Iterator[Recipient]
         yield _recipient(row)
 
 
+def is_subscribed(conn: sqlite3.Connection, email: str, lists: Sequence[str]) -> bool:
+    """Whether the address is still subscribed to one of ``lists`` (a send asks before each message,
+    so an unsubscribe during a running send is honoured)."""
+    row = conn.execute(
+        "SELECT 1 FROM memberships m JOIN recipients r ON r.id = m.recipient_id WHERE r.email = ? "
+        f"AND m.status = 'subscribed' AND m.list_name IN ({', '.join('?' * len(lists))})",
+        (email, *lists),
+    )
+    return row.fetchone() is not None
+
+
 def unsubscribe_url(site: Site, email: str, list_name: str, secret: bytes) -> str:
     """The List-Unsubscribe URL of one person and list (also the unsubscribe link in the footer).
 

@@ -424,15 +424,19 @@ class SendRequest:
 class StoreAudience:
     """The recipient store (:mod:`reallabor_mail.recipients`) as the engine's :class:`Audience`."""
 
-    def __init__(self, conn: sqlite3.Connection, secret: bytes, clock: Clock) -> None:
+    def __init__(self, conn: sqlite3.Connection, secret: bytes, clock: Clock, lists: Sequence[str] = ()) -> None:
         self.conn, self.secret, self.clock = conn, secret, clock
+        self.lists = tuple(lists)  # () for a --to test message: the address need not be subscribed
 
     def is_suppressed(self, email: str) -> bool:
-        return recipients.is_suppressed(self.conn, email, self.secret)
+        """Erased or bounced, or (for a send to lists) no longer subscribed to any of them."""
+        if recipients.is_suppressed(self.conn, email, self.secret):
+            return True
+        return bool(self.lists) and not recipients.is_subscribed(self.conn, email, self.lists)
 
     def reopen(self) -> StoreAudience:
         path = Path(self.conn.execute("PRAGMA database_list").fetchone()[2])
-        return StoreAudience(connect(path), self.secret, self.clock)
+        return StoreAudience(connect(path), self.secret, self.clock, self.lists)
 
     def suppress(self, email: str, reason: str) -> None:
         recipients.suppress(self.conn, email, reason, self.secret, now=self.clock())
@@ -648,8 +652,9 @@ def prepare(
                 )
         for language in item.versions:  # render now: a template error shows before anything is sent
             composer.email(language)
+        audience = StoreAudience(conn, secret, clock, () if request.to else lists)
         return Prepared(
-            request, plan, site, conn, ledger, composer, StoreAudience(conn, secret, clock), open_transport,
+            request, plan, site, conn, ledger, composer, audience, open_transport,
             (item, event_plan) if event_plan is not None else None, lists, person, lock,  # type: ignore[arg-type]
         )  # fmt: skip
     except BaseException:

@@ -1,6 +1,6 @@
-"""Guards found by the reliability suite (tests/reliability/test_disk_and_db.py), as quick regular tests:
-one ``send`` per campaign at a time, a failed ledger commit ends the run instead of hanging it, and a
-state file that cannot be written is an error naming the file, not a traceback.
+"""Guards found by the reliability suite (tests/reliability/), as quick regular tests: one ``send`` per
+campaign at a time, a failed ledger commit ends the run instead of hanging it, a state file that cannot
+be written is an error naming the file (not a traceback), and an unsubscribe during a send is honoured.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from reallabor_mail import recipients
+from reallabor_mail.addressing import Recipient
 from reallabor_mail.delivery import MaildirTransport
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.ledger import Ledger
-from reallabor_mail.sending import deliver_all, lock_campaign
+from reallabor_mail.sending import StoreAudience, deliver_all, lock_campaign
 from reallabor_mail.state import StateError, connect, transaction
 from tests.conftest import ROOT
 from tests.test_delivery_faults import ListAudience, compose, people
@@ -74,3 +76,18 @@ def test_a_failed_write_is_a_state_error_naming_the_file(tmp_path: Path) -> None
     with pytest.raises(StateError, match=expected), transaction(conn):
         conn.execute("INSERT INTO t VALUES (1)")
     assert not conn.in_transaction
+
+
+def test_an_unsubscribe_during_a_send_is_honoured(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "state.sqlite3")
+    recipients.ensure_schema(conn)
+    anna = Recipient("anna@example.org", first_name="Anna")
+    recipients.add_recipient(conn, anna, "newsletter", status="subscribed", source="test", now=NOW)
+    secret = b"guards-secret-0123456789"
+    to_list = StoreAudience(conn, secret, lambda: NOW, ("newsletter",))
+    test_message = StoreAudience(conn, secret, lambda: NOW)
+    assert not to_list.is_suppressed(anna.email)
+    recipients.unsubscribe(conn, anna.email, "newsletter", source="one-click (RFC 8058)", now=NOW)
+    assert to_list.is_suppressed(anna.email)  # asked before every message: the rows added earlier are skipped
+    assert to_list.reopen().is_suppressed(anna.email)  # also in the compose process
+    assert not test_message.is_suppressed(anna.email)  # a --to test message needs no subscription

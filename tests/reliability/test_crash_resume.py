@@ -26,7 +26,7 @@ KILLS = 50
 def kill_once(command: list[str], env: dict[str, str], log: Path, rng: random.Random) -> str:
     """Start ``send`` and SIGKILL it at a random point; returns where it was killed."""
     before = len(accepted(log))
-    sender = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sender = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     if rng.random() < 0.3:
         time.sleep(rng.uniform(0.05, 1.0))
