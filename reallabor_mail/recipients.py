@@ -637,7 +637,13 @@ def _column(header: str) -> str | None:
 def decode_csv(data: bytes, name: str) -> str:
     """Text of a CSV as Excel saves it: UTF-8 with or without BOM, UTF-16 ("Unicode text"), or cp1252."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ImportRefused(
+                f"{name}: starts as UTF-16 ('Unicode text') but is not valid UTF-16 (at byte offset {exc.start}); "
+                "save it again from Excel"
+            ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -1,6 +1,7 @@
 """Guards found by the reliability suite (tests/reliability/), as quick regular tests: one ``send`` per
 campaign at a time, a failed ledger commit ends the run instead of hanging it, a state file that cannot
-be written is an error naming the file (not a traceback), and an unsubscribe during a send is honoured.
+be written is an error naming the file (not a traceback), an unsubscribe during a send is honoured,
+and a broken UTF-16 recipient file is refused by name.
 """
 
 from __future__ import annotations
@@ -91,3 +92,12 @@ def test_an_unsubscribe_during_a_send_is_honoured(tmp_path: Path) -> None:
     assert to_list.is_suppressed(anna.email)  # asked before every message: the rows added earlier are skipped
     assert to_list.reopen().is_suppressed(anna.email)  # also in the compose process
     assert not test_message.is_suppressed(anna.email)  # a --to test message needs no subscription
+
+
+def test_a_broken_utf16_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_bytes("E-Mail;Vorname\nanna@example.org;Anna\n".encode("utf-16") + b"\x00\xdc")  # a lone surrogate
+    conn = connect(tmp_path / "state.sqlite3")
+    recipients.ensure_schema(conn)
+    with pytest.raises(ReallaborError, match=r"people\.csv: starts as UTF-16 .* is not valid UTF-16"):
+        recipients.import_csv(conn, path, "newsletter", secret=b"guards-secret-0123456789", by="t", now=NOW)
