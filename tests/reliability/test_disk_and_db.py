@@ -46,7 +46,7 @@ def clear_error(done: subprocess.CompletedProcess[str], state: Path) -> bool:
 def last_error(done: subprocess.CompletedProcess[str], state: Path) -> str:
     """The command's last line of error output, with the state file's path shortened."""
     lines = done.stderr.strip().splitlines() or ["no error"]
-    return lines[-1].replace(str(state), "STATE")[:150]
+    return lines[-1].replace(str(state), "STATE")[:200]
 
 
 def finish(content: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
