@@ -57,14 +57,13 @@ problems: list[str] = []
 def csv_files(draw: st.DrawFn) -> tuple[bytes, int]:
     """Bytes of a CSV file and how many lines of rows it has."""
     known = st.lists(st.sampled_from(KNOWN), min_size=0, max_size=5, unique_by=recipients_column)
-    header = (
-        ["E-Mail", *draw(known)] if draw(st.integers(0, 3)) else draw(st.lists(st.sampled_from(HEADERS), max_size=6))
-    )
-    header = header or ["E-Mail"]
+    odd = st.lists(st.sampled_from(HEADERS), min_size=1, max_size=6)
+    header: list[str] = ["E-Mail", *draw(known)] if draw(st.integers(0, 3)) else draw(odd)
     delimiter = draw(st.sampled_from([";", ",", "\t"]))
-    rows = draw(st.lists(st.lists(CELLS, min_size=0, max_size=len(header) + 1), max_size=8))
+    rows: list[list[str]] = draw(st.lists(st.lists(CELLS, min_size=0, max_size=len(header) + 1), max_size=8))
     for r in rows:
-        if r and draw(st.booleans()):
+        address_first: bool = draw(st.booleans())
+        if r and address_first:
             r[0] = draw(EMAILS)
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator=draw(st.sampled_from(["\r\n", "\n"])))

@@ -103,9 +103,9 @@ def test_send_while_others_import_and_unsubscribe(tmp_path: Path, content_copy: 
 
     confirmed = {}
     for line in unsubscriber.stdout.splitlines():
-        email, status, moment = line.split()
+        email, status, at = line.split()
         assert status == "200", line
-        confirmed[email] = float(moment)
+        confirmed[email] = float(at)
     first = arrivals.order[:first_run]
     position = {email: n for n, (email, _) in enumerate(first)}
     received = Counter(email for email, _ in arrivals.order)
