@@ -42,17 +42,17 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reallabor_mail import recipients  # noqa: E402
-from reallabor_mail.addressing import Recipient, greeting  # noqa: E402
-from reallabor_mail.ledger import Entry  # noqa: E402
-from reallabor_mail.message import Campaign, as_bytes, build_message  # noqa: E402
-from reallabor_mail.sending import SendRequest, execute, prepare  # noqa: E402
-from reallabor_mail.state import connect, transaction  # noqa: E402
+from reallabor_mail.db import connect, transaction  # noqa: E402
+from reallabor_mail.delivery.campaign import SendRequest, execute, prepare  # noqa: E402
+from reallabor_mail.delivery.ledger import Entry  # noqa: E402
+from reallabor_mail.i18n.greetings import Recipient, greeting  # noqa: E402
+from reallabor_mail.mail.message import Campaign, as_bytes, build_message  # noqa: E402
+from reallabor_mail.recipients import store as recipients  # noqa: E402
 
 NEWSLETTER = ROOT / "content" / "newsletters" / "2023-3.md"
 EVENT = ROOT / "content" / "events" / "2024-06-19-abschlussveranstaltung.md"
 SECRET = "benchmark-secret-0123456789abcdef"
-CLI = [sys.executable, "-c", "from reallabor_mail.cli import run; run()"]
+CLI = [sys.executable, "-c", "from reallabor_mail.cli.main import run; run()"]
 NOW = dt.datetime(2023, 10, 1, 9, 0, tzinfo=dt.UTC)
 GERMAN = ["Müller", "Schmidt", "Schäfer", "Brockmann", "Pfundheller", "Özdemir", "Weiß", "Kowalski"]
 UKRAINIAN = ["Коваль", "Шевченко", "Бойко", "Ткаченко", "Кравченко", "Олійник"]

@@ -18,14 +18,14 @@ from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONTENT = ROOT / "content"
-TEMPLATES = ROOT / "templates"
+TEMPLATES = ROOT / "reallabor_mail" / "templates"
 TODAY = dt.date(2023, 10, 1)  # the clock every build in the tests sees
 
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample content built once for the whole run (read it, never change it)."""
-    from reallabor_mail.build import build
+    from reallabor_mail.publish.build import build
 
     out = tmp_path_factory.mktemp("built") / "build"
     build(SAMPLE_CONTENT, TEMPLATES, out, today=TODAY)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reallabor_mail.addressing import Recipient, greeting, normalise_salutation, vocative
+from reallabor_mail.i18n.greetings import Recipient, greeting, normalise_salutation, vocative
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from reallabor_mail.content import load_content
+from reallabor_mail.content.loader import load_content
 
 from .conftest import SAMPLE_CONTENT
 

@@ -21,11 +21,12 @@ import pytest
 import vobject
 from ical.calendar_stream import IcsCalendarStream
 
-from reallabor_mail import calendar, state
-from reallabor_mail.build import SAMPLE_RECIPIENTS, render_all
-from reallabor_mail.content import Content, EventItem, load_content
-from reallabor_mail.i18n import date_line
-from reallabor_mail.render import Renderer
+from reallabor_mail import db as state
+from reallabor_mail.content.loader import Content, EventItem, load_content
+from reallabor_mail.i18n.words import date_line
+from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, render_all
+from reallabor_mail.render import ics as calendar
+from reallabor_mail.render.engine import Renderer
 
 from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
 

@@ -18,12 +18,21 @@ import caldav
 import icalendar
 import pytest
 
-from reallabor_mail import calendar, state
-from reallabor_mail.build import render_all
-from reallabor_mail.content import load_content
+from reallabor_mail import db as state
+from reallabor_mail.content.loader import load_content
+from reallabor_mail.publish.build import render_all
+from reallabor_mail.render import ics as calendar
 
 from .conftest import ROOT, SAMPLE_CONTENT, TEMPLATES, TODAY, free_port
-from .test_calendar import CLOSING, Clock, calendar_parts, event_named, part_text, plan_in_person, set_front_matter
+from .test_calendar import (
+    CLOSING,
+    Clock,
+    calendar_parts,
+    event_named,
+    part_text,
+    plan_in_person,
+    set_front_matter,
+)
 
 ICS_CHECK = ROOT.parent / "shared" / "tools" / "ics_check.py"
 

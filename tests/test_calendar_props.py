@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ical.calendar_stream import IcsCalendarStream
 
-from reallabor_mail import calendar
-from reallabor_mail.build import render_all
-from reallabor_mail.content import load_content
-from reallabor_mail.models import EventStatus
+from reallabor_mail.content.loader import load_content
+from reallabor_mail.content.models import EventStatus
+from reallabor_mail.publish.build import render_all
+from reallabor_mail.render import ics as calendar
 
 from .conftest import TEMPLATES, TODAY
 from .test_calendar import agreed, calendar_parts, event_named, fresh_vobject, part_text, set_front_matter

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from reallabor_mail.build import build
-from reallabor_mail.content import load_content
+from reallabor_mail.content.loader import load_content
 from reallabor_mail.errors import ContentError
+from reallabor_mail.publish.build import build
 
-from .conftest import TEMPLATES, TODAY
+from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
 
 EVENT = """---
 title: "Kollegialer Austausch"
@@ -43,7 +43,7 @@ def only(messages: list[str], fragment: str) -> str:
 
 
 def test_sample_content_is_valid() -> None:
-    content = load_content(TEMPLATES.parent / "content")
+    content = load_content(SAMPLE_CONTENT)
     assert len(content.newsletters) >= 2
     assert len(content.events) >= 10
     assert {"de", "uk"} <= set(next(n for n in content.newsletters if n.stem == "2023-3").versions)

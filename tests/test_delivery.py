@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import AuthResult
 
-from reallabor_mail.delivery import (
+from reallabor_mail.delivery.transport import (
     DeliveryError,
     MaildirTransport,
     RateLimiter,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from reallabor_mail.addressing import Recipient
-from reallabor_mail.delivery import DeliveryError, Pipeline, Reply, SmtpSettings, SmtpTransport
-from reallabor_mail.ledger import Entry, Ledger
-from reallabor_mail.sending import RetryPolicy, RunReport, deliver_all
-from reallabor_mail.state import connect
+from reallabor_mail.db import connect
+from reallabor_mail.delivery.campaign import RetryPolicy, RunReport, deliver_all
+from reallabor_mail.delivery.ledger import Entry, Ledger
+from reallabor_mail.delivery.transport import DeliveryError, Pipeline, Reply, SmtpSettings, SmtpTransport
+from reallabor_mail.i18n.greetings import Recipient
 from tests.smtp_faults import Faults, FaultServer, fault_server
 
 CAMPAIGN = "newsletter:test"

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from reallabor_mail.content.markdown import Body, LinkReferences, ResolvedImage, parse_body
 from reallabor_mail.errors import ProblemLog
-from reallabor_mail.markup import Body, LinkReferences, ResolvedImage, parse_body
 
 
 def parse(source: str) -> tuple[Body, ProblemLog]:

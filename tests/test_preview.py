@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from reallabor_mail import ledger
-from reallabor_mail.addressing import Recipient
-from reallabor_mail.content import load_content
-from reallabor_mail.preview import Preview, sending_path, staff_routes
-from reallabor_mail.state import connect
-from reallabor_mail.web import PublicConfig, create_app, public_routes
+from reallabor_mail.content.loader import load_content
+from reallabor_mail.db import connect
+from reallabor_mail.delivery import ledger
+from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.web.preview import Preview, sending_path, staff_routes
+from reallabor_mail.web.public import PublicConfig, create_app, public_routes
 
 from .conftest import ROOT, SAMPLE_CONTENT, TEMPLATES, TODAY, SmtpServer, serving
 
@@ -169,7 +169,7 @@ def test_send_test_goes_through_the_sending_path(
 
 
 def test_serve_command_picks_a_free_port_and_prints_the_url(content_copy: Path) -> None:
-    command = [sys.executable, "-c", "from reallabor_mail.cli import run; run()",
+    command = [sys.executable, "-c", "from reallabor_mail.cli.main import run; run()",
                "serve", "--content", str(content_copy), "--templates", str(TEMPLATES)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -271,9 +271,9 @@ def test_saving_a_file_refreshes_the_open_page(live: Live, chromium: Any) -> Non
 
 
 def test_checks_read_the_rendered_email() -> None:
-    from reallabor_mail.checks import email_checks
     from reallabor_mail.errors import Problem, Severity
-    from reallabor_mail.render import UNSUBSCRIBE_MARK, RenderedEmail
+    from reallabor_mail.render.checks import email_checks
+    from reallabor_mail.render.engine import UNSUBSCRIBE_MARK, RenderedEmail
 
     site = load_content(SAMPLE_CONTENT).site
     html_part = (

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from reallabor_mail import recipients as rcp
-from reallabor_mail.addressing import Recipient
-from reallabor_mail.recipients import ImportRefused, RecipientError
-from reallabor_mail.state import connect
-from reallabor_mail.tokens import InvalidToken, SecretMissing, load_secret, make_token, read_token
+from reallabor_mail.db import connect
+from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients import store as rcp
+from reallabor_mail.recipients.store import ImportRefused, RecipientError
+from reallabor_mail.recipients.tokens import InvalidToken, SecretMissing, load_secret, make_token, read_token
 
 SECRET = b"test-secret-0123456789"
 NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
@@ -335,7 +335,7 @@ def cli(
     environment = {**os.environ, "REALLABOR_SECRET": SECRET.decode(), "REALLABOR_STATE": str(tmp_path / "s.db"),
                    "USER": "becker", **(env or {})}  # fmt: skip
     return subprocess.run(
-        [sys.executable, "-c", "from reallabor_mail.cli import run; run()", *args],
+        [sys.executable, "-c", "from reallabor_mail.cli.main import run; run()", *args],
         capture_output=True, text=True, env=environment, cwd=tmp_path, input=stdin, check=False,
     )  # fmt: skip
 

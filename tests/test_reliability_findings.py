@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from reallabor_mail import recipients
-from reallabor_mail.addressing import Recipient
-from reallabor_mail.delivery import MaildirTransport
+from reallabor_mail.db import StateError, connect, transaction
+from reallabor_mail.delivery.campaign import StoreAudience, deliver_all, lock_campaign
+from reallabor_mail.delivery.ledger import Ledger
+from reallabor_mail.delivery.transport import MaildirTransport
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.ledger import Ledger
-from reallabor_mail.sending import StoreAudience, deliver_all, lock_campaign
-from reallabor_mail.state import StateError, connect, transaction
+from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients import store as recipients
 from tests.conftest import ROOT
 from tests.test_delivery_faults import ListAudience, compose, people
 
@@ -33,8 +33,9 @@ BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"""
 def test_a_campaign_is_sent_by_one_process_at_a_time(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite3"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from reallabor_mail.sending import "
-         f"lock_campaign; lock_campaign(Path({str(state)!r}), 'newsletter:a'); print('locked', flush=True); "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from reallabor_mail.delivery.campaign import lock_campaign; "
+         f" lock_campaign(Path({str(state)!r}), 'newsletter:a'); print('locked', flush=True); "
          "time.sleep(60)"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from reallabor_mail.build import build
-from reallabor_mail.content import load_content
+from reallabor_mail.content.loader import load_content
 from reallabor_mail.errors import ContentError
-from reallabor_mail.i18n import date_line
-from reallabor_mail.render import GREETING_MARK, UNSUBSCRIBE_MARK, Renderer
-from reallabor_mail.site import SitePages
+from reallabor_mail.i18n.words import date_line
+from reallabor_mail.publish.build import build
+from reallabor_mail.render.engine import GREETING_MARK, UNSUBSCRIBE_MARK, Renderer
+from reallabor_mail.render.site import SitePages
 
 from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
 

@@ -19,16 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reallabor_mail import recipients
-from reallabor_mail.addressing import Recipient
-from reallabor_mail.assembly import MessageStamp, _qp_piece
-from reallabor_mail.cli import main
-from reallabor_mail.content import load_content
-from reallabor_mail.dkim_signing import DkimSigner
-from reallabor_mail.ledger import Ledger
-from reallabor_mail.message import Campaign, as_bytes, build_message
-from reallabor_mail.render import RenderedEmail, Renderer
-from reallabor_mail.state import connect
+from reallabor_mail.cli.main import main
+from reallabor_mail.content.loader import load_content
+from reallabor_mail.db import connect
+from reallabor_mail.delivery.ledger import Ledger
+from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.mail.dkim import DkimSigner
+from reallabor_mail.mail.message import Campaign, as_bytes, build_message
+from reallabor_mail.mail.stamp import MessageStamp, _qp_piece
+from reallabor_mail.recipients import store as recipients
+from reallabor_mail.render.engine import RenderedEmail, Renderer
 from tests.conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer
 
 SECRET = "test-secret-0123456789abcdef"

@@ -17,9 +17,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from reallabor_mail import recipients
-from reallabor_mail.addressing import Recipient
-from reallabor_mail.state import connect, transaction
+from reallabor_mail.db import connect, transaction
+from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients import store as recipients
 from tests.conftest import ROOT, free_port
 
 COUNT = 2000
@@ -51,7 +51,7 @@ def test_killed_sends_resume_without_duplicates_or_gaps(tmp_path: Path, content_
         **os.environ, "REALLABOR_SECRET": "crash-test-secret-0123456789", "REALLABOR_STATE": str(state),
         "REALLABOR_SMTP_HOST": "127.0.0.1", "REALLABOR_SMTP_PORT": str(port), "REALLABOR_SMTP_SECURITY": "none",
     }  # fmt: skip
-    command = [sys.executable, "-c", "from reallabor_mail.cli import run; run()", "send",
+    command = [sys.executable, "-c", "from reallabor_mail.cli.main import run; run()", "send",
                str(content_copy / "newsletters" / "2023-3.md"), "--yes", "--connections", "2"]  # fmt: skip
     rng = random.Random(4)
     try:

@@ -20,16 +20,16 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reallabor_mail import recipients as rcp
-from reallabor_mail.addressing import Recipient
-from reallabor_mail.cli_recipients import load_site
-from reallabor_mail.content import load_content
-from reallabor_mail.delivery import SmtpSettings
-from reallabor_mail.message import Campaign, build_message
-from reallabor_mail.models import Site
-from reallabor_mail.render import Renderer
-from reallabor_mail.state import connect
-from reallabor_mail.web import PublicConfig, create_app, public_routes, smtp_mailer
+from reallabor_mail.cli.recipients import load_site
+from reallabor_mail.content.loader import load_content
+from reallabor_mail.content.models import Site
+from reallabor_mail.db import connect
+from reallabor_mail.delivery.transport import SmtpSettings
+from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.mail.message import Campaign, build_message
+from reallabor_mail.recipients import store as rcp
+from reallabor_mail.render.engine import Renderer
+from reallabor_mail.web.public import PublicConfig, create_app, public_routes, smtp_mailer
 
 from .conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer, free_port, serving
 

@@ -19,16 +19,16 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from reallabor_mail import recipients
-from reallabor_mail.addressing import Recipient
-from reallabor_mail.state import connect, transaction
+from reallabor_mail.db import connect, transaction
+from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients import store as recipients
 from tests.conftest import ROOT, free_port
 
 SECRET = "reliability-secret-0123456789"
 NOW = dt.datetime(2023, 10, 1, 9, 0, tzinfo=dt.UTC)
 NEWSLETTER = Path("newsletters") / "2023-3.md"
 CAMPAIGN = "newsletter:2023-3"
-CLI = [sys.executable, "-c", "from reallabor_mail.cli import run; run()"]
+CLI = [sys.executable, "-c", "from reallabor_mail.cli.main import run; run()"]
 
 
 def person(i: int, domain: str = "example.org") -> Recipient:

@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from reallabor_mail.build import build
-from reallabor_mail.dkim_signing import DkimSigner
+from reallabor_mail.mail.dkim import DkimSigner
+from reallabor_mail.publish.build import build
 
 from ..conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
 from .conftest import Row

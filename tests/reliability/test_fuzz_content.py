@@ -8,10 +8,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reallabor_mail.addressing import Recipient, greeting
-from reallabor_mail.content import load_content
+from reallabor_mail.content.loader import load_content
 from reallabor_mail.errors import ContentError
-from reallabor_mail.render import Renderer
+from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.render.engine import Renderer
 
 from ..conftest import SAMPLE_CONTENT, TEMPLATES
 from .conftest import Row

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reallabor_mail import recipients
+from reallabor_mail.db import connect
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.state import connect
+from reallabor_mail.recipients import store as recipients
 from tests.reliability.conftest import Row
 
 SECRET = b"fuzz-csv-secret-0123456789"

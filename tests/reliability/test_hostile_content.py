@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from reallabor_mail.build import build
-from reallabor_mail.content import load_content
+from reallabor_mail.content.loader import load_content
 from reallabor_mail.errors import ContentError
+from reallabor_mail.publish.build import build
 
 from ..conftest import TEMPLATES, TODAY
 from .active_content import active_content

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from reallabor_mail import recipients
-from reallabor_mail.cli_recipients import load_site
-from reallabor_mail.delivery import SmtpSettings
-from reallabor_mail.sending import BATCH
-from reallabor_mail.state import connect
-from reallabor_mail.web import PublicConfig, create_app, public_routes, smtp_mailer
+from reallabor_mail.cli.recipients import load_site
+from reallabor_mail.db import connect
+from reallabor_mail.delivery.campaign import BATCH
+from reallabor_mail.delivery.transport import SmtpSettings
+from reallabor_mail.recipients import store as recipients
+from reallabor_mail.web.public import PublicConfig, create_app, public_routes, smtp_mailer
 from tests.conftest import ROOT, TEMPLATES, serving
 from tests.reliability.conftest import Row
 from tests.reliability.harness import CLI, SECRET, person, populate, send_command, send_env, serving_smtp

@@ -1,6 +1,6 @@
 """Server faults: a real aiosmtpd server (tests/smtp_faults.py) that does everything wrong at once.
 
-The real newsletter is sent with :func:`reallabor_mail.sending.send` (real rendering, compose process,
+The real newsletter is sent with :func:`reallabor_mail.delivery.campaign.send` (real rendering, compose process,
 ledger, suppression list) to a server without 8BITMIME that throws a 421 storm, answers 450/451/452
 once or always, 550 5.1.1, 552 and 554 5.7.1 for a domain, and drops the connection in DATA and
 between messages. A second run uses a server slower than our timeout. Every recipient must end in
@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from reallabor_mail import recipients
-from reallabor_mail.delivery import SmtpSettings, SmtpTransport
-from reallabor_mail.ledger import Ledger
-from reallabor_mail.sending import RetryPolicy, SendRequest, deliver_all, send
-from reallabor_mail.state import connect
+from reallabor_mail.db import connect
+from reallabor_mail.delivery.campaign import RetryPolicy, SendRequest, deliver_all, send
+from reallabor_mail.delivery.ledger import Ledger
+from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
+from reallabor_mail.recipients import store as recipients
 from tests.reliability.conftest import Row
 from tests.reliability.harness import NEWSLETTER, NOW, SECRET, ledger_states, person, populate, serving_smtp
 from tests.smtp_faults import FaultHandler, Faults

@@ -1,0 +1,213 @@
+"""``reallabor-mail recipients …`` and ``reallabor-mail serve``: thin wrappers over
+:mod:`reallabor_mail.recipients.store` and :mod:`reallabor_mail.web.public`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import sqlite3
+from pathlib import Path
+
+import click
+import uvicorn
+from starlette.applications import Starlette
+
+from reallabor_mail.content.loader import load_content, parse_yaml, validate
+from reallabor_mail.content.models import Site
+from reallabor_mail.db import connect, state_path
+from reallabor_mail.delivery.transport import SmtpSettings
+from reallabor_mail.errors import ProblemLog, ReallaborError, display_path
+from reallabor_mail.publish.build import default_templates
+from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.tokens import load_secret
+from reallabor_mail.web.preview import run_preview
+from reallabor_mail.web.public import PublicConfig, create_app, public_routes, smtp_mailer
+
+STATE = click.option(
+    "--state", "state_option", type=click.Path(path_type=Path), default=None,
+    help="State database (default: $REALLABOR_STATE, else .reallabor/state.sqlite3).",
+)  # fmt: skip
+CONTENT = click.option(
+    "--content", "content_dir", type=click.Path(path_type=Path), default=Path("content"), show_default=True,
+    help="The content folder.",
+)  # fmt: skip
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _open(state_option: Path | None) -> sqlite3.Connection:
+    conn = connect(state_path(state_option))
+    recipients.ensure_schema(conn)
+    return conn
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise ReallaborError("cannot tell who is importing ($USER is not set); pass --by NAME") from None
+
+
+def load_site(content_dir: Path) -> Site:
+    """Only ``site.yaml``: the public server must keep running while a draft newsletter has errors."""
+    path = content_dir / "site.yaml"
+    problems = ProblemLog()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReallaborError(f"{path}: cannot read the site settings ({exc.strerror}); pass --content DIR") from None
+    doc = parse_yaml(text, display_path(path), 0, problems)
+    site = validate(doc, Site, problems) if doc else None
+    problems.raise_if_errors()
+    assert site is not None
+    return site
+
+
+@click.group("recipients")
+def recipients_group() -> None:
+    """The mailing list: import, list, unsubscribe, export (GDPR access), delete (erasure), purge."""
+
+
+@recipients_group.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--list", "list_name", required=True, help="The list to put everyone on (e.g. newsletter).")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows and list the others.")
+@click.option("--by", help="Who vouches for the consent of these contacts (default: $USER).")
+@STATE
+def import_command(file: Path, list_name: str, skip_invalid: bool, by: str | None, state_option: Path | None) -> None:
+    """Import an Excel CSV (; or , — UTF-8, UTF-8 with BOM or cp1252) onto a list as subscribed."""
+    conn = _open(state_option)
+    report = recipients.import_csv(
+        conn, file, list_name, secret=load_secret(), by=_who(by), now=_now(), skip_invalid=skip_invalid
+    )
+    for note in (*report.invalid, *report.merged, *report.kept_out):
+        click.echo(f"{file}: row {note.row}: {note.message}", err=True)
+    skipped = len({p.row for p in report.invalid})
+    click.echo(
+        f"{file}: {report.added} added, {report.updated} already known (updated) on '{list_name}'"
+        + (f"; {skipped} invalid row(s) skipped" if skipped else "")
+        + (f"; {len(report.kept_out)} kept out" if report.kept_out else "")
+    )
+
+
+@recipients_group.command("list")
+@click.option("--list", "list_name", help="Only people with a status on this list.")
+@STATE
+def list_command(list_name: str | None, state_option: Path | None) -> None:
+    """Everyone stored, with their lists and status."""
+    conn = _open(state_option)
+    found = recipients.people(conn, recipients.check_list_name(list_name) if list_name else None)
+    for person in found:
+        r = person.recipient
+        lists = ", ".join(
+            f"{m.list_name}:{m.status}" for m in person.memberships if not list_name or m.list_name == list_name
+        )
+        name = " ".join(x for x in (r.salutation, r.title, r.first_name, r.last_name) if x)
+        click.echo("\t".join((r.email, name, r.organisation or "", r.language, lists)))
+    click.echo(f"{len(found)} recipient(s)", err=True)
+
+
+@recipients_group.command("unsubscribe")
+@click.argument("email")
+@click.option("--list", "list_name", help="Only this list (default: every list).")
+@click.option("--by", help="Who records the request (default: $USER).")
+@STATE
+def unsubscribe_command(email: str, list_name: str | None, by: str | None, state_option: Path | None) -> None:
+    """Take a person off a list (or all lists) at once; the data stays, the consent record notes it."""
+    conn = _open(state_option)
+    if recipients.find(conn, email) is None:
+        raise ReallaborError(f"{email}: not in the recipient list")
+    left = recipients.unsubscribe(conn, email, list_name, source="command line", actor=_who(by), now=_now())
+    click.echo(f"{email}: unsubscribed from {', '.join(left)}" if left else f"{email}: was not subscribed")
+
+
+@recipients_group.command("export")
+@click.argument("email", required=False)
+@click.option("--list", "list_name", help="Export everyone on this list.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE (for Excel).")
+@STATE
+def export_command(email: str | None, list_name: str | None, output: Path | None, state_option: Path | None) -> None:
+    """CSV of one person (everything stored, consent included) or of a list."""
+    if bool(email) == bool(list_name):
+        raise click.UsageError("give either EMAIL or --list NAME")
+    conn = _open(state_option)
+    text = recipients.export_person(conn, email) if email else recipients.export_list(conn, list_name or "")
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8-sig", newline="")  # the BOM makes Excel read UTF-8
+        click.echo(f"written to {output}", err=True)
+
+
+@recipients_group.command("delete")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@STATE
+def delete_command(email: str, yes: bool, state_option: Path | None) -> None:
+    """Erase a person (GDPR Art. 17); only a keyed hash of the address stays, so they are never mailed again."""
+    secret = load_secret()
+    conn = _open(state_option)
+    if not yes:
+        click.confirm(f"Erase everything stored about {email}? This cannot be undone", abort=True)
+    existed = recipients.erase(conn, email, secret, now=_now())
+    click.echo(f"{email}: " + ("erased; " if existed else "was not stored; ") + "the address is suppressed")
+
+
+@recipients_group.command("purge")
+@STATE
+def purge_command(state_option: Path | None) -> None:
+    """Delete sign-ups not confirmed within 30 days (``send`` does this too)."""
+    count = recipients.purge_unconfirmed(_open(state_option), _now())
+    click.echo(f"{count} unconfirmed sign-up(s) deleted")
+
+
+def public_app(
+    content_dir: Path, templates: Path, out: Path, state_option: Path | None, lists: tuple[str, ...]
+) -> Starlette:
+    """The public server of contract §4, from the environment's secret and SMTP settings."""
+    secret = load_secret()
+    site = load_site(content_dir)
+    settings = SmtpSettings.from_env()
+    if settings is None:
+        raise ReallaborError("REALLABOR_SMTP_HOST is not set; the public server sends the confirmation mails")
+    if not (out / "index.html").is_file():
+        raise ReallaborError(f"{out}: no built archive here; run `reallabor-mail build` first (or pass --out DIR)")
+    if not lists:
+        content = load_content(content_dir)
+        named = [n.meta.lists for n in content.newsletters] + [e.meta.lists for e in content.events]
+        lists = tuple(sorted({name for names in named for name in names}))
+    config = PublicConfig(
+        site=site, templates=templates, state=state_path(state_option), secret=secret,
+        lists=tuple(recipients.check_list_name(n) for n in lists), mailer=smtp_mailer(settings), build_dir=out,
+    )  # fmt: skip
+    return create_app(public_routes(config))
+
+
+@click.command()
+@click.option("--public", is_flag=True, help="Serve what recipients reach: subscribe, confirm, unsubscribe, archive.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (--public only).")
+@click.option("--port", default=None, type=int, help="Port (default: 8000 with --public, else a free one).")
+@CONTENT
+@click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+              help="The built archive to serve.")  # fmt: skip
+@click.option("--list", "lists", multiple=True, help="Lists offered on the form (default: those the content names).")
+@STATE
+def serve(
+    public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None, out: Path,
+    lists: tuple[str, ...], state_option: Path | None,
+) -> None:  # fmt: skip
+    """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
+    templates = templates_dir or default_templates()
+    if not public:  # the preview shows unpublished drafts: only on 127.0.0.1, never beyond this machine
+        run_preview(content_dir, templates, state=state_path(state_option), port=port)
+        return
+    port = port or 8000
+    app = public_app(content_dir, templates, out, state_option, lists)
+    click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
+    # No access log: the links' tokens carry addresses, which do not belong in a log file.
+    uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True, log_level="warning")

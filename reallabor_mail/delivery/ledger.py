@@ -1,0 +1,337 @@
+"""The send ledger: one row per campaign and recipient, so a send can die at any moment and go on.
+
+Table ``send_ledger`` (owned here, created by :func:`ensure_schema`) in the state database:
+
+- ``state``: ``pending`` (owed a message), ``sending`` (committed before MAIL FROM), ``sent``,
+  ``retry`` (a temporary failure, a domain block or a stopped run; ``--retry-failed`` picks it up),
+  ``failed`` (permanent: no such user, suppressed, refused), ``unknown`` (the process died between
+  MAIL FROM and the server's reply, so we cannot know whether the message arrived);
+- ``reply``: the server's reply or the reason for the state, ``message_id``: the Message-ID sent;
+- ``recipient``: the person's details (name, language) while a message is still owed; cleared when the
+  row is final, so the ledger keeps no personal data beyond the address once a send is done.
+
+Commit before MAIL FROM and after the reply: :class:`GroupCommit` collects the state changes of all
+connections and commits them together (one fsync for many messages), but a connection waits for the
+commit of its ``sending`` row before it talks to the server. A row found in ``sending`` when a run is
+resumed was interrupted mid-conversation: it becomes ``unknown`` and is listed, never resent silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from reallabor_mail.db import StateError, connect, transaction, utc_stamp
+from reallabor_mail.i18n.greetings import Recipient
+
+State = Literal["pending", "sending", "sent", "retry", "failed", "unknown"]
+STATES: tuple[State, ...] = get_args(State)
+Clock = Callable[[], dt.datetime]
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS send_ledger (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    email TEXT NOT NULL,
+    list_name TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
+    recipient TEXT,
+    message_id TEXT,
+    reply TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retry_after TEXT,
+    updated TEXT NOT NULL,
+    UNIQUE (campaign, email)
+);
+CREATE INDEX IF NOT EXISTS send_ledger_by_state ON send_ledger (campaign, state);
+"""
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the ledger table if it is missing."""
+    conn.executescript(SCHEMA)
+
+
+_PERSON_FIELDS = tuple(f.name for f in fields(Recipient))
+
+
+def _person(recipient: Recipient) -> str:
+    return json.dumps({name: getattr(recipient, name) for name in _PERSON_FIELDS}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A message owed: the ledger row's id and the person it goes to."""
+
+    id: int
+    list_name: str
+    recipient: Recipient
+    attempts: int
+
+    @property
+    def email(self) -> str:
+        return self.recipient.email
+
+
+@dataclass(frozen=True)
+class Row:
+    """A ledger row as ``--status`` shows it."""
+
+    email: str
+    state: State
+    reply: str | None
+    message_id: str | None
+    attempts: int
+    updated: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How many rows of a campaign are in each state."""
+
+    campaign: str
+    counts: dict[State, int]
+
+    def __getitem__(self, state: State) -> int:
+        return self.counts.get(state, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def interrupted(self) -> bool:
+        """Rows left owed or in flight by a run that did not finish."""
+        return self["pending"] > 0 or self["sending"] > 0
+
+
+class Ledger:
+    """Reads and writes the ledger rows of the state database."""
+
+    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+        self.conn = conn
+        self.clock = clock
+        ensure_schema(conn)
+
+    @property
+    def path(self) -> Path:
+        """The state file this ledger lives in."""
+        return Path(self.conn.execute("PRAGMA database_list").fetchone()[2])
+
+    def now(self) -> str:
+        return utc_stamp(self.clock())
+
+    # --- planning and bookkeeping ----------------------------------------------------------------
+
+    def states(self, campaign: str) -> dict[str, State]:
+        """Address → state for every row of a campaign (for the plan shown before sending)."""
+        rows = self.conn.execute("SELECT email, state FROM send_ledger WHERE campaign = ?", (campaign,))
+        return {row[0]: row[1] for row in rows}
+
+    def summary(self, campaign: str) -> Summary:
+        rows = self.conn.execute(
+            "SELECT state, count(*) FROM send_ledger WHERE campaign = ? GROUP BY state", (campaign,)
+        )
+        return Summary(campaign, {row[0]: int(row[1]) for row in rows})
+
+    def rows(self, campaign: str, states: Sequence[State]) -> list[Row]:
+        """The rows of a campaign in some states, by address (for the lists of ``--status``)."""
+        marks = ", ".join("?" for _ in states)
+        result = self.conn.execute(
+            f"SELECT email, state, reply, message_id, attempts, updated FROM send_ledger "
+            f"WHERE campaign = ? AND state IN ({marks}) ORDER BY email",
+            (campaign, *states),
+        )
+        return [Row(*row) for row in result]
+
+    def add(self, campaign: str, people: Iterable[tuple[Recipient, str]]) -> int:
+        """Make a ``pending`` row for everyone who has none yet (one transaction); returns how many.
+
+        People who already have a row (sent, failed, owed) keep it: the same campaign sent twice
+        reaches only those who have not got it.
+        """
+        now = self.now()
+        added = 0
+        with transaction(self.conn):
+            for person, list_name in people:
+                cursor = self.conn.execute(
+                    "INSERT OR IGNORE INTO send_ledger (campaign, email, list_name, state, recipient, updated) "
+                    "VALUES (?, ?, ?, 'pending', ?, ?)",
+                    (campaign, person.email, list_name, _person(person), now),
+                )
+                added += cursor.rowcount
+        return added
+
+    def reset(self, campaign: str, person: Recipient, list_name: str) -> None:
+        """Owe one person the message again (a ``--to`` test message may be sent any number of times)."""
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM send_ledger WHERE campaign = ? AND email = ?", (campaign, person.email))
+            self.conn.execute(
+                "INSERT INTO send_ledger (campaign, email, list_name, state, recipient, updated) "
+                "VALUES (?, ?, ?, 'pending', ?, ?)",
+                (campaign, person.email, list_name, _person(person), self.now()),
+            )
+
+    def recover(self, campaign: str) -> list[str]:
+        """``sending`` rows of an interrupted run become ``unknown``; returns their addresses."""
+        with transaction(self.conn):
+            emails = [
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT email FROM send_ledger WHERE campaign = ? AND state = 'sending' ORDER BY email",
+                    (campaign,),
+                )
+            ]
+            self.conn.execute(
+                "UPDATE send_ledger SET state = 'unknown', updated = ?, reply = 'interrupted after MAIL FROM, "
+                "before the reply: the message may or may not have arrived' "
+                "WHERE campaign = ? AND state = 'sending'",
+                (self.now(), campaign),
+            )
+        return emails
+
+    def requeue(self, campaign: str) -> int:
+        """``retry`` rows become ``pending`` again (``--retry-failed``); returns how many."""
+        with transaction(self.conn):
+            cursor = self.conn.execute(
+                "UPDATE send_ledger SET state = 'pending', retry_after = NULL, updated = ? "
+                "WHERE campaign = ? AND state = 'retry'",
+                (self.now(), campaign),
+            )
+        return cursor.rowcount
+
+    def due(self, campaign: str, batch: int = 500) -> Iterator[Entry]:
+        """The ``pending`` rows in order, read in batches so that 100,000 rows are never all in memory."""
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT id, list_name, recipient, attempts FROM send_ledger "
+                "WHERE campaign = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?",
+                (campaign, last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield Entry(row[0], row[1], Recipient(**json.loads(row[2])), row[3])
+            last = rows[-1][0]
+
+    # --- the state changes of a send (executed by GroupCommit) -----------------------------------
+
+    def start_op(self, entry: Entry, message_id: str) -> Op:
+        return (
+            "UPDATE send_ledger SET state = 'sending', message_id = ?, attempts = attempts + 1, updated = ? "
+            "WHERE id = ?",
+            (message_id, self.now(), entry.id),
+        )
+
+    def finish_op(self, entry: Entry, state: State, reply: str, retry_after: dt.datetime | None = None) -> Op:
+        keep = state in ("retry", "unknown", "pending")  # still owed: keep the details for the next attempt
+        return (
+            "UPDATE send_ledger SET state = ?, reply = ?, retry_after = ?, updated = ?"
+            + ("" if keep else ", recipient = NULL")
+            + " WHERE id = ?",
+            (state, reply, utc_stamp(retry_after) if retry_after else None, self.now(), entry.id),
+        )
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        """Run state changes in one transaction."""
+        with transaction(self.conn):
+            for sql, params in ops:
+                self.conn.execute(sql, params)
+
+
+Op = tuple[str, tuple[Any, ...]]
+FINISH_WINDOW = 0.05  # seconds an outcome may wait to share the commit of the next message's start
+
+
+class GroupCommit:
+    """Commits the ledger changes of all connections in a thread of its own, one transaction at a time.
+
+    ``await start(...)`` returns once the ``sending`` row is committed (the rule: commit before MAIL
+    FROM). ``finish(...)`` queues an outcome for the next commit. While one commit (and its fsync)
+    runs, the event loop goes on talking to the servers and new changes gather for the next commit,
+    so under load one fsync covers many messages and the loop never waits for the disk. The thread
+    has its own connection to the state file (SQLite connections are not shared between threads).
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.writer = Ledger(connect(ledger.path), ledger.clock)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self._ops: list[Op] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._running: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._error: StateError | None = None
+
+    async def start(self, entry: Entry, message_id: str) -> None:
+        self._raise_error()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ops.append(self.ledger.start_op(entry, message_id))
+        self._waiters.append(future)
+        self._kick()
+        await future
+
+    def finish(self, entry: Entry, state: State, reply: str, retry_after: dt.datetime | None = None) -> None:
+        """Queue an outcome: it rides with the connection's next ``start`` or is committed within 50 ms."""
+        self._ops.append(self.ledger.finish_op(entry, state, reply, retry_after))
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FINISH_WINDOW, self._kick)
+
+    def _kick(self) -> None:
+        """Start a commit of everything queued, unless one is running (then it follows when that ends)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._running is not None or not self._ops:
+            return
+        ops, waiters = self._ops, self._waiters
+        self._ops, self._waiters = [], []
+        self._running = asyncio.get_running_loop().run_in_executor(self.executor, self.writer.apply, ops)
+        self._running.add_done_callback(lambda done: self._committed(done, waiters))
+
+    def _committed(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
+        self._running = None
+        error = done.exception()
+        if isinstance(error, StateError):
+            self._error = error
+        elif isinstance(error, sqlite3.Error):
+            self._error = StateError(f"{self.ledger.path}: the send ledger cannot be written: {error}")
+        elif error is not None:
+            self._error = StateError(
+                f"{self.ledger.path}: the send ledger cannot be written: {type(error).__name__}: {error}"
+            )
+        if self._error is not None:  # starts queued meanwhile will never be committed: fail them too
+            waiters, self._waiters = [*waiters, *self._waiters], []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if self._error is not None:
+                waiter.set_exception(self._error)
+            else:
+                waiter.set_result(None)
+        if self._error is None:
+            self._kick()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    async def flush(self) -> None:
+        """Wait until everything queued is committed (at the end of a run); raise if a commit failed."""
+        while self._running is not None or (self._ops and self._error is None):
+            self._kick()
+            if self._running is not None:
+                await asyncio.wait([self._running])
+        self._raise_error()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.writer.conn.close()

@@ -1,0 +1,518 @@
+"""Getting bytes to a mail server (or a Maildir): settings, TLS rules, connections, rate and replies.
+
+SMTP settings come only from the environment (contract §3). TLS is on by default with the certificate
+and host name verified; ``starttls`` requires the upgrade (never a plaintext fallback); ``none`` is
+accepted only for loopback hosts. The password is wrapped in :class:`Secret`, whose repr hides it, and
+errors raised while logging in are re-raised without the library's frames, so it appears in no output,
+log or traceback.
+
+Every server reply is classified once here (:func:`classify`), so the ledger records a decision and
+the reason for it: 2xx sent; 4xx and connection errors retry later; 5.1.x bounce (the address is
+suppressed); 5.7.x or a block of the whole domain stop sending to that domain without blaming its
+recipients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import ipaddress
+import os
+import re
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import aiosmtplib
+
+from reallabor_mail.errors import ReallaborError
+
+Security = Literal["starttls", "tls", "none"]
+SECURITIES: tuple[Security, ...] = ("starttls", "tls", "none")
+DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "tls": 465, "none": 25}
+ENV_PREFIX = "REALLABOR_SMTP_"
+CONNECT_TIMEOUT = 30.0
+
+
+class DeliveryError(ReallaborError):
+    """The mail server cannot be used at all (settings, TLS, login): sending stops."""
+
+
+class Secret:
+    """A string that never shows itself in repr, str, logs or tracebacks; ``reveal()`` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to reach the mail server."""
+
+    host: str
+    port: int
+    security: Security = "starttls"
+    user: str | None = None
+    password: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITIES:
+            raise DeliveryError(f"{ENV_PREFIX}SECURITY: {self.security!r} is not one of {', '.join(SECURITIES)}")
+        if self.security == "none" and not is_loopback(self.host):
+            raise DeliveryError(
+                f"{ENV_PREFIX}SECURITY: 'none' (no encryption) is allowed only for a server on this machine "
+                f"(127.0.0.1, ::1, localhost), not {self.host}; use 'starttls' or 'tls'"
+            )
+        if (self.user is None) != (self.password is None):
+            raise DeliveryError(f"{ENV_PREFIX}USER and {ENV_PREFIX}PASSWORD must be set together")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SmtpSettings | None:
+        """Settings from ``REALLABOR_SMTP_*``; None when no host is configured."""
+        env = os.environ if environ is None else environ
+        host = env.get(f"{ENV_PREFIX}HOST", "").strip()
+        if not host:
+            return None
+        text = env.get(f"{ENV_PREFIX}SECURITY", "starttls").strip().lower() or "starttls"
+        security = next((s for s in SECURITIES if s == text), None)
+        if security is None:
+            raise DeliveryError(f"{ENV_PREFIX}SECURITY: {text!r} is not one of {', '.join(SECURITIES)}")
+        port_text = env.get(f"{ENV_PREFIX}PORT", "").strip()
+        try:
+            port = int(port_text) if port_text else DEFAULT_PORTS[security]
+        except ValueError:
+            raise DeliveryError(f"{ENV_PREFIX}PORT: {port_text!r} is not a port number") from None
+        user = env.get(f"{ENV_PREFIX}USER") or None
+        password = env.get(f"{ENV_PREFIX}PASSWORD")
+        return cls(host, port, security, user, Secret(password) if password else None)
+
+    def describe(self) -> str:
+        """For the plan shown before sending: ``smtp.example.org:587 (STARTTLS, user becker)``."""
+        how = {"starttls": "STARTTLS", "tls": "TLS", "none": "unencrypted, loopback"}[self.security]
+        who = f", user {self.user}" if self.user else ""
+        return f"{self.host}:{self.port} ({how}{who})"
+
+
+# --- replies ---------------------------------------------------------------------------------------
+
+
+class Verdict(enum.Enum):
+    SENT = "sent"
+    RETRY = "retry"  # temporary: 4xx, connection errors
+    BOUNCED = "bounced"  # 5.1.x: the address does not exist; failed and suppressed
+    FAILED = "failed"  # other permanent errors about this message
+    BLOCKED = "blocked"  # 5.7.x or a block: stop sending to the recipient's domain
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server said (``code`` None: no reply, the connection failed)."""
+
+    code: int | None
+    text: str
+    sender_refused: bool = False  # refused at MAIL FROM: a problem with our sender, not the recipient
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}" if self.code is not None else self.text
+
+    @property
+    def verdict(self) -> Verdict:
+        return classify(self.code, self.text)
+
+
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_BLOCK_WORDS = re.compile(r"block|blacklist|denylist|spamhaus|\blisted\b|reputation|policy", re.IGNORECASE)
+
+
+def classify(code: int | None, text: str) -> Verdict:
+    """Decide what a reply means for this message and address (see the module docstring)."""
+    if code is None or 400 <= code < 500:
+        return Verdict.RETRY
+    if 200 <= code < 400:
+        return Verdict.SENT
+    enhanced = _ENHANCED.search(text)
+    subject = enhanced.group(2) if enhanced else None
+    if subject == "7" or (subject is None and _BLOCK_WORDS.search(text)):
+        return Verdict.BLOCKED
+    if subject == "1":
+        return Verdict.BOUNCED
+    return Verdict.FAILED
+
+
+# --- transports ------------------------------------------------------------------------------------
+
+
+class Connection(Protocol):
+    """One channel to deliver messages through, used by one worker at a time."""
+
+    async def deliver(self, sender: str, recipient: str, data: bytes) -> Reply: ...
+
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Opens connections; ``describe()`` says where messages go."""
+
+    def connection(self) -> Connection: ...
+
+    def describe(self) -> str: ...
+
+
+def default_tls_context() -> ssl.SSLContext:
+    """Certificates and host names verified against the system's trust store, TLS 1.2 at least."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+@dataclass
+class SmtpTransport:
+    """SMTP through aiosmtplib; each connection is kept open and reused for many messages."""
+
+    settings: SmtpSettings
+    tls_context: ssl.SSLContext = field(default_factory=default_tls_context)
+    timeout: float = CONNECT_TIMEOUT
+    pipelining: bool = True  # use PIPELINING where the server offers it
+
+    def connection(self) -> SmtpConnection:
+        return SmtpConnection(self)
+
+    def describe(self) -> str:
+        return self.settings.describe()
+
+
+class Pipeline(asyncio.Protocol):
+    """An established session (connected, TLS, EHLO and login done by aiosmtplib) taken over for
+    sending with PIPELINING (RFC 2920): MAIL, RCPT and DATA go out in one write and the body in a
+    second, two round trips per message instead of four. aiosmtplib cannot pipeline (it expects one
+    reply per write) and spends most of its time normalising every message with regular
+    expressions; our messages are built with CRLF line ends, so only dot-stuffing is left to do.
+    """
+
+    def __init__(self, transport: asyncio.BaseTransport, size: bool, timeout: float) -> None:
+        self.transport = transport
+        self.size = size
+        self.timeout = timeout
+        self.buffer = bytearray()
+        self.lines: list[str] = []
+        self.replies: deque[Reply] = deque()
+        self.closed: str | None = None
+        self.wakeup: asyncio.Future[None] | None = None
+        transport.set_protocol(self)
+
+    # asyncio.Protocol
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\n")) != -1:
+            line = self.buffer[: end + 1].decode("utf-8", "replace").rstrip("\r\n")
+            del self.buffer[: end + 1]
+            if not line[:3].isdigit():
+                self.closed = f"malformed reply {line[:40]!r}"
+                self.transport.close()
+                break
+            self.lines.append(line[4:].strip())
+            if line[3:4] != "-":
+                self.replies.append(Reply(int(line[:3]), "\n".join(self.lines)))
+                self.lines = []
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = self.closed or (describe_exception(exc) if exc else "the server closed the connection")
+        self._wake()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def _wake(self) -> None:
+        if self.wakeup is not None and not self.wakeup.done():
+            self.wakeup.set_result(None)
+
+    async def read(self, count: int) -> list[Reply]:
+        """The next ``count`` replies; ConnectionError if the connection ends first."""
+        while len(self.replies) < count:
+            if self.closed is not None:
+                raise ConnectionError(self.closed)
+            self.wakeup = asyncio.get_running_loop().create_future()
+            await asyncio.wait_for(self.wakeup, self.timeout)
+        return [self.replies.popleft() for _ in range(count)]
+
+    def write(self, data: bytes) -> None:
+        if self.closed is not None or self.transport.is_closing():
+            raise ConnectionError(self.closed or "the connection is closed")
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+    async def send(self, sender: str, recipient: str, data: bytes) -> Reply:
+        """One message; ``data`` has CRLF line ends (as every message built here has)."""
+        size = f" SIZE={len(data)}" if self.size else ""
+        self.write(f"MAIL FROM:<{sender}>{size}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
+        try:
+            mail, rcpt, start = await self.read(3)
+        except ConnectionError:
+            code = self.replies[0].code or 0 if self.replies else 0
+            if code >= 400:  # e.g. 421 to MAIL FROM, then the server hung up
+                return Reply(code, self.replies.popleft().text, sender_refused=code >= 500)
+            raise
+        if start.code == 354 and (mail.code != 250 or rcpt.code not in (250, 251)):
+            self.write(b".\r\n")  # DATA accepted without a recipient: end it empty (RFC 2920 3.1)
+            await self.read(1)
+        if mail.code != 250:
+            return Reply(mail.code, mail.text, sender_refused=True)
+        if rcpt.code not in (250, 251):
+            return Reply(rcpt.code, rcpt.text)
+        if start.code != 354:
+            return start
+        body = b"." + data if data.startswith(b".") else data
+        if b"\r\n." in body:  # a search is cheaper than a copy, and most messages need no dot-stuffing
+            body = body.replace(b"\r\n.", b"\r\n..")
+        self.write(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        (reply,) = await self.read(1)
+        return reply
+
+    async def reset(self) -> None:
+        self.write(b"RSET\r\n")
+        await self.read(1)
+
+    async def quit(self) -> None:
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            self.write(b"QUIT\r\n")
+            await self.read(1)
+        self.transport.close()
+
+
+class SmtpConnection:
+    """A reusable SMTP session: connects on first use and again after the server dropped it."""
+
+    def __init__(self, transport: SmtpTransport) -> None:
+        self.transport = transport
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.pipeline: Pipeline | None = None
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        s = self.transport.settings
+        where = f"{s.host}:{s.port}"
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",  # True: required, an error if the server does not offer it
+            validate_certs=s.security != "none",
+            tls_context=self.transport.tls_context if s.security != "none" else None,
+            timeout=self.transport.timeout,
+        )
+        try:
+            await smtp.connect()
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(f"{where}: the server's certificate is not trusted ({exc.verify_message})") from None
+        except aiosmtplib.SMTPException as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                raise DeliveryError(
+                    f"{where}: the server's certificate is not trusted ({cause.verify_message})"
+                ) from None
+            if isinstance(cause, ssl.SSLError):
+                raise DeliveryError(f"{where}: TLS failed ({cause.reason or cause})") from None
+            if s.security == "starttls" and "STARTTLS" in str(exc):
+                raise DeliveryError(
+                    f"{where}: the server does not offer STARTTLS; refusing to send unencrypted "
+                    f"(set {ENV_PREFIX}SECURITY=tls if it speaks TLS on connect)"
+                ) from None
+            raise
+        if s.user is not None and s.password is not None:
+            await self._login(smtp, s.user, s.password, where)
+        return smtp
+
+    @staticmethod
+    async def _login(smtp: aiosmtplib.SMTP, user: str, password: Secret, where: str) -> None:
+        try:
+            await smtp.login(user, password.reveal())
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            smtp.close()
+            raise DeliveryError(f"{where}: login as {user} refused: {exc.code} {exc.message}") from None
+        except aiosmtplib.SMTPException as exc:
+            smtp.close()
+            raise DeliveryError(f"{where}: login as {user} failed: {type(exc).__name__}") from None
+
+    async def _connect(self) -> None:
+        smtp = await self._open()
+        if smtp.last_ehlo_response is None:  # without TLS or login, aiosmtplib greets only on the first command
+            await smtp.ehlo()
+        if self.transport.pipelining and smtp.supports_extension("pipelining") and smtp.transport is not None:
+            self.pipeline = Pipeline(smtp.transport, smtp.supports_extension("size"), self.transport.timeout)
+        else:
+            self.smtp = smtp
+
+    async def deliver(self, sender: str, recipient: str, data: bytes) -> Reply:
+        """MAIL, RCPT, DATA on the open session; a failure is a Reply, not an exception."""
+        if not _ENVELOPE_ADDRESS.fullmatch(sender) or not _ENVELOPE_ADDRESS.fullmatch(recipient):
+            bad = recipient if _ENVELOPE_ADDRESS.fullmatch(sender) else sender
+            return Reply(553, f"5.6.7 {bad!r}: not an address that can be sent without SMTPUTF8")
+        try:
+            if self.pipeline is None and (self.smtp is None or not self.smtp.is_connected):
+                await self._connect()
+            if self.pipeline is not None:
+                reply = await self.pipeline.send(sender, recipient, data)
+            else:
+                reply = await self._send(sender, recipient, data)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Reply(None, f"connection failed: {describe_exception(exc)}")
+        if reply.code is not None and reply.code >= 400:
+            await self._after_refusal(reply.code)
+        return reply
+
+    async def _send(self, sender: str, recipient: str, data: bytes) -> Reply:
+        assert self.smtp is not None
+        options = [f"SIZE={len(data)}"] if self.smtp.supports_extension("size") else []
+        try:
+            await self.smtp.mail(sender, options=options)
+            await self.smtp.rcpt(recipient)
+            response = await self.smtp.data(data)
+        except aiosmtplib.SMTPResponseException as exc:
+            return Reply(exc.code, exc.message, sender_refused=isinstance(exc, aiosmtplib.SMTPSenderRefused))
+        return Reply(response.code, response.message)
+
+    async def _after_refusal(self, code: int) -> None:
+        """Reset the envelope so the session can carry the next message; drop it after a 421."""
+        try:
+            if code == 421:
+                self._drop()
+            elif self.pipeline is not None:
+                await self.pipeline.reset()
+            elif self.smtp is not None and self.smtp.is_connected:
+                await self.smtp.rset()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self.smtp is not None:
+            self.smtp.close()
+        if self.pipeline is not None:
+            self.pipeline.transport.close()
+        self.smtp = self.pipeline = None
+
+    async def close(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.quit()
+        elif self.smtp is not None and self.smtp.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await self.smtp.quit()
+        self._drop()
+
+
+_ENVELOPE_ADDRESS = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")  # printable ASCII without <, >, space
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A one-line reason, without library internals (and never a credential)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+@dataclass
+class MaildirTransport:
+    """``--outbox DIR``: every message becomes a file in a Maildir (tmp/, then renamed into new/)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeliveryError(f"{self.root}: cannot create the outbox: {exc.strerror}") from None
+        self._host = socket.gethostname().replace("/", "_").replace(":", "_")
+        self._counter = 0
+
+    def connection(self) -> MaildirTransport:
+        return self
+
+    def describe(self) -> str:
+        return f"the Maildir {self.root} (nothing goes over the network)"
+
+    async def deliver(self, sender: str, recipient: str, data: bytes) -> Reply:
+        """Write, fsync, rename: a file in new/ is complete, a crash leaves at most a file in tmp/."""
+        self._counter += 1
+        name = f"{time.time_ns() // 1000}.P{os.getpid()}Q{self._counter}.{self._host}"
+        tmp = self.root / "tmp" / name
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                envelope = f"Return-Path: <{sender}>\nDelivered-To: {recipient}\n".encode()
+                os.write(fd, envelope + data.replace(b"\r\n", b"\n"))  # Maildir files use local line ends
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, self.root / "new" / name)
+        except OSError as exc:
+            raise DeliveryError(f"{tmp}: cannot write the message: {exc.strerror}") from None
+        return Reply(250, f"written to {self.root.name}/new/{name}")
+
+    async def close(self) -> None:
+        return None
+
+
+# --- rate ------------------------------------------------------------------------------------------
+
+
+def parse_rate(text: str) -> float:
+    """``120/min``, ``2/s``, ``3600/h`` or a bare number (per minute) → messages per minute."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|min|m|h|hour))?\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ReallaborError(f"--rate: {text!r} is not a rate like 120/min")
+    per = {"s": 1 / 60, "sec": 1 / 60, "h": 60.0, "hour": 60.0}.get(match.group(2) or "min", 1.0)
+    return float(match.group(1)) / per
+
+
+@dataclass
+class RateLimiter:
+    """Spaces message starts evenly so that no more than ``per_minute`` begin in any minute.
+
+    ``now`` and ``sleep`` are injectable so tests can check the schedule without waiting.
+    """
+
+    per_minute: float | None
+    now: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    _next: float = 0.0
+
+    async def acquire(self) -> None:
+        if not self.per_minute:
+            return
+        interval = 60.0 / self.per_minute
+        now = self.now()
+        slot = max(now, self._next)
+        self._next = slot + interval
+        if slot > now:
+            await self.sleep(slot - now)

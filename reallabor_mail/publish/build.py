@@ -1,0 +1,236 @@
+"""``build`` and ``check``: read → validate → render everything in memory → write (only if all is well).
+
+Like MkDocs' build and Pelican's generate_context before generate_output: every file is rendered
+before the first is written, so content with errors leaves the previous build untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from zoneinfo import ZoneInfo
+
+from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
+from reallabor_mail.content.models import Language, Newsletter
+from reallabor_mail.errors import Problem, ProblemLog, display_path
+from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
+from reallabor_mail.render import ics as calendar
+from reallabor_mail.render import paths as layout
+from reallabor_mail.render.engine import SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
+from reallabor_mail.render.site import SitePages
+
+# Who the preview messages are addressed to: one plausible reader per language.
+SAMPLE_RECIPIENTS: dict[Language, Recipient] = {
+    "de": Recipient("beate.beispiel@example.org", "Frau", "Dr.", "Beate", "Beispiel", "Stadt Musterstadt", "de"),
+    "uk": Recipient("olena.prykladna@example.org", "Frau", None, "Олена", "Прикладна", "Громада", "uk"),
+    "en": Recipient("alex.example@example.org", None, None, "Alex", "Example", "Example Town", "en"),
+}
+PREVIEW_SECRET = b"reallabor-preview"  # previews are public files; real sends use REALLABOR_SECRET
+
+
+def default_templates() -> Path:
+    """``templates/`` in the working directory, else the templates shipped beside the package."""
+    local = Path("templates")
+    if local.is_dir():
+        return local
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass
+class Output:
+    """Everything a build writes, held in memory until it is complete."""
+
+    files: dict[PurePosixPath, bytes] = field(default_factory=dict)
+    copies: dict[PurePosixPath, Path] = field(default_factory=dict)
+
+    def add(self, path: PurePosixPath, data: str | bytes) -> None:
+        self.files[path] = data.encode("utf-8") if isinstance(data, str) else data
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out: Path
+    written: int
+    warnings: tuple[Problem, ...]
+
+
+def preview_date(item: NewsletterItem | EventItem, zone: str) -> dt.datetime:
+    """A send date taken from the content, so previews are byte-identical across builds."""
+    meta = item.meta
+    day = meta.date if isinstance(meta, Newsletter) else meta.start.date() - dt.timedelta(days=14)
+    return dt.datetime.combine(day, dt.time(9, 0), ZoneInfo(zone))
+
+
+def unsubscribe_preview_url(public_url: str) -> str:
+    return f"{public_url}/unsubscribe/preview"
+
+
+class Builder:
+    """Renders every output of contract §2 into an :class:`Output`, collecting problems."""
+
+    def __init__(self, content: Content, templates: Path, today: dt.date) -> None:
+        self.content = content
+        self.renderer = Renderer(content, templates, calendar_links=calendar.link_maker(content.site))
+        self.pages = SitePages(self.renderer, today)
+        self.problems = ProblemLog()
+        self.problems.extend(content.warnings)
+        self.output = Output()
+
+    def _guard(self, render: Callable[[], None]) -> None:
+        try:
+            render()
+        except RenderError as exc:
+            self.problems.extend([exc.problem])
+
+    def _check_size(self, email: RenderedEmail, source: Path, name: str) -> None:
+        if email.html_size > SIZE_WARNING_BYTES:
+            self.problems.warning(
+                display_path(source),
+                None,
+                f"{name} is {email.html_size // 1024} KB; Gmail clips emails at about 102 KB, keep it under "
+                f"{SIZE_WARNING_BYTES // 1024} KB (shorten the text or split the issue)",
+            )
+
+    def _preview(
+        self,
+        email: RenderedEmail,
+        item: NewsletterItem | EventItem,
+        list_name: str,
+        kind: str,
+        calendar_part: CalendarPart | None = None,
+    ) -> bytes:
+        site = self.content.site
+        recipient = SAMPLE_RECIPIENTS[email.language]
+        campaign = Campaign(f"{kind}:{item.stem}", list_name, preview_date(item, site.timezone))
+        msg = build_message(
+            site,
+            email,
+            recipient,
+            campaign,
+            secret=PREVIEW_SECRET,
+            unsubscribe_url=unsubscribe_preview_url(site.public_url),
+            calendar=calendar_part,
+        )
+        return as_bytes(msg)
+
+    def _personal_sample(self, email: RenderedEmail) -> tuple[str, str]:
+        """The email's HTML and text as the sample recipient of its language gets them."""
+        recipient = SAMPLE_RECIPIENTS[email.language]
+        return email.personalise(
+            greeting(recipient, email.language), unsubscribe_preview_url(self.content.site.public_url)
+        )
+
+    def newsletter(self, item: NewsletterItem) -> None:
+        """Email HTML, text, web version and preview message of every language version."""
+        for language in item.versions:
+
+            def render(language: Language = language) -> None:
+                def file(name: str) -> PurePosixPath:
+                    return layout.newsletter_file(item.stem, name, language, item.default_language)
+
+                email = self.renderer.newsletter_email(item, language)
+                self._check_size(email, item.versions[language].path, "the email")
+                html, text = self._personal_sample(email)
+                self.output.add(file("email.html"), html)
+                self.output.add(file("email.txt"), text)
+                self.output.add(file("index.html"), self.pages.newsletter_page(item, language))
+                self.output.add(file("preview.eml"), self._preview(email, item, item.meta.lists[0], "newsletter"))
+
+            self._guard(render)
+
+    def event(self, event: EventItem) -> None:
+        """Invitation HTML, text, event page, .ics and the invitation with its calendar part, per language."""
+        site = self.content.site
+        stamp = preview_date(event, site.timezone)
+        for language in event.versions:
+
+            def render(language: Language = language) -> None:
+                def file(name: str) -> PurePosixPath:
+                    return layout.event_file(event.stem, name, language, event.default_language)
+
+                email = self.renderer.invitation_email(event, language)
+                self._check_size(email, event.versions[language].path, "the invitation")
+                html, text = self._personal_sample(email)
+                self.output.add(file("invitation.html"), html)
+                self.output.add(file("invitation.txt"), text)
+                self.output.add(file("index.html"), self.pages.event_page(event, language))
+                self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, stamp))
+                recipient = SAMPLE_RECIPIENTS[language]
+                invite = calendar.preview_plan(site, event, stamp).invitation(
+                    recipient.email, language=language, name=recipient.display_name
+                )
+                preview = self._preview(email, event, event.meta.lists[0], "event", invite.calendar_part)
+                self.output.add(file("preview.eml"), preview)
+
+            self._guard(render)
+
+    def run(self) -> Output:
+        for item in self.content.newsletters:
+            self.newsletter(item)
+        for event in self.content.events:
+            self.event(event)
+        self._guard(lambda: self.output.add(layout.ARCHIVE, self.pages.archive_page()))
+        self._guard(lambda: self.output.add(layout.ATOM_FEED, self.pages.atom_feed()))
+        site = self.content.site
+        self.output.add(layout.CALENDAR_FEED, calendar.feed_ics(self.content, lambda e: preview_date(e, site.timezone)))
+        for image in sorted(self.content.images):
+            self.output.copies[PurePosixPath(image.relative_to(self.content.root.resolve()).as_posix())] = image
+        return self.output
+
+
+def render_all(content_dir: Path, templates: Path, *, strict: bool, today: dt.date) -> tuple[Output, list[Problem]]:
+    """Validate and render everything; raise ContentError listing every problem if any is an error."""
+    content = load_content(content_dir)
+    builder = Builder(content, templates, today)
+    output = builder.run()
+    builder.problems.raise_if_errors(strict=strict)
+    return output, builder.problems.warnings
+
+
+def check(content_dir: Path, templates: Path, *, strict: bool = False, today: dt.date | None = None) -> list[Problem]:
+    """Validate and render without writing; returns the warnings."""
+    _, warnings = render_all(content_dir, templates, strict=strict, today=today or dt.date.today())
+    return warnings
+
+
+def build(
+    content_dir: Path, templates: Path, out: Path, *, strict: bool = False, today: dt.date | None = None
+) -> BuildResult:
+    """Write every output of contract §2; on any error nothing is written."""
+    output, warnings = render_all(content_dir, templates, strict=strict, today=today or dt.date.today())
+    write_output(output, out)
+    return BuildResult(out, len(output.files) + len(output.copies), tuple(warnings))
+
+
+def write_output(output: Output, out: Path) -> None:
+    """Write into a fresh folder beside ``out`` and swap it in, so a build is never half-written."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        for rel, data in output.files.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        for rel, source in output.copies.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        os.chmod(staging, 0o755)
+        if out.exists():
+            old = out.with_name(f".{out.name}-old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,86 @@
+"""Signed, optionally expiring tokens for the links in mails (confirm, unsubscribe).
+
+A token is ``<payload>.<signature>``, both base64url without padding. The payload is compact JSON;
+the signature is HMAC-SHA256 over the purpose and the payload, so a confirmation token can never be
+used as an unsubscribe token or the other way round. Tokens are not encrypted: they carry nothing
+the recipient does not already know (their own address and a list name).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+
+from reallabor_mail.errors import ReallaborError
+
+ENV_SECRET = "REALLABOR_SECRET"
+MIN_SECRET_LENGTH = 16
+
+
+class SecretMissing(ReallaborError):
+    """``REALLABOR_SECRET`` is not set or too short."""
+
+
+class InvalidToken(ReallaborError):
+    """A token was forged, tampered with, made for another purpose, or has expired."""
+
+
+def load_secret() -> bytes:
+    """The signing secret from ``$REALLABOR_SECRET``; without it no link can be made or checked."""
+    value = os.environ.get(ENV_SECRET, "")
+    if len(value) < MIN_SECRET_LENGTH:
+        problem = "is not set" if not value else f"is shorter than {MIN_SECRET_LENGTH} characters"
+        raise SecretMissing(
+            f"{ENV_SECRET} {problem}. Links in mails and the suppression list are signed with it; "
+            f'create one once and keep it: export {ENV_SECRET}="$(python3 -c '
+            "'import secrets; print(secrets.token_urlsafe(32))')\" "
+            "(changing it later invalidates every link already sent)"
+        )
+    return value.encode("utf-8")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: bytes, purpose: str, payload: str) -> bytes:
+    return hmac.new(secret, f"{purpose}\x00{payload}".encode("ascii"), hashlib.sha256).digest()
+
+
+def make_token(
+    secret: bytes, purpose: str, fields: dict[str, str], *, expires: dt.datetime | None = None
+) -> str:
+    """Sign ``fields`` for ``purpose``; with ``expires`` the token stops working at that moment."""
+    data: dict[str, str | int] = dict(fields)
+    if expires is not None:
+        data["x"] = int(expires.timestamp())
+    payload = _b64(json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return f"{payload}.{_b64(_mac(secret, purpose, payload))}"
+
+
+def read_token(secret: bytes, purpose: str, token: str, *, now: dt.datetime) -> dict[str, str]:
+    """The fields of a valid token; :class:`InvalidToken` for anything forged, altered or expired."""
+    payload, dot, signature = token.partition(".")
+    try:
+        if not dot or not payload.isascii() or not signature.isascii():
+            raise ValueError
+        if not hmac.compare_digest(_unb64(signature), _mac(secret, purpose, payload)):
+            raise InvalidToken("the link is not valid: its signature does not match (altered or forged)")
+        data = json.loads(_unb64(payload))
+    except (ValueError, binascii.Error):
+        raise InvalidToken("the link is not valid: it is incomplete or garbled") from None
+    if not isinstance(data, dict):
+        raise InvalidToken("the link is not valid: unexpected content")
+    expires = data.pop("x", None)
+    if expires is not None and now.timestamp() >= expires:
+        raise InvalidToken("the link has expired")
+    return {str(k): str(v) for k, v in data.items()}

@@ -1,0 +1,645 @@
+"""Calendar data of events: ICS files, the subscribable feed, invitations, updates and cancellations.
+
+Every event has one UID for its whole life, made from its file name and the site's domain
+(``2024-06-19-abschlussveranstaltung@auslandsgesellschaft.de``). What went out to recipients is
+recorded per event in the state database (table ``event_versions``): the SEQUENCE and the
+*fingerprint*, a canonical JSON of what a calendar entry shows (time, zone, format, place, online
+link, status). When the fingerprint of the content differs from the last one sent, the next
+invitation is an update: same UID, SEQUENCE + 1, new DTSTAMP, and change lines for the mail
+("Neu: online statt in Präsenz", "Zeit: alt → neu").
+
+API for the send path (rendering once per campaign and language, one ICS per recipient)::
+
+    plan = plan_event(content, event, conn, clock)              # per campaign: METHOD, SEQUENCE, DTSTAMP
+    email = renderer.invitation_email(event, lang, changes=plan.changes(lang))
+    invite = plan.invitation(recipient.email, language=lang, name=recipient.display_name)
+    build_message(site, email, recipient, campaign, ..., calendar=invite.calendar_part)
+    ...                                                          # after the campaign's messages went out:
+    record_sent_version(conn, event, plan.sequence, plan.fingerprint, sent_at)
+
+``invitation_for(content, event, recipient_email, conn, clock)`` does the first and third step in one
+call. ``record_sent_version`` is idempotent for the same (event, SEQUENCE, fingerprint), so a resumed
+campaign may call it again. Without send history (``build``), :func:`preview_plan` gives SEQUENCE 0
+(1 for a cancelled event: a cancellation always supersedes what was announced) and the DTSTAMP the
+caller takes from the content, so builds are byte-identical.
+
+ICS details: VTIMEZONE for every zone used, computed by icalendar for a range of a year around the
+events; CRLF line ends and folding at 75 octets (never inside a UTF-8 character) by icalendar;
+reminders the day before and, for online events, 30 minutes before; LOCATION is the online link
+(online), the address (in person) or both (hybrid); URL is the online link or the event page.
+Control characters are dropped from TEXT values (RFC 5545 3.3.11). A VTIMEZONE that covers only a
+range is read rightly by clients that know the IANA name or read each file on its own; vobject (and so
+Radicale) keeps the first VTIMEZONE it saw per TZID for its whole process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from reallabor_mail.content.loader import Content, EventItem, Version
+from reallabor_mail.content.markdown import LinkReferences
+from reallabor_mail.content.models import EventFormat, EventFrontMatter, EventStatus, Language, Site
+from reallabor_mail.db import transaction
+from reallabor_mail.errors import ReallaborError
+from reallabor_mail.i18n.words import date_line, long_date, strings
+from reallabor_mail.mail.message import CalendarPart
+from reallabor_mail.render import paths as layout
+from reallabor_mail.render.engine import CalendarLinks, Link
+
+Clock = Callable[[], dt.datetime]
+
+PRODID = "-//Auslandsgesellschaft.de e.V.//reallabor-mail//DE"
+FEED_REFRESH = dt.timedelta(hours=12)
+TIMEZONE_MARGIN = dt.timedelta(days=366)
+REMINDER_DAY_BEFORE = dt.timedelta(days=-1)
+REMINDER_ONLINE = dt.timedelta(minutes=-30)
+_LINE_START = re.compile(r"^\s*(?:[-*] |\d+\. |\[\d+\] |> )")  # list items, link references, quotes
+_RULE_CHARS = frozenset("=-+ ")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 5545 3.3.11: TEXT carries no control characters
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS event_versions (
+    event       TEXT    NOT NULL,  -- the event's file name (stem): its identity, as in its UID
+    sequence    INTEGER NOT NULL,
+    fingerprint TEXT    NOT NULL,  -- canonical JSON of what the calendar entry showed
+    sent_at     TEXT    NOT NULL,  -- UTC, ISO 8601
+    PRIMARY KEY (event, sequence)
+)
+"""
+
+
+class CalendarError(ReallaborError):
+    """The event-version record contradicts what is being recorded."""
+
+
+# --- identity and what a calendar entry shows ---------------------------------------------------
+
+
+def event_uid(site: Site, event: EventItem) -> str:
+    """The UID of an event: its file name at the site's domain, stable across builds and edits."""
+    return f"{quote(event.stem, safe='-._~')}@{site.domain}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a calendar entry of an event shows; an update is due when this changes."""
+
+    start: dt.datetime
+    end: dt.datetime
+    format: EventFormat
+    location: str | None
+    online_url: str | None
+    status: EventStatus
+
+    @classmethod
+    def of(cls, meta: EventFrontMatter) -> Snapshot:
+        """The snapshot of an event's front matter; a place or link its format does not use is ignored."""
+        return cls(
+            start=meta.start,
+            end=meta.end,
+            format=meta.format,
+            location=meta.location if meta.format is not EventFormat.ONLINE else None,
+            online_url=str(meta.online_url) if meta.online_url and meta.format is not EventFormat.IN_PERSON else None,
+            status=meta.status,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Canonical JSON of the snapshot: compared as a string, and read back for change lines."""
+        return json.dumps(
+            {
+                "start": self.start.replace(tzinfo=None).isoformat(timespec="minutes"),
+                "end": self.end.replace(tzinfo=None).isoformat(timespec="minutes"),
+                "timezone": str(self.start.tzinfo),
+                "format": self.format.value,
+                "location": self.location,
+                "online_url": self.online_url,
+                "status": self.status.value,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_fingerprint(cls, text: str) -> Snapshot:
+        data = json.loads(text)
+        zone = ZoneInfo(data["timezone"])
+        return cls(
+            start=dt.datetime.fromisoformat(data["start"]).replace(tzinfo=zone),
+            end=dt.datetime.fromisoformat(data["end"]).replace(tzinfo=zone),
+            format=EventFormat(data["format"]),
+            location=data["location"],
+            online_url=data["online_url"],
+            status=EventStatus(data["status"]),
+        )
+
+
+def change_lines(old: Snapshot, new: Snapshot, language: Language) -> tuple[str, ...]:
+    """What changed between two versions, in the reader's words, for the top of an update mail."""
+    words = strings(language)
+    lines: list[str] = []
+    if old.status is EventStatus.CANCELLED and new.status is EventStatus.SCHEDULED:
+        lines.append(words["change_reinstated"])
+    if old.format is not new.format:
+        lines.append(
+            words["change_format"].format(old=words[f"mode_{old.format.value}"], new=words[f"mode_{new.format.value}"])
+        )
+    if (old.start, old.end, str(old.start.tzinfo)) != (new.start, new.end, str(new.start.tzinfo)):
+        before = date_line(old.start, old.end, str(old.start.tzinfo), language)
+        after = date_line(new.start, new.end, str(new.start.tzinfo), language)
+        lines.append(f"{words['change_time']}: {before} → {after}")
+    if new.location and old.location != new.location:
+        place = f"{old.location} → {new.location}" if old.location else new.location
+        lines.append(f"{words['change_place']}: {place}")
+    if new.online_url and old.online_url != new.online_url:
+        lines.append(f"{words['change_link']}: {new.online_url}")
+    return tuple(lines)
+
+
+# --- the event-version record (state database) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentVersion:
+    event: str
+    sequence: int
+    fingerprint: str
+    sent_at: dt.datetime
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the ``event_versions`` table this module owns."""
+    conn.execute(_SCHEMA)
+
+
+def last_sent_version(conn: sqlite3.Connection, event: EventItem) -> SentVersion | None:
+    """The newest version of an event that went out, or None if none did."""
+    ensure_schema(conn)
+    row = conn.execute(
+        "SELECT event, sequence, fingerprint, sent_at FROM event_versions WHERE event = ? "
+        "ORDER BY sequence DESC LIMIT 1",
+        (event.stem,),
+    ).fetchone()
+    if row is None:
+        return None
+    return SentVersion(row[0], int(row[1]), row[2], dt.datetime.fromisoformat(row[3]))
+
+
+def record_sent_version(
+    conn: sqlite3.Connection, event: EventItem, sequence: int, fingerprint: str, sent_at: dt.datetime
+) -> None:
+    """Record that version ``sequence`` (with ``fingerprint``) of an event went out.
+
+    Recording the same version again is a no-op (a resumed campaign); the same SEQUENCE with another
+    fingerprint is refused, since recipients would hold two different entries under one version.
+    """
+    ensure_schema(conn)
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT fingerprint FROM event_versions WHERE event = ? AND sequence = ?", (event.stem, sequence)
+        ).fetchone()
+        if row is not None:
+            if row[0] != fingerprint:
+                raise CalendarError(
+                    f"{event.path}: version {sequence} of this event was already sent with other details; "
+                    "plan the invitation again so it gets a new SEQUENCE"
+                )
+            return
+        conn.execute(
+            "INSERT INTO event_versions (event, sequence, fingerprint, sent_at) VALUES (?, ?, ?, ?)",
+            (event.stem, sequence, fingerprint, _utc(sent_at).isoformat()),
+        )
+
+
+# --- ICS ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attendee:
+    email: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class EventData:
+    """One VEVENT as plain values, independent of the content model (and so testable on its own)."""
+
+    uid: str
+    sequence: int
+    dtstamp: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+    summary: str
+    description: str
+    location: str | None
+    url: str | None
+    status: EventStatus
+    organizer: Attendee
+    online: bool
+    attendee: Attendee | None = None
+    categories: tuple[str, ...] = ()
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        raise CalendarError(f"{moment.isoformat()}: a time with zone is needed for DTSTAMP")
+    return moment.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _text(value: str) -> str:
+    """A TEXT value: line breaks become LF (escaped as \\n by icalendar), other control characters go.
+
+    Text pasted from office programs brings vertical tabs and the like; parsers refuse them.
+    """
+    lines = value.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(_CONTROL.sub("", line) for line in lines)
+
+
+def _param_text(value: str) -> str:
+    """A parameter value (CN) without what parsers disagree on.
+
+    Parameters cannot carry double quotes or control characters; a backslash (which icalendar's parser
+    takes as an escape) and the caret (RFC 6868 escaping, which vobject does not decode) are dropped.
+    """
+    cleaned = _CONTROL.sub(" ", value).replace('"', "'").replace("\\", " ").replace("^", " ")
+    return " ".join(cleaned.split())
+
+
+def _address(person: Attendee, **params: str) -> icalendar.vCalAddress:
+    address = icalendar.vCalAddress(f"mailto:{person.email}")
+    name = _param_text(person.name or "")
+    if name:
+        address.params["CN"] = name
+    address.params.update(params)
+    return address
+
+
+def _alarm(trigger: dt.timedelta, text: str) -> icalendar.Alarm:
+    alarm = icalendar.Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("trigger", trigger)
+    alarm.add("description", _text(text))
+    return alarm
+
+
+def _vevent(data: EventData, method: str) -> icalendar.Event:
+    event = icalendar.Event()
+    event.add("uid", data.uid)
+    event.add("sequence", data.sequence)
+    event.add("dtstamp", _utc(data.dtstamp))
+    event.add("dtstart", data.start)
+    event.add("dtend", data.end)
+    event.add("summary", _text(data.summary))
+    event.add("description", _text(data.description))
+    location = _text(data.location or "")
+    if location:
+        event.add("location", location)
+    if data.url:
+        event.add("url", data.url)
+    if data.categories:
+        event.add("categories", list(data.categories))
+    cancelled = data.status is EventStatus.CANCELLED
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("transp", "TRANSPARENT" if cancelled else "OPAQUE")
+    event.add("class", "PUBLIC")
+    event.add("organizer", _address(data.organizer))
+    if data.attendee is not None and method in ("REQUEST", "CANCEL"):
+        event.add(
+            "attendee",
+            _address(
+                data.attendee, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT", PARTSTAT="NEEDS-ACTION",
+                RSVP="FALSE" if cancelled else "TRUE",
+            ),
+        )
+    if not cancelled:
+        event.add_component(_alarm(REMINDER_DAY_BEFORE, data.summary))
+        if data.online:
+            event.add_component(_alarm(REMINDER_ONLINE, data.summary))
+    return event
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    """What a subscribed calendar shows as its name and description, and where it is fetched."""
+
+    name: str
+    description: str
+    url: str
+
+
+def ics_calendar(method: str, events: Sequence[EventData], feed: FeedInfo | None = None) -> str:
+    """A VCALENDAR with these events and the VTIMEZONEs they use, as CRLF text folded at 75 octets."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", method)
+    if feed is not None:
+        cal.add("x-wr-calname", feed.name)
+        cal.add("x-wr-caldesc", feed.description)
+        cal.add("refresh-interval", FEED_REFRESH, parameters={"VALUE": "DURATION"})
+        cal.add("x-published-ttl", icalendar.vDuration(FEED_REFRESH))
+        cal.add("source", feed.url, parameters={"VALUE": "URI"})
+    for data in events:
+        cal.add_component(_vevent(data, method))
+    if events:
+        cal.add_missing_timezones(
+            first_date=min(e.start for e in events).date() - TIMEZONE_MARGIN,
+            last_date=max(e.end for e in events).date() + TIMEZONE_MARGIN,
+        )
+    text: bytes = cal.to_ical()
+    return text.decode("utf-8")
+
+
+# --- from content to ICS ------------------------------------------------------------------------
+
+
+def _unwrap(text: str) -> str:
+    """Undo the 72-column wrapping of the mail's text part: calendar apps wrap DESCRIPTION themselves.
+
+    Paragraphs and list items become one line each; tables, code and underlined headings stay as they are.
+    """
+    blocks = []
+    for block in text.split("\n\n"):
+        lines = block.split("\n")
+        if block.startswith("    ") or any(" | " in line or set(line) <= _RULE_CHARS for line in lines):
+            blocks.append(block)
+            continue
+        joined: list[str] = []
+        for line in lines:
+            if joined and not _LINE_START.match(line):
+                joined[-1] += " " + line.strip()
+            else:
+                joined.append(line)
+        blocks.append("\n".join(joined))
+    return "\n\n".join(blocks)
+
+
+def _body_text(version: Version[EventFrontMatter]) -> str:
+    """The event's Markdown body as plain text, with its links as numbered references."""
+    refs = LinkReferences()
+    parts = [version.body.intro.text(refs)]
+    for section in version.body.sections:
+        parts.append(f"{section.title_text}\n\n{section.text(refs)}")
+    if refs.urls:
+        parts.append(refs.footnotes())
+    return _unwrap("\n\n".join(p.strip("\n") for p in parts if p.strip()))
+
+
+def _public_file(site: Site, event: EventItem, name: str, language: Language) -> str:
+    version = event.version(language)
+    return layout.url(site.public_url, layout.event_file(event.stem, name, version.language, event.default_language))
+
+
+def event_page_url(site: Site, event: EventItem, language: Language) -> str:
+    return _public_file(site, event, "index.html", language)
+
+
+def event_ics_url(site: Site, event: EventItem, language: Language) -> str:
+    return _public_file(site, event, "event.ics", language)
+
+
+def feed_url(site: Site) -> str:
+    return layout.url(site.public_url, layout.CALENDAR_FEED)
+
+
+def _place(meta: EventFrontMatter) -> str | None:
+    """LOCATION: the online link for online events, the address in person, both for hybrid."""
+    snap = Snapshot.of(meta)
+    return " · ".join(p for p in (snap.location, snap.online_url) if p) or None
+
+
+def description(site: Site, event: EventItem, language: Language) -> str:
+    """DESCRIPTION: notice, dual-zone date line, place, registration, event page, then the body text."""
+    version = event.version(language)
+    meta = version.meta
+    words = strings(language)
+    lines = []
+    if meta.status is EventStatus.CANCELLED:
+        lines.append(words["cancelled_notice"])
+    lines.append(f"{words['when']}: {date_line(meta.start, meta.end, site.partner_timezone, language)}")
+    snap = Snapshot.of(meta)
+    where = words[f"format_{meta.format.value}"] + (f", {snap.location}" if snap.location else "")
+    lines.append(f"{words['where']}: {where}")
+    if snap.online_url:
+        lines.append(f"{words['online_link']}: {snap.online_url}")
+    if meta.registration is not None:
+        reg = meta.registration
+        how = str(reg.email or reg.url)
+        if reg.deadline:
+            how += f" ({words['deadline']}: {long_date(reg.deadline, language)})"
+        lines.append(f"{words['register']}: {how}")
+    lines.append(f"{words['event_page']}: {event_page_url(site, event, language)}")
+    body = _body_text(version)
+    return "\n".join(lines) + (f"\n\n{body}" if body else "")
+
+
+def event_data(
+    site: Site, event: EventItem, language: Language, *, sequence: int, dtstamp: dt.datetime,
+    attendee: Attendee | None = None,
+) -> EventData:
+    """The VEVENT values of an event in one language."""
+    meta = event.version(language).meta
+    words = strings(language)
+    cancelled = meta.status is EventStatus.CANCELLED
+    snap = Snapshot.of(meta)
+    return EventData(
+        uid=event_uid(site, event),
+        sequence=sequence,
+        dtstamp=dtstamp,
+        start=meta.start,
+        end=meta.end,
+        summary=f"{meta.title} ({words['cancelled']})" if cancelled else meta.title,
+        description=description(site, event, language),
+        location=_place(meta),
+        url=snap.online_url or event_page_url(site, event, language),
+        status=meta.status,
+        organizer=Attendee(site.sender.email, site.sender.name),
+        online=meta.format is EventFormat.ONLINE,
+        attendee=attendee,
+        categories=(meta.kind,) if meta.kind else (),
+    )
+
+
+def first_sequence(event: EventItem) -> int:
+    """SEQUENCE without send history: 0, or 1 for a cancellation (it supersedes the announcement)."""
+    return 1 if event.meta.status is EventStatus.CANCELLED else 0
+
+
+def publish_ics(site: Site, event: EventItem, language: Language, dtstamp: dt.datetime) -> str:
+    """``event.ics`` for download (METHOD:PUBLISH, no send history)."""
+    data = event_data(site, event, language, sequence=first_sequence(event), dtstamp=dtstamp)
+    return ics_calendar("PUBLISH", [data])
+
+
+def feed_ics(content: Content, stamp: Callable[[EventItem], dt.datetime]) -> str:
+    """``calendar.ics``: every event in the site language, for subscribing (METHOD:PUBLISH)."""
+    site = content.site
+    language = site.language
+    events = [
+        event_data(site, e, language, sequence=first_sequence(e), dtstamp=stamp(e)) for e in content.events
+    ]
+    info = FeedInfo(
+        name=f"{site.sender.name} – {strings(language)['upcoming_events']}",
+        description=site.organisation,
+        url=feed_url(site),
+    )
+    return ics_calendar("PUBLISH", events, info)
+
+
+# --- invitations --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvitationPlan:
+    """One recipient's calendar part and what the mail says about the version it carries."""
+
+    method: str
+    sequence: int
+    dtstamp: dt.datetime
+    ics: str
+    changes: tuple[str, ...]
+    fingerprint: str
+
+    @property
+    def calendar_part(self) -> CalendarPart:
+        return CalendarPart(self.ics, self.method)
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """The version of an event a campaign sends: METHOD, SEQUENCE, DTSTAMP, and what changed."""
+
+    site: Site
+    event: EventItem
+    method: str
+    sequence: int
+    dtstamp: dt.datetime
+    current: Snapshot
+    previous: Snapshot | None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.current.fingerprint
+
+    @property
+    def is_update(self) -> bool:
+        return self.previous is not None and self.previous != self.current
+
+    def changes(self, language: Language) -> tuple[str, ...]:
+        """Change lines for the mail in ``language``; empty for a first invitation or a resend."""
+        if self.previous is None or not self.is_update:
+            return ()
+        return change_lines(self.previous, self.current, language)
+
+    def invitation(
+        self, recipient_email: str, *, language: Language | None = None, name: str | None = None
+    ) -> InvitationPlan:
+        """The ICS (METHOD:REQUEST or CANCEL) addressed to one recipient, in their language."""
+        lang = language or self.site.language
+        data = event_data(
+            self.site, self.event, lang, sequence=self.sequence, dtstamp=self.dtstamp,
+            attendee=Attendee(recipient_email, name),
+        )
+        return InvitationPlan(
+            method=self.method,
+            sequence=self.sequence,
+            dtstamp=self.dtstamp,
+            ics=ics_calendar(self.method, [data]),
+            changes=self.changes(lang),
+            fingerprint=self.fingerprint,
+        )
+
+
+def _plan(site: Site, event: EventItem, last: SentVersion | None, dtstamp: dt.datetime) -> EventPlan:
+    current = Snapshot.of(event.meta)
+    method = "CANCEL" if current.status is EventStatus.CANCELLED else "REQUEST"
+    if last is None:
+        return EventPlan(site, event, method, first_sequence(event), _utc(dtstamp), current, None)
+    sequence = last.sequence if last.fingerprint == current.fingerprint else last.sequence + 1
+    previous = Snapshot.from_fingerprint(last.fingerprint)
+    return EventPlan(site, event, method, sequence, _utc(dtstamp), current, previous)
+
+
+def plan_event(content: Content, event: EventItem, state_conn: sqlite3.Connection, clock: Clock) -> EventPlan:
+    """The version a campaign for ``event`` sends now, from the record of what went out before."""
+    last = last_sent_version(state_conn, event)
+    return _plan(content.site, event, last, clock())
+
+
+def preview_plan(site: Site, event: EventItem, dtstamp: dt.datetime) -> EventPlan:
+    """The plan without send history (``build``'s preview.eml), DTSTAMP given by the caller."""
+    return _plan(site, event, None, dtstamp)
+
+
+def invitation_for(
+    content: Content, event: EventItem, recipient_email: str, state_conn: sqlite3.Connection, clock: Clock,
+    *, language: Language | None = None, name: str | None = None,
+) -> InvitationPlan:
+    """One recipient's invitation, update or cancellation: :func:`plan_event` then ``.invitation``."""
+    return plan_event(content, event, state_conn, clock).invitation(recipient_email, language=language, name=name)
+
+
+# --- links beside the event ---------------------------------------------------------------------
+
+
+def _google_url(meta: EventFrontMatter, details: str) -> str:
+    stamp = "%Y%m%dT%H%M%SZ"
+    query = {
+        "action": "TEMPLATE",
+        "text": meta.title,
+        "dates": f"{_utc(meta.start):{stamp}}/{_utc(meta.end):{stamp}}",
+        "ctz": str(meta.start.tzinfo),
+        "details": details,
+        "location": _place(meta) or "",
+    }
+    return "https://calendar.google.com/calendar/render?" + urlencode(query, quote_via=quote)
+
+
+def _outlook_url(meta: EventFrontMatter, details: str) -> str:
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    query = {
+        "path": "/calendar/action/compose",
+        "rru": "addevent",
+        "subject": meta.title,
+        "startdt": f"{_utc(meta.start):{stamp}}",
+        "enddt": f"{_utc(meta.end):{stamp}}",
+        "body": details,
+        "location": _place(meta) or "",
+    }
+    return "https://outlook.live.com/calendar/0/action/compose?" + urlencode(query, quote_via=quote)
+
+
+def calendar_links(site: Site, event: EventItem, language: Language) -> tuple[Link, ...]:
+    """"In den Kalender" (.ics), Google and Outlook.com add-links and the feed; none for a cancelled event."""
+    meta = event.version(language).meta
+    if meta.status is EventStatus.CANCELLED:
+        return ()
+    words = strings(language)
+    # The add-links carry the event page as their text: URLs have length limits, and the text part of a
+    # mail shows them in full. Times and place travel as their own parameters.
+    details = event_page_url(site, event, language)
+    return (
+        Link(words["add_to_calendar"], event_ics_url(site, event, language)),
+        Link(words["google_calendar"], _google_url(meta, details)),
+        Link(words["outlook_calendar"], _outlook_url(meta, details)),
+        Link(words["subscribe_calendar"], feed_url(site)),
+    )
+
+
+def link_maker(site: Site) -> CalendarLinks:
+    """The Renderer's ``calendar_links`` hook for a site."""
+
+    def links(event: EventItem, language: Language) -> tuple[Link, ...]:
+        return calendar_links(site, event, language)
+
+    return links
