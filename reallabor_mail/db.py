@@ -6,28 +6,24 @@ event versions. This module only opens it; each module that owns tables creates 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.settings import Settings
 
 DEFAULT_STATE = Path(".reallabor") / "state.sqlite3"
-ENV_STATE = "REALLABOR_STATE"
 
 
 class StateError(ReallaborError):
     """The state file cannot be opened or written."""
 
 
-def state_path(option: Path | None = None) -> Path:
+def state_path(option: Path | None, settings: Settings) -> Path:
     """``--state PATH``, else ``$REALLABOR_STATE``, else ``.reallabor/state.sqlite3`` here."""
-    if option is not None:
-        return option
-    env = os.environ.get(ENV_STATE)
-    return Path(env) if env else DEFAULT_STATE
+    return option or settings.state or DEFAULT_STATE
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -29,6 +29,7 @@ from reallabor_mail.mail.message import Campaign, as_bytes, build_message
 from reallabor_mail.mail.stamp import MessageStamp, _qp_piece
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.render.engine import RenderedEmail, Renderer
+from reallabor_mail.settings import DkimSettings
 from tests.conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer
 
 SECRET = "test-secret-0123456789abcdef"
@@ -306,10 +307,10 @@ def test_dkim_signature_verifies_and_covers_list_unsubscribe(tmp_path: Path) -> 
     pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))  # fmt: skip
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    signer = DkimSigner.from_env({
+    signer = DkimSigner.from_settings(DkimSettings.from_env({
         "REALLABOR_DKIM_KEY": str(pem), "REALLABOR_DKIM_SELECTOR": "rlm2023",
         "REALLABOR_DKIM_DOMAIN": "auslandsgesellschaft.de",
-    })  # fmt: skip
+    }))  # fmt: skip
     assert signer is not None and "BEGIN" not in repr(signer)
     email, site = rendered("uk")
     stamp = MessageStamp.prepare(site, email, Campaign("newsletter:2023-3", "newsletter", NOW), secret=b"s")  # type: ignore[arg-type]
@@ -330,8 +331,8 @@ def test_dkim_signature_verifies_and_covers_list_unsubscribe(tmp_path: Path) -> 
 
 def test_incomplete_dkim_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="missing: REALLABOR_DKIM_SELECTOR"):
-        DkimSigner.from_env({"REALLABOR_DKIM_KEY": str(tmp_path / "k"), "REALLABOR_DKIM_DOMAIN": "x.de"})
-    assert DkimSigner.from_env({}) is None
+        DkimSettings.from_env({"REALLABOR_DKIM_KEY": str(tmp_path / "k"), "REALLABOR_DKIM_DOMAIN": "x.de"})
+    assert DkimSigner.from_settings(DkimSettings.from_env({})) is None
 
 
 @settings(max_examples=200, deadline=None)

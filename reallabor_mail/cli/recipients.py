@@ -7,21 +7,18 @@ import datetime as dt
 import getpass
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import uvicorn
-from starlette.applications import Starlette
 
-from reallabor_mail.content.loader import load_content, parse_yaml, validate
-from reallabor_mail.content.models import Site
 from reallabor_mail.db import connect, state_path
-from reallabor_mail.delivery.transport import SmtpSettings
 from reallabor_mail.errors import ProblemLog, ReallaborError, display_path
-from reallabor_mail.publish.build import default_templates
-from reallabor_mail.recipients import store as recipients
-from reallabor_mail.recipients.tokens import load_secret
-from reallabor_mail.web.preview import run_preview
-from reallabor_mail.web.public import PublicConfig, create_app, public_routes, smtp_mailer
+from reallabor_mail.settings import Settings
+
+if TYPE_CHECKING:  # the commands import their libraries when they run (see cli/main.py)
+    from starlette.applications import Starlette
+
+    from reallabor_mail.content.models import Site
 
 STATE = click.option(
     "--state", "state_option", type=click.Path(path_type=Path), default=None,
@@ -37,8 +34,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _open(state_option: Path | None) -> sqlite3.Connection:
-    conn = connect(state_path(state_option))
+def _open(state_option: Path | None, settings: Settings) -> sqlite3.Connection:
+    from reallabor_mail.recipients import store as recipients
+
+    conn = connect(state_path(state_option, settings))
     recipients.ensure_schema(conn)
     return conn
 
@@ -54,13 +53,16 @@ def _who(by: str | None) -> str:
 
 def load_site(content_dir: Path) -> Site:
     """Only ``site.yaml``: the public server must keep running while a draft newsletter has errors."""
+    from reallabor_mail.content.loader import parse_yaml, read_text, validate
+    from reallabor_mail.content.models import Site
+
     path = content_dir / "site.yaml"
     problems = ProblemLog()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, display_path(path), problems)
     except OSError as exc:
         raise ReallaborError(f"{path}: cannot read the site settings ({exc.strerror}); pass --content DIR") from None
-    doc = parse_yaml(text, display_path(path), 0, problems)
+    doc = None if text is None else parse_yaml(text, display_path(path), 0, problems)
     site = validate(doc, Site, problems) if doc else None
     problems.raise_if_errors()
     assert site is not None
@@ -78,11 +80,17 @@ def recipients_group() -> None:
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and list the others.")
 @click.option("--by", help="Who vouches for the consent of these contacts (default: $USER).")
 @STATE
-def import_command(file: Path, list_name: str, skip_invalid: bool, by: str | None, state_option: Path | None) -> None:
+@click.pass_obj
+def import_command(
+    settings: Settings, file: Path, list_name: str, skip_invalid: bool, by: str | None, state_option: Path | None
+) -> None:
     """Import an Excel CSV (; or , — UTF-8, UTF-8 with BOM or cp1252) onto a list as subscribed."""
-    conn = _open(state_option)
+    from reallabor_mail.recipients import store as recipients
+    from reallabor_mail.recipients.tokens import load_secret
+
+    conn = _open(state_option, settings)
     report = recipients.import_csv(
-        conn, file, list_name, secret=load_secret(), by=_who(by), now=_now(), skip_invalid=skip_invalid
+        conn, file, list_name, secret=load_secret(settings), by=_who(by), now=_now(), skip_invalid=skip_invalid
     )
     for note in (*report.invalid, *report.merged, *report.kept_out):
         click.echo(f"{file}: row {note.row}: {note.message}", err=True)
@@ -97,9 +105,12 @@ def import_command(file: Path, list_name: str, skip_invalid: bool, by: str | Non
 @recipients_group.command("list")
 @click.option("--list", "list_name", help="Only people with a status on this list.")
 @STATE
-def list_command(list_name: str | None, state_option: Path | None) -> None:
+@click.pass_obj
+def list_command(settings: Settings, list_name: str | None, state_option: Path | None) -> None:
     """Everyone stored, with their lists and status."""
-    conn = _open(state_option)
+    from reallabor_mail.recipients import store as recipients
+
+    conn = _open(state_option, settings)
     found = recipients.people(conn, recipients.check_list_name(list_name) if list_name else None)
     for person in found:
         r = person.recipient
@@ -116,9 +127,14 @@ def list_command(list_name: str | None, state_option: Path | None) -> None:
 @click.option("--list", "list_name", help="Only this list (default: every list).")
 @click.option("--by", help="Who records the request (default: $USER).")
 @STATE
-def unsubscribe_command(email: str, list_name: str | None, by: str | None, state_option: Path | None) -> None:
+@click.pass_obj
+def unsubscribe_command(
+    settings: Settings, email: str, list_name: str | None, by: str | None, state_option: Path | None
+) -> None:
     """Take a person off a list (or all lists) at once; the data stays, the consent record notes it."""
-    conn = _open(state_option)
+    from reallabor_mail.recipients import store as recipients
+
+    conn = _open(state_option, settings)
     if recipients.find(conn, email) is None:
         raise ReallaborError(f"{email}: not in the recipient list")
     left = recipients.unsubscribe(conn, email, list_name, source="command line", actor=_who(by), now=_now())
@@ -130,11 +146,16 @@ def unsubscribe_command(email: str, list_name: str | None, by: str | None, state
 @click.option("--list", "list_name", help="Export everyone on this list.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE (for Excel).")
 @STATE
-def export_command(email: str | None, list_name: str | None, output: Path | None, state_option: Path | None) -> None:
+@click.pass_obj
+def export_command(
+    settings: Settings, email: str | None, list_name: str | None, output: Path | None, state_option: Path | None
+) -> None:
     """CSV of one person (everything stored, consent included) or of a list."""
+    from reallabor_mail.recipients import store as recipients
+
     if bool(email) == bool(list_name):
         raise click.UsageError("give either EMAIL or --list NAME")
-    conn = _open(state_option)
+    conn = _open(state_option, settings)
     text = recipients.export_person(conn, email) if email else recipients.export_list(conn, list_name or "")
     if output is None:
         click.echo(text, nl=False)
@@ -147,10 +168,14 @@ def export_command(email: str | None, list_name: str | None, output: Path | None
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @STATE
-def delete_command(email: str, yes: bool, state_option: Path | None) -> None:
+@click.pass_obj
+def delete_command(settings: Settings, email: str, yes: bool, state_option: Path | None) -> None:
     """Erase a person (GDPR Art. 17); only a keyed hash of the address stays, so they are never mailed again."""
-    secret = load_secret()
-    conn = _open(state_option)
+    from reallabor_mail.recipients import store as recipients
+    from reallabor_mail.recipients.tokens import load_secret
+
+    secret = load_secret(settings)
+    conn = _open(state_option, settings)
     if not yes:
         click.confirm(f"Erase everything stored about {email}? This cannot be undone", abort=True)
     existed = recipients.erase(conn, email, secret, now=_now())
@@ -159,20 +184,29 @@ def delete_command(email: str, yes: bool, state_option: Path | None) -> None:
 
 @recipients_group.command("purge")
 @STATE
-def purge_command(state_option: Path | None) -> None:
+@click.pass_obj
+def purge_command(settings: Settings, state_option: Path | None) -> None:
     """Delete sign-ups not confirmed within 30 days (``send`` does this too)."""
-    count = recipients.purge_unconfirmed(_open(state_option), _now())
+    from reallabor_mail.recipients import store as recipients
+
+    count = recipients.purge_unconfirmed(_open(state_option, settings), _now())
     click.echo(f"{count} unconfirmed sign-up(s) deleted")
 
 
 def public_app(
-    content_dir: Path, templates: Path, out: Path, state_option: Path | None, lists: tuple[str, ...]
-) -> Starlette:
+    content_dir: Path, templates: Path, out: Path, state_option: Path | None, lists: tuple[str, ...],
+    settings: Settings,
+) -> Starlette:  # fmt: skip
     """The public server of contract §4, from the environment's secret and SMTP settings."""
-    secret = load_secret()
+    from reallabor_mail.content.loader import load_content
+    from reallabor_mail.recipients import store as recipients
+    from reallabor_mail.recipients.tokens import load_secret
+    from reallabor_mail.web.public import PublicConfig, create_app, public_routes, smtp_mailer
+
+    secret = load_secret(settings)
     site = load_site(content_dir)
-    settings = SmtpSettings.from_env()
-    if settings is None:
+    smtp = settings.smtp()
+    if smtp is None:
         raise ReallaborError("REALLABOR_SMTP_HOST is not set; the public server sends the confirmation mails")
     if not (out / "index.html").is_file():
         raise ReallaborError(f"{out}: no built archive here; run `reallabor-mail build` first (or pass --out DIR)")
@@ -181,8 +215,8 @@ def public_app(
         named = [n.meta.lists for n in content.newsletters] + [e.meta.lists for e in content.events]
         lists = tuple(sorted({name for names in named for name in names}))
     config = PublicConfig(
-        site=site, templates=templates, state=state_path(state_option), secret=secret,
-        lists=tuple(recipients.check_list_name(n) for n in lists), mailer=smtp_mailer(settings), build_dir=out,
+        site=site, templates=templates, state=state_path(state_option, settings), secret=secret,
+        lists=tuple(recipients.check_list_name(n) for n in lists), mailer=smtp_mailer(smtp), build_dir=out,
     )  # fmt: skip
     return create_app(public_routes(config))
 
@@ -197,17 +231,23 @@ def public_app(
               help="The built archive to serve.")  # fmt: skip
 @click.option("--list", "lists", multiple=True, help="Lists offered on the form (default: those the content names).")
 @STATE
+@click.pass_obj
 def serve(
-    public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None, out: Path,
-    lists: tuple[str, ...], state_option: Path | None,
+    settings: Settings, public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None,
+    out: Path, lists: tuple[str, ...], state_option: Path | None,
 ) -> None:  # fmt: skip
     """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
+    import uvicorn
+
+    from reallabor_mail.publish.build import default_templates
+    from reallabor_mail.web.preview import run_preview
+
     templates = templates_dir or default_templates()
     if not public:  # the preview shows unpublished drafts: only on 127.0.0.1, never beyond this machine
-        run_preview(content_dir, templates, state=state_path(state_option), port=port)
+        run_preview(content_dir, templates, state=state_path(state_option, settings), port=port, settings=settings)
         return
     port = port or 8000
-    app = public_app(content_dir, templates, out, state_option, lists)
+    app = public_app(content_dir, templates, out, state_option, lists, settings)
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
     # No access log: the links' tokens carry addresses, which do not belong in a log file.
     uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True, log_level="warning")

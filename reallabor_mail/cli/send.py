@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
-from reallabor_mail.delivery.campaign import SendRequest, send, status
-from reallabor_mail.delivery.transport import parse_rate
+from reallabor_mail.settings import Settings
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from reallabor_mail.delivery.transport import parse_rate
+
     return None if value is None else parse_rate(value)
 
 
@@ -33,23 +33,29 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
               help="State file (default: $REALLABOR_STATE or .reallabor/state.sqlite3).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Send at most N messages in this run.")
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Templates folder (default: templates/ here, else the shipped templates).")
+              help="Templates folder: its files replace the shipped templates of the same name.")
+@click.pass_obj
 def send_command(
-    file: Path, lists: tuple[str, ...], to: str | None, outbox: Path | None, rate: float | None, connections: int,
-    yes: bool, resume: bool, retry_failed: bool, show_status: bool, state: Path | None, limit: int | None,
-    templates_dir: Path | None,
+    settings: Settings, file: Path, lists: tuple[str, ...], to: str | None, outbox: Path | None, rate: float | None,
+    connections: int, yes: bool, resume: bool, retry_failed: bool, show_status: bool, state: Path | None,
+    limit: int | None, templates_dir: Path | None,
 ) -> None:  # fmt: skip
     """Send FILE (a newsletter or event) to its lists: one personal message per recipient.
 
     Shows what will happen and asks first (--yes for scripts). SMTP settings come from
     REALLABOR_SMTP_*; --outbox DIR writes a Maildir instead.
     """
+    from rich.console import Console
+
+    from reallabor_mail.delivery.campaign import SendRequest, send, status
+
     request = SendRequest(
         file=file, lists=lists, to=to, outbox=outbox, rate=rate, connections=connections, resume=resume,
         retry_failed=retry_failed, limit=limit, templates=templates_dir, state=state,
     )  # fmt: skip
     console = Console(highlight=False, soft_wrap=True)
     if show_status:
-        status(request, console=console)
+        status(request, settings=settings, console=console)
         return
-    send(request, console=console, confirm=None if yes else lambda q: click.confirm(q, default=False))
+    confirm = None if yes else lambda q: click.confirm(q, default=False)
+    send(request, settings=settings, console=console, confirm=confirm)

@@ -142,6 +142,17 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 
+def read_text(file: Path, path: str, problems: ProblemLog) -> str | None:
+    """A content file as text: UTF-8, with or without a byte-order mark; None (and a problem) if not UTF-8."""
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        problems.error(path, line, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")
+        return None
+
+
 def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> Document | None:
     """Safe-load YAML (no tags that construct objects) and remember where each key is."""
     try:
@@ -262,7 +273,8 @@ class _Loader:
         if not path.is_file():
             self.problems.error(self.rel(path), None, "site.yaml is missing; copy the example from the README")
             return None
-        doc = parse_yaml(path.read_text(encoding="utf-8"), self.rel(path), 0, self.problems)
+        text = read_text(path, self.rel(path), self.problems)
+        doc = None if text is None else parse_yaml(text, self.rel(path), 0, self.problems)
         return validate(doc, Site, self.problems) if doc else None
 
     def image_url(self, path: str) -> ImageResolver:
@@ -311,10 +323,8 @@ class _Loader:
         for lang in sorted(files, key=lambda code: code != language):
             file = files[lang]
             rel = self.rel(file)
-            try:
-                text = file.read_text(encoding="utf-8")
-            except UnicodeDecodeError as exc:
-                self.problems.error(rel, None, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")
+            text = read_text(file, rel, self.problems)
+            if text is None:
                 continue
             text = strip_control_characters(text, rel, self.problems)
             doc = parse_front_matter(text, rel, self.problems)

@@ -26,7 +26,7 @@ import signal
 import sqlite3
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Connection_
 from pathlib import Path
@@ -46,7 +46,6 @@ from reallabor_mail.delivery.transport import (
     MaildirTransport,
     RateLimiter,
     Reply,
-    SmtpSettings,
     SmtpTransport,
     Transport,
     Verdict,
@@ -61,6 +60,7 @@ from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.tokens import load_secret
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render.engine import RenderedEmail, Renderer
+from reallabor_mail.settings import Settings
 
 Clock = Callable[[], dt.datetime]
 Compose = Callable[[Entry], tuple[str, bytes]]
@@ -494,14 +494,14 @@ NO_SERVER = """no mail server configured. Either
     reallabor-mail send FILE --outbox outbox/"""
 
 
-def choose_transport(outbox: Path | None, environ: Mapping[str, str]) -> tuple[str, Callable[[], Transport]]:
+def choose_transport(outbox: Path | None, settings: Settings) -> tuple[str, Callable[[], Transport]]:
     """Where messages go (described for the plan) and how to open it (after the user agreed)."""
     if outbox is not None:
         return f"the Maildir {outbox}/ (nothing goes over the network)", lambda: MaildirTransport(outbox)
-    settings = SmtpSettings.from_env(environ)
-    if settings is None:
+    smtp = settings.smtp()
+    if smtp is None:
         raise DeliveryError(NO_SERVER)
-    return settings.describe(), lambda: SmtpTransport(settings)
+    return smtp.describe(), lambda: SmtpTransport(smtp)
 
 
 @dataclass
@@ -610,23 +610,23 @@ def lock_campaign(state: Path, campaign: str) -> int:
 
 
 def prepare(
-    request: SendRequest, *, environ: Mapping[str, str] | None = None, clock: Clock | None = None
+    request: SendRequest, *, settings: Settings, clock: Clock | None = None
 ) -> Prepared:
     """Read content, settings and state, render the email in every language, count: nothing is written."""
-    env = os.environ if environ is None else environ
     content = load_content(request.file.parent.parent)
     item = content.find(request.file)
-    via, open_transport = choose_transport(request.outbox, env)
-    signer = DkimSigner.from_env(env)
-    secret = load_secret()
+    via, open_transport = choose_transport(request.outbox, settings)
+    signer = DkimSigner.from_settings(settings.dkim())
+    secret = load_secret(settings)
     site = content.site
     clock = clock or (lambda: dt.datetime.now(ZoneInfo(site.timezone)))
-    conn = connect(state_path(request.state))
+    state = state_path(request.state, settings)
+    conn = connect(state)
     recipients.ensure_schema(conn)
     ledger = Ledger(conn, clock)
     event_plan = None if isinstance(item.meta, Newsletter) else calendar.plan_event(content, item, conn, clock)
     campaign = campaign_key(item, event_plan) + ("#test" if request.to else "")
-    lock = lock_campaign(state_path(request.state), campaign)
+    lock = lock_campaign(state, campaign)
     try:
         lists = request.lists or tuple(item.meta.lists)
         plan = Plan(
@@ -699,12 +699,12 @@ def send(
     *,
     console: Console,
     confirm: Callable[[str], bool] | None,
-    environ: Mapping[str, str] | None = None,
+    settings: Settings,
     clock: Clock | None = None,
     retry: RetryPolicy = RetryPolicy(),
 ) -> RunReport | None:
     """Show the plan, ask (``confirm`` None: ``--yes``), send, print the summary; None if nothing was sent."""
-    prepared = prepare(request, environ=environ, clock=clock)
+    prepared = prepare(request, settings=settings, clock=clock)
     try:
         plan = prepared.plan
         for line in plan.lines():
@@ -811,11 +811,11 @@ def print_summary(console: Console, ledger: Ledger, campaign: str, report: RunRe
         console.print("Temporary failures: send FILE --retry-failed (later, e.g. in an hour)", highlight=False)
 
 
-def status(request: SendRequest, *, console: Console, detail: int = 50) -> Summary:
+def status(request: SendRequest, *, settings: Settings, console: Console, detail: int = 50) -> Summary:
     """``send … --status``: the summary plus the failed and waiting addresses with the server's reply."""
     content = load_content(request.file.parent.parent)
     item = content.find(request.file)
-    conn = connect(state_path(request.state))
+    conn = connect(state_path(request.state, settings))
     ledger = Ledger(conn, lambda: dt.datetime.now(dt.UTC))
     event_plan = None
     if not isinstance(item.meta, Newsletter):

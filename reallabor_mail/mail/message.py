@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from reallabor_mail.content.models import Site
-from reallabor_mail.errors import ReallaborError
+from reallabor_mail.errors import MessageError, ReallaborError
 from reallabor_mail.i18n.greetings import Recipient, greeting
 from reallabor_mail.render.engine import RenderedEmail
 
@@ -26,7 +26,7 @@ from reallabor_mail.render.engine import RenderedEmail
 MAIL_POLICY = policy.SMTP.clone(cte_type="7bit", max_line_length=78)
 
 
-class HeaderInjectionError(ReallaborError):
+class HeaderInjectionError(MessageError):
     """A value bound for a header contains a line break or NUL."""
 
 

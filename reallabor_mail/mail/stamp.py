@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from reallabor_mail.content.models import Site
+from reallabor_mail.errors import MessageError
 from reallabor_mail.i18n.greetings import Recipient, greeting
 from reallabor_mail.mail.message import (
     MAIL_POLICY,
@@ -55,7 +56,7 @@ MAX_LINE = 998
 QP_LINE = 76
 
 
-class StampError(ValueError):
+class StampError(MessageError):
     """The skeleton message did not have the expected shape (message.py changed)."""
 
 

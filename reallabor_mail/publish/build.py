@@ -22,7 +22,7 @@ from reallabor_mail.i18n.greetings import Recipient, greeting
 from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render import paths as layout
-from reallabor_mail.render.engine import SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
+from reallabor_mail.render.engine import SHIPPED_TEMPLATES, SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
 from reallabor_mail.render.site import SitePages
 
 # Who the preview messages are addressed to: one plausible reader per language.
@@ -35,11 +35,8 @@ PREVIEW_SECRET = b"reallabor-preview"  # previews are public files; real sends u
 
 
 def default_templates() -> Path:
-    """``templates/`` in the working directory, else the templates shipped beside the package."""
-    local = Path("templates")
-    if local.is_dir():
-        return local
-    return Path(__file__).resolve().parent.parent / "templates"
+    """The templates shipped in the package (a ``--templates`` folder overrides them file by file)."""
+    return SHIPPED_TEMPLATES
 
 
 @dataclass

@@ -33,6 +33,7 @@ UNSUBSCRIBE_MARK = "__RLM_UNSUBSCRIBE__"
 
 SIZE_WARNING_BYTES = 80 * 1024  # Gmail clips at about 102 KB; leave room for headers and encoding.
 
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _DOCTYPE = "<!DOCTYPE html>\n"
 _MRML_PREVIEW_STYLE = '<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;'
 _PREVIEW_STYLE = '<div style="display:none;mso-hide:all;font-size:1px;color:#4a5568;line-height:1px;'
@@ -129,16 +130,34 @@ def _template_location(exc: BaseException, templates: Path) -> tuple[str, int | 
     return str(templates), None
 
 
+def _unreadable_template(exc: UnicodeDecodeError, fallback: Path) -> Problem:
+    """The template file Jinja's loader failed to decode (the loader's frame knows which one)."""
+    tb = exc.__traceback__
+    filename: object = str(fallback)
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "get_source":
+            filename = tb.tb_frame.f_locals.get("filename", filename)
+        tb = tb.tb_next
+    return Problem(str(filename), None, "the template is not UTF-8; save it with the encoding UTF-8")
+
+
 @dataclass
 class Templates:
-    """The Jinja environment of a templates folder: strict undefined, autoescape for HTML and MJML."""
+    """The Jinja environment of a templates folder: strict undefined, autoescape for HTML and MJML.
+
+    A folder other than the shipped one overrides the shipped templates file by file (Jinja's
+    ChoiceLoader: that folder first, then the package's), so staff copy only the template they change.
+    """
 
     root: Path
     env: jinja2.Environment = field(init=False)
 
     def __post_init__(self) -> None:
+        if not self.root.is_dir():
+            raise RenderError(Problem(str(self.root), None, "templates folder not found; pass --templates DIR"))
+        folders = [self.root] if self.root.resolve() == SHIPPED_TEMPLATES else [self.root, SHIPPED_TEMPLATES]
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.root)),
+            loader=jinja2.FileSystemLoader([str(folder) for folder in folders]),
             undefined=jinja2.StrictUndefined,
             autoescape=lambda name: name is not None and name.endswith((".mjml.j2", ".html.j2", ".xml.j2")),
             trim_blocks=True,
@@ -152,6 +171,8 @@ class Templates:
             return self.env.get_template(name).render(context)
         except jinja2.TemplateNotFound as exc:
             raise RenderError(Problem(str(self.root / name), None, f"template {exc.name!r} not found")) from None
+        except UnicodeDecodeError as exc:
+            raise RenderError(_unreadable_template(exc, self.root / name)) from None
         except jinja2.TemplateError as exc:
             where, line = _template_location(exc, self.root)
             raise RenderError(Problem(where, line, f"template error: {exc.message or exc}")) from None

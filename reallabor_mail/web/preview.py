@@ -48,6 +48,7 @@ from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, Builder
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.checks import Check, email_checks, public_path
 from reallabor_mail.render.engine import RenderedEmail, RenderError, Templates
+from reallabor_mail.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ def parse_headers(eml: bytes | None) -> tuple[list[tuple[str, str]], list[str]]:
     return headers, parts
 
 
-def sending_path(templates: Path, state: Path | None) -> TestSender:
+def sending_path(templates: Path, state: Path | None, settings: Settings) -> TestSender:
     """The test send of the sending path (``send FILE --to EMAIL --yes``), its report as one line."""
 
     def send_test(file: Path, to: str) -> str:
@@ -336,7 +337,8 @@ def sending_path(templates: Path, state: Path | None) -> TestSender:
         from reallabor_mail.delivery.campaign import SendRequest, send
 
         console = Console(file=io.StringIO(), width=200, color_system=None)
-        report = send(SendRequest(file, to=to, templates=templates, state=state), console=console, confirm=None)
+        request = SendRequest(file, to=to, templates=templates, state=state)
+        report = send(request, settings=settings, console=console, confirm=None)
         if report is not None and report.sent:
             return f"Sent a test to {to} (in the language stored for that address, else the site's)."
         lines = [line for line in console.file.getvalue().splitlines() if line.strip()]  # type: ignore[attr-defined]
@@ -345,15 +347,16 @@ def sending_path(templates: Path, state: Path | None) -> TestSender:
     return send_test
 
 
-def smtp_status() -> str | None:
-    """None when SMTP is configured, else why test mails cannot go out."""
-    from reallabor_mail.delivery.transport import SmtpSettings
+NO_SENDING = "sending is not available in this installation"
 
+
+def smtp_status(settings: Settings) -> str | None:
+    """None when SMTP is configured, else why test mails cannot go out."""
     try:
-        settings = SmtpSettings.from_env()
+        smtp = settings.smtp()
     except ReallaborError as exc:
         return str(exc)
-    if settings is None:
+    if smtp is None:
         return (
             "SMTP is not configured: set REALLABOR_SMTP_HOST (and REALLABOR_SMTP_PORT, REALLABOR_SMTP_USER, "
             "REALLABOR_SMTP_PASSWORD) in the environment of `reallabor-mail serve` to send test mails"
@@ -379,8 +382,10 @@ class Preview:
         state: Path | None = None,
         today: Today = dt.date.today,
         send_test: TestSender | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.content_dir = content_dir
+        self.settings = settings or Settings()  # no settings: test mails say SMTP is not configured
         self.templates = templates
         self.state = state
         self.today = today
@@ -521,7 +526,7 @@ class Preview:
             ics_url=url_with_lang(request, "preview:ics", params, language),
             eml_url=url_with_lang(request, "preview:eml", params, language),
             send_url=str(request.url_for("preview:send", **params).path),
-            smtp_problem=smtp_status() if self.send_test else "sending is not available in this installation",
+            smtp_problem=smtp_status(self.settings) if self.send_test else NO_SENDING,
             notice=notice, last_send=last_send(self.state, kind, stem),
         )  # fmt: skip
 
@@ -593,7 +598,7 @@ class Preview:
         if item is None:
             return respond("this item no longer exists")
         sender = self.send_test
-        problem = smtp_status() if sender else "sending is not available in this installation"
+        problem = smtp_status(self.settings) if sender else NO_SENDING
         if sender is None or problem is not None:
             return respond(f"Not sent: {problem}")
         try:
@@ -649,13 +654,16 @@ def free_socket(port: int | None) -> socket.socket:
     return sock
 
 
-def run_preview(content_dir: Path, templates: Path, *, state: Path | None, port: int | None) -> None:
+def run_preview(
+    content_dir: Path, templates: Path, *, state: Path | None, port: int | None, settings: Settings
+) -> None:
     """``reallabor-mail serve``: the staff app on 127.0.0.1 (a free port unless --port), URL printed."""
     from reallabor_mail.web.public import create_app
 
     if not content_dir.is_dir():
         raise ReallaborError(f"{content_dir}: content folder not found; pass --content DIR")
-    preview = Preview(content_dir, templates, state=state, send_test=sending_path(templates, state))
+    send_test = sending_path(templates, state, settings)
+    preview = Preview(content_dir, templates, state=state, send_test=send_test, settings=settings)
     sock = free_socket(port)
     address = f"http://127.0.0.1:{sock.getsockname()[1]}/preview/"
     click.echo(f"Preview of {content_dir}/ at {address}  (follows your files; Ctrl+C stops)")

@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from reallabor_mail.content.models import LANGUAGES, Language, Site
 from reallabor_mail.db import connect
-from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport, Verdict
+from reallabor_mail.delivery.transport import SmtpTransport, Verdict
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.greetings import Recipient, greeting
 from reallabor_mail.i18n.words import strings
@@ -41,6 +41,7 @@ from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.tokens import InvalidToken
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.engine import Templates
+from reallabor_mail.settings import SmtpSettings
 
 Clock = Callable[[], dt.datetime]
 Mailer = Callable[[EmailMessage], Awaitable[None]]
