@@ -89,7 +89,7 @@ class ContentError(ReallaborError):
     """Raised when the content has errors; carries all of them, not just the first."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = sorted(problems)
+        self.problems = sorted(set(problems))  # a template error repeats for every item using it
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

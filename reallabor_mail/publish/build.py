@@ -7,6 +7,7 @@ before the first is written, so content with errors leaves the previous build un
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Language, Newsletter
-from reallabor_mail.errors import Problem, ProblemLog, display_path
+from reallabor_mail.errors import OutputError, Problem, ProblemLog, display_path
 from reallabor_mail.i18n.greetings import Recipient, greeting
 from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
 from reallabor_mail.render import ics as calendar
@@ -201,13 +202,26 @@ def build(
 ) -> BuildResult:
     """Write every output of contract §2; on any error nothing is written."""
     output, warnings = render_all(content_dir, templates, strict=strict, today=today or dt.date.today())
-    write_output(output, out)
+    try:
+        write_output(output, out)
+    except OSError as exc:
+        raise OutputError(unwritable(out, exc)) from None
     return BuildResult(out, len(output.files) + len(output.copies), tuple(warnings))
+
+
+def unwritable(out: Path, exc: OSError) -> str:
+    """Why ``--out`` cannot be written, starting with the folder as the user typed it."""
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{out}: {blocking} is a file, not a folder; choose another --out folder"
+    return f"{out}: cannot write the build there ({exc.strerror}); choose another --out folder"
 
 
 def write_output(output: Output, out: Path) -> None:
     """Write into a fresh folder beside ``out`` and swap it in, so a build is never half-written."""
     out = out.resolve()
+    if out.exists() and not out.is_dir():  # never swap a file the user keeps there for a folder
+        raise FileExistsError(errno.EEXIST, "is a file, not a folder", str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:

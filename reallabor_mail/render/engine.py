@@ -154,7 +154,7 @@ class Templates:
 
     def __post_init__(self) -> None:
         if not self.root.is_dir():
-            raise RenderError(Problem(str(self.root), None, "templates folder not found; pass --templates DIR"))
+            raise RenderError(Problem(str(self.root), None, "not a templates folder (not found); pass --templates DIR"))
         folders = [self.root] if self.root.resolve() == SHIPPED_TEMPLATES else [self.root, SHIPPED_TEMPLATES]
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([str(folder) for folder in folders]),
