@@ -47,12 +47,11 @@ from reallabor_mail.i18n.words import long_date, strings
 from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, Builder
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.checks import Check, email_checks, public_path
-from reallabor_mail.render.engine import RenderedEmail, RenderError, Templates
+from reallabor_mail.render.engine import SHIPPED_TEMPLATES, RenderedEmail, RenderError, Templates
 from reallabor_mail.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 POLL_MS = 250  # how often an open page asks whether the files changed
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
 # Paths under site.public_url that the public app (web.py) answers rather than the built archive.
