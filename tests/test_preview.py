@@ -25,11 +25,12 @@ import pytest
 from reallabor_mail.content.loader import load_content
 from reallabor_mail.db import connect
 from reallabor_mail.delivery import ledger
+from reallabor_mail.delivery.transport import MaildirTransport
 from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.web.preview import Preview, sending_path, staff_routes
-from reallabor_mail.web.public import PublicConfig, create_app, public_routes
+from reallabor_mail.web.public import PublicConfig, create_app, public_app
 
-from .conftest import ROOT, SAMPLE_CONTENT, TEMPLATES, TODAY, SmtpServer, serving
+from .conftest import ROOT, SAMPLE_CONTENT, TEMPLATES, TODAY, SmtpServer, free_port, serving
 
 ARTIFACTS = ROOT / "test-artifacts"
 NEWSLETTER = "newsletters/2024-1/"  # has a table, an image and upcoming events
@@ -130,14 +131,13 @@ def test_only_this_machine_and_only_same_origin_posts(live: Live) -> None:
 
 
 def test_public_app_never_serves_the_preview(tmp_path: Path) -> None:
-    async def mailer(msg: Any) -> None:
-        raise AssertionError("nothing to send")
-
+    port = free_port()
+    site = load_content(SAMPLE_CONTENT).site.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})
     config = PublicConfig(
-        site=load_content(SAMPLE_CONTENT).site, templates=TEMPLATES, state=tmp_path / "s.sqlite3",
-        secret=b"x" * 32, lists=("newsletter",), mailer=mailer,
+        site=site, templates=TEMPLATES, state=tmp_path / "s.sqlite3", secret=b"x" * 32, lists=("newsletter",),
+        transport=MaildirTransport(tmp_path / "outbox"),
     )  # fmt: skip
-    with serving(create_app(public_routes(config))) as base:
+    with serving(public_app(config), port) as base:
         assert httpx.get(f"{base}/preview/").status_code == 404
         assert httpx.get(f"{base}/preview/{NEWSLETTER}").status_code == 404
 
