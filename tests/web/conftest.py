@@ -94,7 +94,10 @@ class Setup:
         return self.smtp.messages
 
 
-def make_setup(tmp_path: Path, smtp_server: SmtpServer, public_url: str, **options: Any) -> Setup:
+def make_setup(
+    tmp_path: Path, smtp_server: SmtpServer, public_url: str, *, smtp_port: int | None = None, **options: Any
+) -> Setup:
+    """The public app; its mails go to ``smtp_server`` (or to ``smtp_port``, where nothing may listen yet)."""
     site: Site = load_site(SAMPLE_CONTENT).model_copy(update={"base_url": public_url})
     archive = tmp_path / "build"
     (archive / "newsletters" / "2023-3").mkdir(parents=True)
@@ -103,7 +106,7 @@ def make_setup(tmp_path: Path, smtp_server: SmtpServer, public_url: str, **optio
     clock = Clock()
     config = PublicConfig(
         site=site, templates=TEMPLATES, state=tmp_path / "state.sqlite3", secret=SECRET,
-        lists=("newsletter", "reallabor"), transport=smtp_transport(smtp_server.port),
+        lists=("newsletter", "reallabor"), transport=smtp_transport(smtp_port or smtp_server.port),
         build_dir=archive, clock=clock, **options,
     )  # fmt: skip
     public = PublicSite(config)
