@@ -199,9 +199,7 @@ class ConfirmationQueue:
         self.conn.execute("DELETE FROM web_confirmation_outbox WHERE id = ?", (mail.id,))
 
     def _retry(self, mail: QueuedMail, now: dt.datetime, error: str) -> None:
-        queued = self.conn.execute(
-            "SELECT queued_at FROM web_confirmation_outbox WHERE id = ?", (mail.id,)
-        ).fetchone()
+        queued = self.conn.execute("SELECT queued_at FROM web_confirmation_outbox WHERE id = ?", (mail.id,)).fetchone()
         if queued is None or queued[0] < utc_stamp(now - GIVE_UP_AFTER):
             self._drop(mail)
             return

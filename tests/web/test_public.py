@@ -306,4 +306,3 @@ def test_subscribe_in_chromium_then_confirm_receive_and_leave(live: tuple[Setup,
         ("newsletter", "confirm"), ("reallabor", "confirm"),
         ("newsletter", "unsubscribe"),
     ]  # fmt: skip
-
