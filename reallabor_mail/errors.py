@@ -3,8 +3,8 @@
 Every message a user sees starts with the path it is about (``path:line: message``), so an editor
 or a terminal can jump straight to it. Content problems end with a stable code in brackets
 (``… [RLM203]``, as mypy shows its error codes): the wording is translated, the code is not, so
-tools and the preview's checks panel select problems by code. Third-party errors are translated into these where they enter
-our code.
+tools and the preview's checks panel select problems by code. Third-party errors are translated
+into these where they enter our code.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Problem:
     severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
-        """``path:line: [warning: ]message [CODE]``; ``warning:`` and the code are tags, like the path not translated."""
+        """``path:line: [warning: ]message [CODE]``; ``warning:`` and the code are tags, untranslated like the path."""
         where = f"{self.path}:{self.line}" if self.line else self.path
         prefix = "warning: " if self.severity is Severity.WARNING else ""
         return f"{where}: {prefix}{self.message}" + (f" [{self.code}]" if self.code else "")

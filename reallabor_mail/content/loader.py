@@ -126,7 +126,8 @@ def _key_lines(node: yaml.Node, offset: int, path: str, problems: ProblemLog) ->
                 line = key.start_mark.line + 1 + offset
                 if (*prefix, name) in lines:
                     key_name = ".".join((*prefix, name))
-                    problems.error(path, line, _("key '{key}' appears twice; keep one", key=key_name), Code.DUPLICATE_KEY)
+                    message = _("key '{key}' appears twice; keep one", key=key_name)
+                    problems.error(path, line, message, Code.DUPLICATE_KEY)
                 lines[(*prefix, name)] = line
                 walk(value, (*prefix, name))
 
@@ -147,15 +148,33 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 _UNCLOSED = ("quoted scalar", "flow")  # what PyYAML was reading when a quote or bracket never closed
 
 
-def _error_line(exc: yaml.MarkedYAMLError, line_offset: int) -> int:
-    """The file line to fix: where an unclosed quote or bracket opens, else where reading failed.
+def _runaway_quote(text: str, problem_line: int) -> int | None:
+    """The line a quoted value starts on if it ran over lines up to the error (its quote was never closed).
 
-    For ``title: "unclosed`` PyYAML's problem mark is the end of the front matter, lines below the
-    mistake; its context mark is the opening quote.
+    ``title: "unclosed`` swallows the lines below it until the next ``"``; PyYAML then fails where
+    that quote ends, lines below the mistake.
     """
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if (
+                isinstance(token, yaml.ScalarToken)
+                and token.style in ('"', "'")
+                and token.start_mark.line < token.end_mark.line == problem_line
+            ):
+                return int(token.start_mark.line)
+    except yaml.YAMLError:
+        pass
+    return None
+
+
+def _error_line(exc: yaml.MarkedYAMLError, text: str, line_offset: int) -> int:
+    """The file line to fix: where an unclosed quote or bracket opens, else where reading failed."""
     opened = exc.context_mark if exc.context and any(what in exc.context for what in _UNCLOSED) else None
     mark = opened or exc.problem_mark or exc.context_mark
-    return mark.line + 1 + line_offset if mark else line_offset + 1
+    if mark is None:
+        return line_offset + 1
+    runaway = _runaway_quote(text, mark.line) if mark is exc.problem_mark else None
+    return (runaway if runaway is not None else mark.line) + 1 + line_offset
 
 
 def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> Document | None:
@@ -164,9 +183,10 @@ def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> 
         node = yaml.compose(text, Loader=_FrontMatterLoader)
         data = yaml.load(text, Loader=_FrontMatterLoader)
     except yaml.MarkedYAMLError as exc:
-        line = _error_line(exc, line_offset)
+        line = _error_line(exc, text, line_offset)
         detail = exc.problem or exc.context
-        problems.error(path, line, _("invalid YAML: {detail}; check indentation and quoting", detail=detail), Code.INVALID_YAML)
+        message = _("invalid YAML: {detail}; check indentation and quoting", detail=detail)
+        problems.error(path, line, message, Code.INVALID_YAML)
         return None
     except yaml.YAMLError as exc:
         problems.error(path, line_offset + 1, _("invalid YAML: {detail}", detail=exc), Code.INVALID_YAML)
@@ -191,7 +211,8 @@ def parse_front_matter(text: str, path: str, problems: ProblemLog) -> Document |
         if _FRONT_MATTER_FENCE.match(lines[index]):
             break
     else:
-        problems.error(path, 1, _("front matter is not closed; add a '---' line after the last key"), Code.FRONT_MATTER_NOT_CLOSED)
+        message = _("front matter is not closed; add a '---' line after the last key")
+        problems.error(path, 1, message, Code.FRONT_MATTER_NOT_CLOSED)
         return None
     doc = parse_yaml("".join(lines[1:index]), path, 1, problems)
     if doc is None:

@@ -445,5 +445,6 @@ def read_image_path(src: str, content_root: Path) -> Path:
     if not candidate.is_relative_to(root):
         raise ValueError(_("image path {src!r} points outside the content folder; put the file in images/", src=src))
     if not candidate.is_file():
-        raise ValueError(_("image {src!r} not found; put the file in {folder}", src=src, folder=content_root / "images"))
+        folder = content_root / "images"
+        raise ValueError(_("image {src!r} not found; put the file in {folder}", src=src, folder=folder))
     return candidate

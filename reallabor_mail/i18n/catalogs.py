@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
@@ -45,7 +46,7 @@ def _fixed(catalog: Catalog) -> Catalog:
 def extract() -> Catalog:
     """Every sentence the code and templates mark for translation."""
     with MAPPING.open(encoding="utf-8") as file:
-        method_map, options_map = parse_mapping_cfg(file, str(MAPPING))
+        method_map, options_map = cast(Any, parse_mapping_cfg)(file, str(MAPPING))  # Babel ships no types here
     catalog = _fixed(Catalog(fuzzy=False))
     for filename, lineno, message, comments, context in extract_from_dir(
         PACKAGE, method_map, options_map, keywords=KEYWORDS, comment_tags=("Translators:",), strip_comment_tags=True
@@ -72,7 +73,7 @@ def merge(template: Catalog, language: Language) -> Catalog:
     catalog.obsolete.clear()
     if language == "en":
         for message in catalog:
-            if message.id and not message.string or (isinstance(message.string, tuple) and not all(message.string)):
+            if (message.id and not message.string) or (isinstance(message.string, tuple) and not all(message.string)):
                 message.string = message.id
                 message.flags.discard("fuzzy")
     return catalog

@@ -16,7 +16,6 @@ import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import cast
 
 from reallabor_mail.content.models import LANGUAGES, Language
 
@@ -42,7 +41,7 @@ def language_name(language: Language) -> str:
 def language_of_locale(value: str) -> Language | None:
     """``de_DE.UTF-8`` → ``de``, ``uk_UA`` → ``uk``; None for ``C``, ``POSIX`` and languages we lack."""
     code = value.split(".")[0].split("@")[0].split("_")[0].split("-")[0].lower()
-    return cast(Language, code) if code in LANGUAGES else None
+    return code if code in LANGUAGES else None
 
 
 def staff_language(environ: Mapping[str, str], site_language: Language | None = None) -> Language:
@@ -76,18 +75,18 @@ def current_staff_language() -> Language:
     return staff_language(os.environ)
 
 
-def _(message: str, **values: object) -> str:
+def _(message: str, /, **values: object) -> str:
     """A staff-facing sentence in the staff language, its ``{placeholders}`` filled in."""
     text = translations(current_staff_language()).gettext(message)
     return text.format(**values) if values else text
 
 
-def ngettext(singular: str, plural: str, count: int, **values: object) -> str:
+def ngettext(singular: str, plural: str, count: int, /, **values: object) -> str:
     """A staff-facing sentence whose form depends on ``count`` (available as ``{count}``)."""
     text = translations(current_staff_language()).ngettext(singular, plural, count)
     return text.format(count=count, **values)
 
 
-def N_(message: str) -> str:  # noqa: N802 - the name gettext tools look for
+def N_(message: str) -> str:
     """Mark a sentence for the catalog that is translated later, where it is shown (click's help)."""
     return message

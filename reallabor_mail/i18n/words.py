@@ -8,7 +8,7 @@ module when the last caller has moved.
 
 from __future__ import annotations
 
-from reallabor_mail.content.models import LANGUAGES, Language
+from reallabor_mail.content.models import LANGUAGES
 from reallabor_mail.i18n.dates import date_line, long_date
 from reallabor_mail.i18n.messages import language_name, translations
 
@@ -17,7 +17,7 @@ __all__ = ["date_line", "long_date", "strings"]
 
 def strings(language: str) -> dict[str, str]:
     """The template words of a language by their old keys, German for any language we do not have."""
-    words = translations(language if language in LANGUAGES else "de")  # type: ignore[arg-type]
+    words = translations(language if language in LANGUAGES else "de")
     _ = words.gettext
     return {
         "view_in_browser": _("View in your browser"),
@@ -53,7 +53,7 @@ def strings(language: str) -> dict[str, str]:
         "links": _("Links"),
         "skip_to_content": _("Skip to content"),
         "other_languages": _("Other languages"),
-        "language_name": language_name(language if language in LANGUAGES else "de"),  # type: ignore[arg-type]
+        "language_name": language_name(language if language in LANGUAGES else "de"),
         "all_events_calendar": _("Subscribe to the calendar of all events"),
         "google_calendar": _("Google Calendar"),
         "outlook_calendar": _("Outlook.com"),

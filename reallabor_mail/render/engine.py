@@ -166,9 +166,8 @@ class Templates:
         try:
             return self.environment(language).get_template(name).render(context)
         except jinja2.TemplateNotFound as exc:
-            raise RenderError(
-                Problem(str(self.root / name), None, _("template {name!r} not found", name=exc.name), Code.TEMPLATE_NOT_FOUND)
-            ) from None
+            message = _("template {name!r} not found", name=exc.name)
+            raise RenderError(Problem(str(self.root / name), None, message, Code.TEMPLATE_NOT_FOUND)) from None
         except jinja2.TemplateError as exc:
             where, line = _template_location(exc, self.root)
             message = _("template error: {detail}", detail=exc.message or exc)
@@ -296,6 +295,7 @@ class Renderer:
         preheader = meta.preheader or version.body.first_sentence
         events = [self.event_view(e, language) for e in self.upcoming(item)]
         web = layout.newsletter_file(item.stem, "index.html", language, item.default_language)
+        kicker = translations(language).gettext("Newsletter · {date}").format(date=long_date(meta.date, language))
         return self._email(
             "newsletter",
             language,
@@ -303,7 +303,7 @@ class Renderer:
             preheader=preheader,
             web_url=layout.url(self.site.public_url, web),
             context={
-                "kicker": translations(language).gettext("Newsletter · {date}").format(date=long_date(meta.date, language)),
+                "kicker": kicker,
                 "heading": meta.title,
                 "events": events,
             },
