@@ -271,7 +271,7 @@ def test_saving_a_file_refreshes_the_open_page(live: Live, chromium: Any) -> Non
 
 
 def test_checks_read_the_rendered_email() -> None:
-    from reallabor_mail.errors import Problem, Severity
+    from reallabor_mail.errors import Code, Problem, Severity
     from reallabor_mail.render.checks import email_checks
     from reallabor_mail.render.engine import UNSUBSCRIBE_MARK, RenderedEmail
 
@@ -283,7 +283,7 @@ def test_checks_read_the_rendered_email() -> None:
         f'<a href="{UNSUBSCRIBE_MARK}">ab</a>{"x" * 90_000}</body></html>'
     )
     email = RenderedEmail("de", "Betreff", "", html_part, "https://example.org/first\n", "https://w")
-    warning = Problem("content/newsletters/x.md", 1, "no 'preheader'; …", Severity.WARNING)
+    warning = Problem("content/newsletters/x.md", 1, "no 'preheader'; …", Code.NO_PREHEADER, Severity.WARNING)
     checks = {c.name: c for c in email_checks(email, site, warnings=[warning], resolves=lambda url: False)}
     assert not checks["Size"].ok and "88 KB" in checks["Size"].detail
     assert not checks["Alt texts"].ok and "nope.png" in checks["Alt texts"].items[0]
