@@ -141,12 +141,8 @@ class DkimSettings:
 
 
 def _locale(environ: Mapping[str, str]) -> str | None:
-    """The first locale variable that is set, as POSIX looks them up (``C``/``POSIX`` say nothing)."""
-    for name in LOCALE_VARIABLES:
-        value = environ.get(name, "").strip()
-        if value:
-            return None if value in ("C", "POSIX") else value
-    return None
+    """The first locale variable that is set, as POSIX looks them up (it decides, even if it is ``C``)."""
+    return next((environ[name].strip() for name in LOCALE_VARIABLES if environ.get(name, "").strip()), None)
 
 
 @dataclass(frozen=True)

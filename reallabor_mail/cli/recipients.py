@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reallabor_mail.db import connect, state_path
+from reallabor_mail.db import connect, connect_read_only, state_path
 from reallabor_mail.errors import ProblemLog, ReallaborError, display_path
 from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:  # the commands import their libraries when they run (see cli/main.py)
-    from starlette.applications import Starlette
-
     from reallabor_mail.content.models import Site
+    from reallabor_mail.web.public import PublicConfig
+    from reallabor_mail.web.signup_queue import SignupLimits
 
 STATE = click.option(
     "--state", "state_option", type=click.Path(path_type=Path), default=None,
@@ -34,12 +34,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _open(state_option: Path | None, settings: Settings) -> sqlite3.Connection:
-    from reallabor_mail.recipients import store as recipients
-
-    conn = connect(state_path(state_option, settings))
-    recipients.ensure_schema(conn)
-    return conn
+def _open(state_option: Path | None, settings: Settings, *, read_only: bool = False) -> sqlite3.Connection:
+    path = state_path(state_option, settings)
+    return connect_read_only(path) if read_only else connect(path)
 
 
 def _who(by: str | None) -> str:
@@ -53,16 +50,18 @@ def _who(by: str | None) -> str:
 
 def load_site(content_dir: Path) -> Site:
     """Only ``site.yaml``: the public server must keep running while a draft newsletter has errors."""
-    from reallabor_mail.content.loader import parse_yaml, read_text, validate
+    from reallabor_mail.content.loader import parse_yaml, validate
     from reallabor_mail.content.models import Site
 
     path = content_dir / "site.yaml"
     problems = ProblemLog()
     try:
-        text = read_text(path, display_path(path), problems)
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReallaborError(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
     except OSError as exc:
         raise ReallaborError(f"{path}: cannot read the site settings ({exc.strerror}); pass --content DIR") from None
-    doc = None if text is None else parse_yaml(text, display_path(path), 0, problems)
+    doc = parse_yaml(text, display_path(path), 0, problems)
     site = validate(doc, Site, problems) if doc else None
     problems.raise_if_errors()
     assert site is not None
@@ -110,7 +109,7 @@ def list_command(settings: Settings, list_name: str | None, state_option: Path |
     """Everyone stored, with their lists and status."""
     from reallabor_mail.recipients import store as recipients
 
-    conn = _open(state_option, settings)
+    conn = _open(state_option, settings, read_only=True)
     found = recipients.people(conn, recipients.check_list_name(list_name) if list_name else None)
     for person in found:
         r = person.recipient
@@ -155,7 +154,7 @@ def export_command(
 
     if bool(email) == bool(list_name):
         raise click.UsageError("give either EMAIL or --list NAME")
-    conn = _open(state_option, settings)
+    conn = _open(state_option, settings, read_only=True)
     text = recipients.export_person(conn, email) if email else recipients.export_list(conn, list_name or "")
     if output is None:
         click.echo(text, nl=False)
@@ -193,15 +192,17 @@ def purge_command(settings: Settings, state_option: Path | None) -> None:
     click.echo(f"{count} unconfirmed sign-up(s) deleted")
 
 
-def public_app(
+def public_config(
     content_dir: Path, templates: Path, out: Path, state_option: Path | None, lists: tuple[str, ...],
-    settings: Settings,
-) -> Starlette:  # fmt: skip
-    """The public server of contract §4, from the environment's secret and SMTP settings."""
+    signup_limits: SignupLimits, settings: Settings,
+) -> PublicConfig:  # fmt: skip
+    """The public server of contract §4, from the environment's secret, SMTP and DKIM settings."""
     from reallabor_mail.content.loader import load_content
+    from reallabor_mail.delivery.transport import SmtpTransport
+    from reallabor_mail.mail.dkim import DkimSigner
     from reallabor_mail.recipients import store as recipients
     from reallabor_mail.recipients.tokens import load_secret
-    from reallabor_mail.web.public import PublicConfig, create_app, public_routes, smtp_mailer
+    from reallabor_mail.web.public import PublicConfig
 
     secret = load_secret(settings)
     site = load_site(content_dir)
@@ -214,11 +215,11 @@ def public_app(
         content = load_content(content_dir)
         named = [n.meta.lists for n in content.newsletters] + [e.meta.lists for e in content.events]
         lists = tuple(sorted({name for names in named for name in names}))
-    config = PublicConfig(
+    return PublicConfig(
         site=site, templates=templates, state=state_path(state_option, settings), secret=secret,
-        lists=tuple(recipients.check_list_name(n) for n in lists), mailer=smtp_mailer(smtp), build_dir=out,
+        lists=tuple(recipients.check_list_name(n) for n in lists), transport=SmtpTransport(smtp),
+        signer=DkimSigner.from_settings(settings.dkim()), build_dir=out, signup_limits=signup_limits,
     )  # fmt: skip
-    return create_app(public_routes(config))
 
 
 @click.command()
@@ -226,28 +227,45 @@ def public_app(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (--public only).")
 @click.option("--port", default=None, type=int, help="Port (default: 8000 with --public, else a free one).")
 @CONTENT
-@click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None)
+@click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None,
+              help="Templates folder: its files replace the shipped templates of the same name.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
               help="The built archive to serve.")  # fmt: skip
 @click.option("--list", "lists", multiple=True, help="Lists offered on the form (default: those the content names).")
+@click.option("--forwarded-allow-ips", default=None, metavar="IPS",
+              help="Comma-separated addresses of your reverse proxy; only from them X-Forwarded-For is believed "
+                   "(default: from nobody).")  # fmt: skip
+@click.option("--confirmations-per-mailbox", type=click.IntRange(min=1), default=None,
+              envvar="REALLABOR_CONFIRMATIONS_PER_MAILBOX",
+              help="Confirmation mails to one mailbox per day (user+tag@ counts as user@; default: 3).")  # fmt: skip
+@click.option("--confirmations-per-hour", type=click.IntRange(min=1), default=None,
+              envvar="REALLABOR_CONFIRMATIONS_PER_HOUR",
+              help="Confirmation mails per hour in all (default: 100).")  # fmt: skip
 @STATE
 @click.pass_obj
 def serve(
     settings: Settings, public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None,
-    out: Path, lists: tuple[str, ...], state_option: Path | None,
+    out: Path, lists: tuple[str, ...], forwarded_allow_ips: str | None, confirmations_per_mailbox: int | None,
+    confirmations_per_hour: int | None, state_option: Path | None,
 ) -> None:  # fmt: skip
     """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
     import uvicorn
 
     from reallabor_mail.publish.build import default_templates
+    from reallabor_mail.web.limits import server_config
     from reallabor_mail.web.preview import run_preview
+    from reallabor_mail.web.public import public_app
+    from reallabor_mail.web.signup_queue import SignupLimits
 
     templates = templates_dir or default_templates()
     if not public:  # the preview shows unpublished drafts: only on 127.0.0.1, never beyond this machine
         run_preview(content_dir, templates, state=state_path(state_option, settings), port=port, settings=settings)
         return
     port = port or 8000
-    app = public_app(content_dir, templates, out, state_option, lists, settings)
+    limits = SignupLimits(
+        per_mailbox_per_day=confirmations_per_mailbox or SignupLimits.per_mailbox_per_day,
+        per_hour=confirmations_per_hour or SignupLimits.per_hour,
+    )
+    app = public_app(public_config(content_dir, templates, out, state_option, lists, limits, settings))
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
-    # No access log: the links' tokens carry addresses, which do not belong in a log file.
-    uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True, log_level="warning")
+    uvicorn.Server(server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)).run()

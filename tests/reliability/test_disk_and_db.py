@@ -39,8 +39,8 @@ def small_disk(where: Path, size: str) -> Iterator[Path]:
 
 
 def clear_error(done: subprocess.CompletedProcess[str], state: Path) -> bool:
-    """One ``error:`` line about the state file, no traceback."""
-    return done.returncode == 1 and "Traceback" not in done.stderr and f"error: {state}" in done.stderr
+    """One line about the state file, starting with its path, no traceback."""
+    return done.returncode == 1 and "Traceback" not in done.stderr and done.stderr.startswith(f"{state}")
 
 
 def last_error(done: subprocess.CompletedProcess[str], state: Path) -> str:
