@@ -290,7 +290,6 @@ class PublicSite:
         self.site = config.site
         self.templates = Templates(config.templates)
         self.conn: sqlite3.Connection = connect(config.state)
-        recipients.ensure_schema(self.conn)
 
     # --- helpers -------------------------------------------------------------------------------
 
