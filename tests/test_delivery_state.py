@@ -222,3 +222,19 @@ def test_a_state_file_from_a_newer_version_is_refused(env: Path, content_copy: P
         result = cli("send", str(content_copy / NEWSLETTER), option, "--state", str(env))
         assert result.exit_code == 1 and str(result.exception).startswith(f"{env}: ")
         assert "newer" in str(result.exception)
+
+
+def test_an_old_state_file_with_only_recipients_is_read_without_adding_the_missing_tables(
+    env: Path, content_copy: Path
+) -> None:
+    """The old code created each table on first use: a file that was only imported into has no ledger yet."""
+    env.parent.mkdir(parents=True)
+    conn = sqlite3.connect(env)
+    conn.executescript(OLD_SCHEMA[: OLD_SCHEMA.index("CREATE TABLE IF NOT EXISTS send_ledger")])
+    conn.close()
+    status = cli("send", str(content_copy / NEWSLETTER), "--status", "--state", str(env))
+    assert status.exit_code == 0, status.output
+    assert "0 sent · 0 retry later · 0 failed · 0 unknown · 0 not yet sent" in status.output
+    conn = sqlite3.connect(env)
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "send_ledger" not in tables and user_version(env) == 0

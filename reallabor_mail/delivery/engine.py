@@ -248,8 +248,9 @@ class _Run:
             finally:
                 self.commit.close()
         for task in workers:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
         if self.fatal is not None:
             raise self.fatal
         return self.report
