@@ -97,9 +97,30 @@ CREATE TABLE IF NOT EXISTS event_versions (
     PRIMARY KEY (event, sequence)
 );
 """
+_WEB_SIGNUPS = """
+CREATE TABLE IF NOT EXISTS web_signup_attempts (
+    at       TEXT NOT NULL,  -- UTC, ISO 8601
+    mailbox  TEXT NOT NULL,  -- keyed hash of the mailbox (see mailbox_key), never the address
+    outcome  TEXT NOT NULL   -- queued | mailbox_limit | global_limit
+);
+CREATE INDEX IF NOT EXISTS web_signup_attempts_mailbox ON web_signup_attempts (mailbox, at);
+CREATE INDEX IF NOT EXISTS web_signup_attempts_at ON web_signup_attempts (at);
+CREATE TABLE IF NOT EXISTS web_confirmation_outbox (
+    id            INTEGER PRIMARY KEY,
+    email         TEXT NOT NULL,
+    lists         TEXT NOT NULL,  -- comma-separated list names
+    language      TEXT NOT NULL,
+    queued_at     TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  TEXT NOT NULL,
+    last_error    TEXT
+);
+"""
 MIGRATIONS: tuple[str, ...] = (
     # 1: the mailing list (recipients, memberships, consent, suppressions), the send ledger, event versions
     _RECIPIENTS + _SEND_LEDGER + _EVENT_VERSIONS,
+    # 2: the public form's limits and the outbox of its confirmation mails (web/signup_queue.py)
+    _WEB_SIGNUPS,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

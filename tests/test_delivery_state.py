@@ -174,7 +174,8 @@ def test_a_new_state_file_gets_every_table_and_the_latest_version(env: Path, tmp
     assert user_version(env) == LATEST_VERSION
     conn = sqlite3.connect(env)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"recipients", "memberships", "consent_events", "send_ledger", "event_versions"} <= tables
+    assert {"recipients", "memberships", "consent_events", "send_ledger", "event_versions", "web_signup_attempts",
+            "web_confirmation_outbox"} <= tables
 
 
 @pytest.mark.parametrize("command", [
