@@ -17,6 +17,7 @@ read or written), so nothing above that line needs to know the library.
     ├── RenderError                    a template or MJML error, at template:line (render/engine.py)
     ├── OutputError                    the build folder cannot be written (publish/build.py)
     ├── StateError                     the state database cannot be opened, read or written (db.py)
+    │   └── NoState                    a read-only command found no state file yet (db.py)
     ├── CalendarError                  an event-version record contradicts the event (render/ics.py)
     ├── MessageError                   a mail cannot be built safely
     │   ├── HeaderInjectionError       a header value with a line break or NUL (mail/message.py)

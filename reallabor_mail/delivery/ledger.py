@@ -1,6 +1,6 @@
 """The send ledger: one row per campaign and recipient, so a send can die at any moment and go on.
 
-Table ``send_ledger`` (owned here, created by :func:`ensure_schema`) in the state database:
+Table ``send_ledger`` of the state database (created by :mod:`reallabor_mail.db`'s migrations):
 
 - ``state``: ``pending`` (owed a message), ``sending`` (committed before MAIL FROM), ``sent``,
   ``retry`` (a temporary failure, a domain block or a stopped run; ``--retry-failed`` picks it up),
@@ -34,30 +34,6 @@ from reallabor_mail.i18n.greetings import Recipient
 State = Literal["pending", "sending", "sent", "retry", "failed", "unknown"]
 STATES: tuple[State, ...] = get_args(State)
 Clock = Callable[[], dt.datetime]
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS send_ledger (
-    id INTEGER PRIMARY KEY,
-    campaign TEXT NOT NULL,
-    email TEXT NOT NULL,
-    list_name TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
-    recipient TEXT,
-    message_id TEXT,
-    reply TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    retry_after TEXT,
-    updated TEXT NOT NULL,
-    UNIQUE (campaign, email)
-);
-CREATE INDEX IF NOT EXISTS send_ledger_by_state ON send_ledger (campaign, state);
-"""
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the ledger table if it is missing."""
-    conn.executescript(SCHEMA)
-
 
 _PERSON_FIELDS = tuple(f.name for f in fields(Recipient))
 
@@ -118,7 +94,6 @@ class Ledger:
     def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
         self.conn = conn
         self.clock = clock
-        ensure_schema(conn)
 
     @property
     def path(self) -> Path:

@@ -83,7 +83,6 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, int]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
     conn = connect(tmp_path_factory.mktemp("fuzz") / "state.sqlite3")
-    recipients.ensure_schema(conn)
     return conn
 
 
