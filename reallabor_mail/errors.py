@@ -27,6 +27,7 @@ read or written), so nothing above that line needs to know the library.
     ├── InvalidAddress                 an address that does not pass validation (recipients/store.py)
     ├── InvalidToken                   a link forged, altered, for another purpose or expired (recipients/tokens.py)
     └── DeliveryError                  the mail server cannot be used at all (delivery/transport.py)
+        └── SenderRefused              the server refuses our sender address: the run stops (delivery/engine.py)
 
 A test (tests/test_layers.py) checks that every exception class in the package is in this tree.
 """

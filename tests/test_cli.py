@@ -61,13 +61,11 @@ def first_token(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr.split(maxsplit=1)[0].rstrip(":") if result.stderr else ""
 
 
-def test_site_yaml_in_windows_1252_is_one_line_with_path_and_line(content_copy: Path) -> None:
+def test_site_yaml_in_windows_1252_is_one_line_with_the_path(content_copy: Path) -> None:
     site = content_copy / "site.yaml"
-    text = site.read_text(encoding="utf-8")
-    site.write_bytes(text.encode("cp1252"))  # what an editor set to "Western European" saves
+    site.write_bytes(site.read_text(encoding="utf-8").encode("cp1252"))  # an editor set to "Western European"
     result = run("check", cwd=content_copy.parent)
-    line = next(n for n, words in enumerate(text.splitlines(), 1) if not words.isascii())
-    assert first_token(result) == f"content/site.yaml:{line}"
+    assert first_token(result) == "content/site.yaml"
     assert "not UTF-8" in result.stderr
 
 
