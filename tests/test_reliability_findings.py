@@ -20,8 +20,9 @@ from reallabor_mail.delivery.campaign import StoreAudience, deliver_all, lock_ca
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.delivery.transport import MaildirTransport
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import Recipient
 from tests.conftest import ROOT
 from tests.test_delivery_faults import ListAudience, compose, people
 
@@ -101,4 +102,4 @@ def test_a_broken_utf16_file_is_refused_with_its_name(tmp_path: Path) -> None:
     conn = connect(tmp_path / "state.sqlite3")
     recipients.ensure_schema(conn)
     with pytest.raises(ReallaborError, match=r"people\.csv: starts as UTF-16 .* is not valid UTF-16"):
-        recipients.import_csv(conn, path, "newsletter", secret=b"guards-secret-0123456789", by="t", now=NOW)
+        spreadsheet.import_csv(conn, path, "newsletter", secret=b"guards-secret-0123456789", by="t", now=NOW)

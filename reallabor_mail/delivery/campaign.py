@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fcntl
-import functools
 import itertools
 import multiprocessing
 import os
@@ -36,6 +35,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from reallabor_mail.addresses import address_key, wire_address
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Language, Newsletter, Site
 from reallabor_mail.db import connect, state_path
@@ -52,12 +52,13 @@ from reallabor_mail.delivery.transport import (
     Verdict,
 )
 from reallabor_mail.errors import ReallaborError, display_path
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.mail.dkim import DkimSigner
-from reallabor_mail.mail.message import Campaign, ascii_address
+from reallabor_mail.mail.message import Campaign
 from reallabor_mail.mail.stamp import MessageStamp
 from reallabor_mail.publish.build import default_templates
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.links import unsubscribe_url
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.recipients.tokens import load_secret
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render.engine import RenderedEmail, Renderer
@@ -105,15 +106,8 @@ class RunReport:
 
 
 def envelope_address(email: str) -> str:
-    """An address for MAIL FROM / RCPT TO: the domain in punycode."""
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{_ascii_domain(domain)}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _ascii_domain(domain: str) -> str:
-    """Punycode of a domain (the idna codec is slow; a list has far fewer domains than people)."""
-    return ascii_address(f"x@{domain}")[1]
+    """An address for MAIL FROM / RCPT TO: the domain in punycode (IDNA 2008)."""
+    return wire_address(email)
 
 
 @dataclass(frozen=True)
@@ -478,7 +472,7 @@ class Composer:
                 self.site, self.email(language), Campaign(self.campaign, entry.list_name, self.date),
                 secret=self.secret, method=self.event_plan.method if self.event_plan else None,
             )  # fmt: skip
-        url = recipients.unsubscribe_url(self.site, person.email, entry.list_name, self.secret)
+        url = unsubscribe_url(self.site, person.email, entry.list_name, self.secret)
         ics = None
         if self.event_plan is not None:
             invitation = self.event_plan.invitation(person.email, language=language, name=person.display_name or None)
@@ -559,7 +553,7 @@ def _test_person(conn: sqlite3.Connection, email: str, site: Site) -> Recipient:
     stored = recipients.find(conn, email)
     if stored is not None:
         return stored.recipient
-    return Recipient(recipients.normalise_email(email), language=site.language)
+    return Recipient(address_key(email), language=site.language)
 
 
 def _subscribed(conn: sqlite3.Connection, lists: Sequence[str]) -> Iterator[tuple[Recipient, str]]:

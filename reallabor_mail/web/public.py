@@ -34,10 +34,12 @@ from reallabor_mail.content.models import LANGUAGES, Language, Site
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport, Verdict
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.words import strings
 from reallabor_mail.mail.message import MAIL_POLICY, as_bytes, ascii_address, mailbox, message_id
+from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import PERSON_FIELDS, Recipient, clean_person
 from reallabor_mail.recipients.tokens import InvalidToken
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.engine import Templates
@@ -369,9 +371,9 @@ class PublicSite:
         words = WORDS[language]
         if str(form.get("website") or ""):  # the honeypot: people do not see it, bots fill it in
             return self.message("check_inbox", language)
-        raw = {name: str(form.get(name) or "") for name in recipients.PERSON_FIELDS}
+        raw = {name: str(form.get(name) or "") for name in PERSON_FIELDS}
         chosen = [name for name in form.getlist("lists") if name in self.config.lists]
-        person, problems = recipients.clean_person(raw)
+        person, problems = clean_person(raw)
         errors = {p.field: words[f"err_{p.code}"] for p in problems}
         if not chosen:
             errors["lists"] = words["err_lists"]
@@ -400,7 +402,7 @@ class PublicSite:
         """The double opt-in mail, plain text, in the language the person chose."""
         language = person.language
         words = WORDS[language]
-        link = recipients.confirm_url(self.site, person.email, lists, self.config.secret, now=now)
+        link = links.confirm_url(self.site, person.email, lists, self.config.secret, now=now)
         body = self.templates.render("email/confirm.txt.j2", {
             "site": self.site, "t": strings(language), "w": words, "link": link,
             "greeting": greeting(person, language),
@@ -424,7 +426,7 @@ class PublicSite:
         token = request.path_params["token"]
         now = self.config.clock()
         try:
-            email, lists = recipients.read_confirm_token(self.config.secret, token, now=now)
+            email, lists = links.read_confirm_token(self.config.secret, token, now=now)
         except InvalidToken:
             return self.message("invalid", self.language(request), 400)
         language = self.reader_language(request, email)
@@ -441,7 +443,7 @@ class PublicSite:
         token = request.path_params["token"]
         now = self.config.clock()
         try:
-            email, list_name = recipients.read_unsubscribe_token(self.config.secret, token, now=now)
+            email, list_name = links.read_unsubscribe_token(self.config.secret, token, now=now)
         except InvalidToken:
             return self.message("invalid", self.language(request), 400)
         language = self.reader_language(request, email)
