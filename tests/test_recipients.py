@@ -221,7 +221,7 @@ def test_skip_invalid_imports_the_good_rows(conn: sqlite3.Connection, tmp_path: 
 
 def test_undecodable_bytes(conn: sqlite3.Connection, tmp_path: Path) -> None:
     data = csv_bytes(GERMAN, []) + b"a@b.de;\x81\x8d;;;;;\r\n"  # undefined in cp1252, invalid UTF-8
-    with pytest.raises(ImportRefused, match="verteiler.csv: row 2: byte 0x81 is not cp1252 text"):
+    with pytest.raises(ImportRefused, match=r"verteiler\.csv: row 2: byte 0x81 is not cp1252 text"):
         do_import(conn, write(tmp_path, data))
 
 

@@ -76,7 +76,8 @@ def _decode(data: bytes, name: str, codec: str) -> str:
         return data.decode(codec)
     except UnicodeDecodeError as exc:
         raise ImportRefused(
-            f"{name}: row {_row_of(data, exc.start, codec)}: byte {data[exc.start]:#04x} is not {codec} text; "
+            f"{name}: row {_row_of(data, exc.start, codec)}: byte {data[exc.start]:#04x} is not "
+            f"{codec.removesuffix('-sig')} text; "
             "save the file from Excel as 'CSV UTF-8', or pass the encoding it was saved in (--encoding)"
         ) from None
 

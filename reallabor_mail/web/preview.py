@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from reallabor_mail.addresses import InvalidAddress, address_key
+from reallabor_mail.addresses import InvalidAddress, parse_address
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_cancelled, load_content
 from reallabor_mail.content.models import Language
 from reallabor_mail.errors import ContentError, Problem, ReallaborError, display_path
@@ -597,7 +597,7 @@ class Preview:
         if sender is None or problem is not None:
             return respond(f"Not sent: {problem}")
         try:
-            address = address_key(to, "to")
+            address = str(parse_address(to, "to"))
         except InvalidAddress as exc:
             return respond(f"Not sent: {exc.detail}")
         try:
