@@ -194,7 +194,7 @@ async def test_confirmation_mail_in_the_chosen_language(setup: Setup, client: ht
         ({"email": "x" * 300 + "@example.org"}, "email", "Diese E-Mail-Adresse ist ungültig."),
         ({"email": ""}, "email", "Bitte geben Sie Ihre E-Mail-Adresse an."),
         ({"organisation": "=HYPERLINK(1)"}, "organisation", "Bitte nicht mit =, +, - oder @ beginnen."),
-        ({"salutation": "Divers"}, "salutation", "Bitte wählen Sie Frau, Herr oder keine Angabe."),
+        ({"salutation": "Familie"}, "salutation", "Bitte wählen Sie Frau, Herr oder keine Angabe."),
         ({"consent": ""}, "consent", "Bitte bestätigen Sie die Einwilligung."),
         ({"lists": "secret-staff-list"}, "lists", "Bitte wählen Sie mindestens eine Liste."),
     ],

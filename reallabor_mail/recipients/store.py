@@ -8,7 +8,9 @@ Tables (all created by :func:`ensure_schema`, owned by this module):
   time, source, who, IP and the version of the consent text, the proof UWG §7 / GDPR Art. 7 ask for;
 - ``consent_texts``: the exact wording a sign-up agreed to, keyed by its version (a hash of it);
 - ``suppressions``: keyed hashes (HMAC with ``REALLABOR_SECRET``) of erased or hard-bounced addresses.
-  Nothing else of an erased person is kept; the hash keeps them out of later imports and sends.
+  Nothing else of an erased person is kept here (the send ledger keeps the same hash for campaign
+  counts, see :func:`reallabor_mail.delivery.ledger.forget`); the hash keeps them out of later
+  imports and sends.
 
 Writes that belong together run in one transaction (:func:`transaction`). Times are passed in.
 """
