@@ -1,8 +1,10 @@
 """One exception base for the whole package, and the problem reports content checks collect.
 
 Every message a user sees starts with the path it is about (``path:line: message``), so an editor
-or a terminal can jump straight to it. Third-party errors are translated into these where they enter
-our code.
+or a terminal can jump straight to it. Content problems end with a stable code in brackets
+(``… [RLM203]``, as mypy shows its error codes): the wording is translated, the code is not, so
+tools and the preview's checks panel select problems by code. Third-party errors are translated
+into these where they enter our code.
 """
 
 from __future__ import annotations
@@ -22,6 +24,38 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
+class Code(StrEnum):
+    """The stable code of each kind of content problem: 1xx files and front matter, 2xx Markdown, 3xx rendering."""
+
+    CONTENT_FOLDER_MISSING = "RLM100"
+    INVALID_YAML = "RLM101"
+    NOT_A_MAPPING = "RLM102"
+    DUPLICATE_KEY = "RLM103"
+    NO_FRONT_MATTER = "RLM104"
+    FRONT_MATTER_NOT_CLOSED = "RLM105"
+    MISSING_KEY = "RLM106"
+    UNKNOWN_KEY = "RLM107"
+    INVALID_VALUE = "RLM108"
+    NOT_UTF8 = "RLM109"
+    SITE_YAML_MISSING = "RLM110"
+    UNKNOWN_LANGUAGE = "RLM111"
+    TRANSLATION_WITHOUT_ORIGINAL = "RLM112"
+    CONTROL_CHARACTER = "RLM113"
+    NO_PREHEADER = "RLM114"
+    HEADING_IN_BODY = "RLM201"
+    DECEPTIVE_LINK = "RLM202"
+    IMAGE_WITHOUT_ALT = "RLM203"
+    IMAGE_PATH = "RLM204"
+    IMAGE_UNREADABLE = "RLM205"
+    LINK_WITHOUT_ADDRESS = "RLM206"
+    LINK_NOT_FULL_ADDRESS = "RLM207"
+    TEMPLATE_NOT_FOUND = "RLM301"
+    TEMPLATE_ERROR = "RLM302"
+    MJML_ERROR = "RLM303"
+    UNKNOWN_MJML_TAG = "RLM304"
+    EMAIL_TOO_LARGE = "RLM305"
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with the content, located as precisely as we know."""
@@ -29,12 +63,14 @@ class Problem:
     path: str
     line: int | None
     message: str
+    code: Code | None = None
     severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
+        """``path:line: [warning: ]message [CODE]``; ``warning:`` and the code are tags, untranslated like the path."""
         where = f"{self.path}:{self.line}" if self.line else self.path
         prefix = "warning: " if self.severity is Severity.WARNING else ""
-        return f"{where}: {prefix}{self.message}"
+        return f"{where}: {prefix}{self.message}" + (f" [{self.code}]" if self.code else "")
 
 
 def display_path(path: Path, root: Path | None = None) -> str:
@@ -64,11 +100,11 @@ class ProblemLog:
     def __init__(self) -> None:
         self._problems: list[Problem] = []
 
-    def error(self, path: str, line: int | None, message: str) -> None:
-        self._problems.append(Problem(path, line, message, Severity.ERROR))
+    def error(self, path: str, line: int | None, message: str, code: Code) -> None:
+        self._problems.append(Problem(path, line, message, code, Severity.ERROR))
 
-    def warning(self, path: str, line: int | None, message: str) -> None:
-        self._problems.append(Problem(path, line, message, Severity.WARNING))
+    def warning(self, path: str, line: int | None, message: str, code: Code) -> None:
+        self._problems.append(Problem(path, line, message, code, Severity.WARNING))
 
     def extend(self, problems: Iterable[Problem]) -> None:
         self._problems.extend(problems)
@@ -85,6 +121,6 @@ class ProblemLog:
         """Abort with every error (and, when strict, every warning turned into an error)."""
         failing = self.errors
         if strict:
-            failing = sorted(failing + [Problem(p.path, p.line, p.message) for p in self.warnings])
+            failing = sorted(failing + [Problem(p.path, p.line, p.message, p.code) for p in self.warnings])
         if failing:
             raise ContentError(failing)

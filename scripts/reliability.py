@@ -1,7 +1,9 @@
 """Run the reliability suite and write RELIABILITY.md: what was tried, how often, what was lost.
 
-Usage: .venv/bin/python scripts/reliability.py [extra pytest args]
+Usage: .venv/bin/python scripts/reliability.py [--out PATH] [extra pytest args]
 Exit status is pytest's: a failing row fails the run, and its row in the table names what broke.
+The test command (scripts/test.sh) writes the table to test-artifacts/ so that it leaves `git status`
+clean; only this command run by hand rewrites RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ LOG = ROOT / "test-artifacts" / "reliability.jsonl"
 
 
 def main() -> int:
+    args = sys.argv[1:]
+    out = ROOT / "RELIABILITY.md"
+    if args[:1] == ["--out"]:
+        out, args = Path(args[1]).resolve(), args[2:]
     LOG.parent.mkdir(parents=True, exist_ok=True)
     LOG.unlink(missing_ok=True)
     started = time.monotonic()
     env = {**os.environ, "REALLABOR_RELIABILITY_LOG": str(LOG)}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "reliability", "tests/reliability", *sys.argv[1:]]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "reliability", "tests/reliability", *args]
     status = subprocess.call(cmd, cwd=ROOT, env=env)
     minutes = (time.monotonic() - started) / 60
     rows = [json.loads(line) for line in LOG.read_text(encoding="utf-8").splitlines()] if LOG.exists() else []
@@ -45,9 +51,10 @@ def main() -> int:
         detail = f" ({r['detail']})" if r["detail"] else ""
         cells = [r["area"], f"{r['tried']}{detail}", str(r["times"]), str(r["lost"]), result]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    (ROOT / "RELIABILITY.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     failing = sum(1 for r in rows if r["failed"] or r["lost"])
-    print(f"RELIABILITY.md: {len(rows)} rows, {failing} failing")
+    print(f"{out.name}: {len(rows)} rows, {failing} failing")
     return status
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -20,6 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONTENT = ROOT / "content"
 TEMPLATES = ROOT / "reallabor_mail" / "templates"
 TODAY = dt.date(2023, 10, 1)  # the clock every build in the tests sees
+
+# Tests read messages in English (the catalogs' source language), whatever this machine's locale;
+# tests/i18n sets the language explicitly to see German and Ukrainian.
+os.environ["REALLABOR_LANG"] = "en"
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,12 @@ import pytest
 from reallabor_mail.content.loader import load_content
 from reallabor_mail.db import connect
 from reallabor_mail.delivery import ledger
+from reallabor_mail.delivery.transport import MaildirTransport
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.web.preview import Preview, sending_path, staff_routes
-from reallabor_mail.web.public import PublicConfig, create_app, public_routes
+from reallabor_mail.web.public import PublicConfig, create_app, public_app
 
-from .conftest import ROOT, SAMPLE_CONTENT, TEMPLATES, TODAY, SmtpServer, serving
+from .conftest import ROOT, SAMPLE_CONTENT, TEMPLATES, TODAY, SmtpServer, free_port, serving
 
 ARTIFACTS = ROOT / "test-artifacts"
 NEWSLETTER = "newsletters/2024-1/"  # has a table, an image and upcoming events
@@ -130,14 +131,13 @@ def test_only_this_machine_and_only_same_origin_posts(live: Live) -> None:
 
 
 def test_public_app_never_serves_the_preview(tmp_path: Path) -> None:
-    async def mailer(msg: Any) -> None:
-        raise AssertionError("nothing to send")
-
+    port = free_port()
+    site = load_content(SAMPLE_CONTENT).site.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})
     config = PublicConfig(
-        site=load_content(SAMPLE_CONTENT).site, templates=TEMPLATES, state=tmp_path / "s.sqlite3",
-        secret=b"x" * 32, lists=("newsletter",), mailer=mailer,
+        site=site, templates=TEMPLATES, state=tmp_path / "s.sqlite3", secret=b"x" * 32, lists=("newsletter",),
+        transport=MaildirTransport(tmp_path / "outbox"),
     )  # fmt: skip
-    with serving(create_app(public_routes(config))) as base:
+    with serving(public_app(config), port) as base:
         assert httpx.get(f"{base}/preview/").status_code == 404
         assert httpx.get(f"{base}/preview/{NEWSLETTER}").status_code == 404
 
@@ -271,7 +271,7 @@ def test_saving_a_file_refreshes_the_open_page(live: Live, chromium: Any) -> Non
 
 
 def test_checks_read_the_rendered_email() -> None:
-    from reallabor_mail.errors import Problem, Severity
+    from reallabor_mail.errors import Code, Problem, Severity
     from reallabor_mail.render.checks import email_checks
     from reallabor_mail.render.engine import UNSUBSCRIBE_MARK, RenderedEmail
 
@@ -283,7 +283,7 @@ def test_checks_read_the_rendered_email() -> None:
         f'<a href="{UNSUBSCRIBE_MARK}">ab</a>{"x" * 90_000}</body></html>'
     )
     email = RenderedEmail("de", "Betreff", "", html_part, "https://example.org/first\n", "https://w")
-    warning = Problem("content/newsletters/x.md", 1, "no 'preheader'; …", Severity.WARNING)
+    warning = Problem("content/newsletters/x.md", 1, "no 'preheader'; …", Code.NO_PREHEADER, Severity.WARNING)
     checks = {c.name: c for c in email_checks(email, site, warnings=[warning], resolves=lambda url: False)}
     assert not checks["Size"].ok and "88 KB" in checks["Size"].detail
     assert not checks["Alt texts"].ok and "nope.png" in checks["Alt texts"].items[0]

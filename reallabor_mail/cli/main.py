@@ -1,61 +1,143 @@
-"""The ``reallabor-mail`` command: thin wrappers that call one library function each."""
+"""The ``reallabor-mail`` command: thin wrappers that call one library function each.
+
+Everything it prints, ``--help`` included, is in the staff language (see
+:mod:`reallabor_mail.i18n.messages`): help texts are marked with ``N_`` and translated when shown,
+because the language is only known once the command runs (``REALLABOR_LANG``, the locale, then
+``site.yaml``).
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from reallabor_mail import __version__
+from reallabor_mail.content.loader import site_language
 from reallabor_mail.errors import ContentError, Problem, ReallaborError
+from reallabor_mail.i18n.messages import N_, _, activate_staff_language, ngettext, staff_language
 from reallabor_mail.publish.build import build as build_site
 from reallabor_mail.publish.build import check as check_content
 from reallabor_mail.publish.build import default_templates
 
+DEFAULT_CONTENT = Path("content")
+# click's own words in the help page, translated where they are shown
+N_("Usage:"), N_("Options"), N_("Commands"), N_("Show this message and exit."), N_("Show the version and exit.")
+
+
+def use_staff_language(content_dir: Path = DEFAULT_CONTENT) -> None:
+    """Speak the staff language from now on; ``site.yaml`` of ``content_dir`` decides if the environment does not."""
+    activate_staff_language(staff_language(os.environ, site_language(content_dir)))
+
+
+class TranslatedFormatter(click.HelpFormatter):
+    """click's help page in the staff language: usage prefix, headings and every option's and command's help."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        super().write_usage(prog, args, prefix=_("Usage:") + " ")
+
+    def write_heading(self, heading: str) -> None:
+        super().write_heading(_(heading))
+
+    def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        super().write_dl([(term, _(text) if text else text) for term, text in rows], col_max, col_spacing)
+
+
+class TranslatedContext(click.Context):
+    formatter_class = TranslatedFormatter
+
+
+class TranslatedCommand(click.Command):
+    """A command whose help text is translated when shown (in a list of commands, untruncated)."""
+
+    context_class = TranslatedContext
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.help:
+            formatter.write_paragraph()
+            with formatter.indentation():
+                formatter.write_text(_(inspect.cleandoc(self.help)))
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return inspect.cleandoc(self.help) if self.help else ""
+
+
+class TranslatedGroup(TranslatedCommand, click.Group):
+    """The top-level group: chooses the staff language before anything, ``--help`` included, is written."""
+
+    command_class = TranslatedCommand
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        use_staff_language()
+        return super().make_context(info_name, args, parent, **extra)
+
+
 CONTENT = click.option(
-    "--content", "content_dir", type=click.Path(path_type=Path), default=Path("content"), show_default=True,
-    help="The content folder.",
+    "--content", "content_dir", type=click.Path(path_type=Path), default=DEFAULT_CONTENT,
+    help=N_("The content folder (default: content)."),
 )
 TEMPLATES = click.option(
     "--templates", "templates_dir", type=click.Path(path_type=Path), default=None,
-    help="Templates folder (default: templates/ here, else the shipped templates).",
+    help=N_("Templates folder (default: templates/ here, else the shipped templates)."),
 )
-STRICT = click.option("--strict", is_flag=True, help="Treat warnings (alt text, preheader, size) as errors.")
+STRICT = click.option("--strict", is_flag=True, help=N_("Treat warnings (alt text, preheader, size) as errors."))
 
 
-def _print_problems(problems: list[Problem]) -> None:
+def _print_problems(problems: Sequence[Problem]) -> None:
     for problem in problems:
         click.echo(str(problem), err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="reallabor-mail")
+@click.group(cls=TranslatedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reallabor-mail", help=N_("Show the version and exit."))
 def main() -> None:
     """Newsletter and event mailing of the Netzwerkstelle Städtepartnerschaften."""
 
 
-@main.command()
+N_("Newsletter and event mailing of the Netzwerkstelle Städtepartnerschaften.")
+
+
+@main.command(help=N_("Render all newsletters and events into OUT (nothing is written if there are errors)."))
 @CONTENT
 @TEMPLATES
-@click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build"),
+         help=N_("The folder the archive is written to (default: build)."))  # fmt: skip
 @STRICT
 def build(content_dir: Path, templates_dir: Path | None, out: Path, strict: bool) -> None:
-    """Render all newsletters and events into OUT (nothing is written if there are errors)."""
+    use_staff_language(content_dir)
     result = build_site(content_dir, templates_dir or default_templates(), out, strict=strict)
-    _print_problems(list(result.warnings))
-    click.echo(f"{result.written} files written to {out}/ — open {out / 'index.html'} in a browser.")
+    _print_problems(result.warnings)
+    click.echo(
+        ngettext(
+            "{count} file written to {out}/ — open {index} in a browser.",
+            "{count} files written to {out}/ — open {index} in a browser.",
+            result.written,
+            out=out,
+            index=out / "index.html",
+        )
+    )
 
 
-@main.command()
+@main.command(help=N_("Validate the content and templates without writing anything."))
 @CONTENT
 @TEMPLATES
 @STRICT
 def check(content_dir: Path, templates_dir: Path | None, strict: bool) -> None:
-    """Validate the content and templates without writing anything."""
+    use_staff_language(content_dir)
     warnings = check_content(content_dir, templates_dir or default_templates(), strict=strict)
     _print_problems(warnings)
-    click.echo(f"{content_dir}: OK" + (f" ({len(warnings)} warnings)" if warnings else ""))
+    if warnings:
+        click.echo(ngettext("{content}: OK ({count} warning)", "{content}: OK ({count} warnings)", len(warnings),
+                            content=content_dir))  # fmt: skip
+    else:
+        click.echo(_("{content}: OK", content=content_dir))
 
 
 from reallabor_mail.cli.recipients import recipients_group, serve  # noqa: E402
@@ -74,13 +156,20 @@ def run() -> None:
         main(standalone_mode=False)
     except ContentError as exc:
         _print_problems(exc.problems)
-        click.echo(f"{len(exc.problems)} problem(s); nothing was written or sent.", err=True)
+        click.echo(
+            ngettext(
+                "{count} problem; nothing was written or sent.",
+                "{count} problems; nothing was written or sent.",
+                len(exc.problems),
+            ),
+            err=True,
+        )
         sys.exit(1)
     except ReallaborError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(_("error: {message}", message=exc), err=True)
         sys.exit(1)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        click.echo(_("Aborted."), err=True)
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()

@@ -10,21 +10,24 @@ from pathlib import Path
 
 import click
 import uvicorn
-from starlette.applications import Starlette
 
 from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import load_content, parse_yaml, validate
 from reallabor_mail.content.models import Site
 from reallabor_mail.db import connect, state_path
 from reallabor_mail.delivery.ledger import forget
-from reallabor_mail.delivery.transport import SmtpSettings
+from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.errors import ProblemLog, ReallaborError, display_path
+from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.publish.build import default_templates
 from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.tokens import load_secret
+from reallabor_mail.web import signup_queue
+from reallabor_mail.web.limits import server_config
 from reallabor_mail.web.preview import run_preview
-from reallabor_mail.web.public import PublicConfig, create_app, public_routes, smtp_mailer
+from reallabor_mail.web.public import PublicConfig, public_app
+from reallabor_mail.web.signup_queue import SignupLimits
 
 STATE = click.option(
     "--state", "state_option", type=click.Path(path_type=Path), default=None,
@@ -168,6 +171,7 @@ def delete_command(email: str, yes: bool, state_option: Path | None) -> None:
     if not yes:
         click.confirm(f"Erase everything stored about {email}? This cannot be undone", abort=True)
     forget(conn, address, "erased:" + recipients.address_hash(address, secret))
+    signup_queue.forget(conn, address)
     existed = recipients.erase(conn, address, secret, now=_now())
     click.echo(f"{email}: " + ("erased; " if existed else "was not stored; ") + "the address is suppressed")
 
@@ -180,10 +184,11 @@ def purge_command(state_option: Path | None) -> None:
     click.echo(f"{count} unconfirmed sign-up(s) deleted")
 
 
-def public_app(
-    content_dir: Path, templates: Path, out: Path, state_option: Path | None, lists: tuple[str, ...]
-) -> Starlette:
-    """The public server of contract §4, from the environment's secret and SMTP settings."""
+def public_config(
+    content_dir: Path, templates: Path, out: Path, state_option: Path | None, lists: tuple[str, ...],
+    signup_limits: SignupLimits,
+) -> PublicConfig:  # fmt: skip
+    """The public server of contract §4, from the environment's secret, SMTP and DKIM settings."""
     secret = load_secret()
     site = load_site(content_dir)
     settings = SmtpSettings.from_env()
@@ -195,11 +200,11 @@ def public_app(
         content = load_content(content_dir)
         named = [n.meta.lists for n in content.newsletters] + [e.meta.lists for e in content.events]
         lists = tuple(sorted({name for names in named for name in names}))
-    config = PublicConfig(
+    return PublicConfig(
         site=site, templates=templates, state=state_path(state_option), secret=secret,
-        lists=tuple(recipients.check_list_name(n) for n in lists), mailer=smtp_mailer(settings), build_dir=out,
+        lists=tuple(recipients.check_list_name(n) for n in lists), transport=SmtpTransport(settings),
+        signer=DkimSigner.from_env(), build_dir=out, signup_limits=signup_limits,
     )  # fmt: skip
-    return create_app(public_routes(config))
 
 
 @click.command()
@@ -211,10 +216,20 @@ def public_app(
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
               help="The built archive to serve.")  # fmt: skip
 @click.option("--list", "lists", multiple=True, help="Lists offered on the form (default: those the content names).")
+@click.option("--forwarded-allow-ips", default=None, metavar="IPS",
+              help="Comma-separated addresses of your reverse proxy; only from them X-Forwarded-For is believed "
+                   "(default: from nobody).")  # fmt: skip
+@click.option("--confirmations-per-mailbox", type=click.IntRange(min=1), default=SignupLimits.per_mailbox_per_day,
+              show_default=True, envvar="REALLABOR_CONFIRMATIONS_PER_MAILBOX",
+              help="Confirmation mails to one mailbox per day (user+tag@ counts as user@).")  # fmt: skip
+@click.option("--confirmations-per-hour", type=click.IntRange(min=1), default=SignupLimits.per_hour,
+              show_default=True, envvar="REALLABOR_CONFIRMATIONS_PER_HOUR",
+              help="Confirmation mails per hour in all.")  # fmt: skip
 @STATE
 def serve(
     public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None, out: Path,
-    lists: tuple[str, ...], state_option: Path | None,
+    lists: tuple[str, ...], forwarded_allow_ips: str | None, confirmations_per_mailbox: int,
+    confirmations_per_hour: int, state_option: Path | None,
 ) -> None:  # fmt: skip
     """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
     templates = templates_dir or default_templates()
@@ -222,7 +237,7 @@ def serve(
         run_preview(content_dir, templates, state=state_path(state_option), port=port)
         return
     port = port or 8000
-    app = public_app(content_dir, templates, out, state_option, lists)
+    limits = SignupLimits(per_mailbox_per_day=confirmations_per_mailbox, per_hour=confirmations_per_hour)
+    app = public_app(public_config(content_dir, templates, out, state_option, lists, limits))
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
-    # No access log: the links' tokens carry addresses, which do not belong in a log file.
-    uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True, log_level="warning")
+    uvicorn.Server(server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)).run()

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 from reallabor_mail.characters import TEXT_CONTROL
 from reallabor_mail.content.markdown import Body, ImageResolver, ResolvedImage, parse_body, read_image_path
 from reallabor_mail.content.models import LANGUAGES, EventFrontMatter, EventStatus, Language, Newsletter, Site
-from reallabor_mail.errors import ContentError, Problem, ProblemLog, ReallaborError, display_path
+from reallabor_mail.errors import Code, ContentError, Problem, ProblemLog, ReallaborError, display_path
+from reallabor_mail.i18n.messages import _
 
 Meta = TypeVar("Meta", bound=BaseModel)
 
@@ -89,7 +90,7 @@ class Content:
         for item in items:
             if any(v.path.resolve() == target for v in item.versions.values()):
                 return item
-        raise ReallaborError(f"{path}: not a newsletter or event of {self.root}")
+        raise ReallaborError(_("{path}: not a newsletter or event of {root}", path=path, root=self.root))
 
 
 # --- front matter -------------------------------------------------------------------------------
@@ -125,7 +126,9 @@ def _key_lines(node: yaml.Node, offset: int, path: str, problems: ProblemLog) ->
                 name = str(key.value)
                 line = key.start_mark.line + 1 + offset
                 if (*prefix, name) in lines:
-                    problems.error(path, line, f"key '{'.'.join((*prefix, name))}' appears twice; keep one")
+                    key_name = ".".join((*prefix, name))
+                    message = _("key '{key}' appears twice; keep one", key=key_name)
+                    problems.error(path, line, message, Code.DUPLICATE_KEY)
                 lines[(*prefix, name)] = line
                 walk(value, (*prefix, name))
 
@@ -143,23 +146,56 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 
+_UNCLOSED = ("quoted scalar", "flow")  # what PyYAML was reading when a quote or bracket never closed
+
+
+def _runaway_quote(text: str, problem_line: int) -> int | None:
+    """The line a quoted value starts on if it ran over lines up to the error (its quote was never closed).
+
+    ``title: "unclosed`` swallows the lines below it until the next ``"``; PyYAML then fails where
+    that quote ends, lines below the mistake.
+    """
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if (
+                isinstance(token, yaml.ScalarToken)
+                and token.style in ('"', "'")
+                and token.start_mark.line < token.end_mark.line == problem_line
+            ):
+                return int(token.start_mark.line)
+    except yaml.YAMLError:
+        pass
+    return None
+
+
+def _error_line(exc: yaml.MarkedYAMLError, text: str, line_offset: int) -> int:
+    """The file line to fix: where an unclosed quote or bracket opens, else where reading failed."""
+    opened = exc.context_mark if exc.context and any(what in exc.context for what in _UNCLOSED) else None
+    mark = opened or exc.problem_mark or exc.context_mark
+    if mark is None:
+        return line_offset + 1
+    runaway = _runaway_quote(text, mark.line) if mark is exc.problem_mark else None
+    return (runaway if runaway is not None else mark.line) + 1 + line_offset
+
+
 def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> Document | None:
     """Safe-load YAML (no tags that construct objects) and remember where each key is."""
     try:
         node = yaml.compose(text, Loader=_FrontMatterLoader)
         data = yaml.load(text, Loader=_FrontMatterLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 + line_offset if mark else line_offset + 1
-        problems.error(path, line, f"invalid YAML: {exc.problem or exc.context}; check indentation and quoting")
+        line = _error_line(exc, text, line_offset)
+        detail = exc.problem or exc.context
+        message = _("invalid YAML: {detail}; check indentation and quoting", detail=detail)
+        problems.error(path, line, message, Code.INVALID_YAML)
         return None
     except yaml.YAMLError as exc:
-        problems.error(path, line_offset + 1, f"invalid YAML: {exc}")
+        problems.error(path, line_offset + 1, _("invalid YAML: {detail}", detail=exc), Code.INVALID_YAML)
         return None
     if data is None:
         data = {}
     if not isinstance(data, dict) or node is None:
-        problems.error(path, line_offset + 1, "expected 'key: value' lines")
+        problems.error(path, line_offset + 1, _("expected 'key: value' lines"), Code.NOT_A_MAPPING)
         return None
     lines = _key_lines(node, line_offset, path, problems)
     return Document(path, data, lines, first_line=max(line_offset, 1))
@@ -169,13 +205,15 @@ def parse_front_matter(text: str, path: str, problems: ProblemLog) -> Document |
     """Split ``---`` front matter from the Markdown body of a content file."""
     lines = text.splitlines(keepends=True)
     if not lines or not _FRONT_MATTER_FENCE.match(lines[0]) or lines[0].startswith("..."):
-        problems.error(path, 1, "the file must start with front matter: a '---' line, 'title: …', then '---'")
+        message = _("the file must start with front matter: a '---' line, 'title: …', then '---'")
+        problems.error(path, 1, message, Code.NO_FRONT_MATTER)
         return None
     for index in range(1, len(lines)):
         if _FRONT_MATTER_FENCE.match(lines[index]):
             break
     else:
-        problems.error(path, 1, "front matter is not closed; add a '---' line after the last key")
+        message = _("front matter is not closed; add a '---' line after the last key")
+        problems.error(path, 1, message, Code.FRONT_MATTER_NOT_CLOSED)
         return None
     doc = parse_yaml("".join(lines[1:index]), path, 1, problems)
     if doc is None:
@@ -186,11 +224,11 @@ def parse_front_matter(text: str, path: str, problems: ProblemLog) -> Document |
     return doc
 
 
-def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
+def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, Code]:
     loc = ".".join(str(p) for p in error["loc"])
     kind = error["type"]
     if kind == "missing":
-        return f"missing required key '{loc}'; add it to the front matter"
+        return _("missing required key '{key}'; add it to the front matter", key=loc), Code.MISSING_KEY
     if kind == "extra_forbidden":
         parent = model
         for part in error["loc"][:-1]:
@@ -201,11 +239,11 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
                 break
             parent = nested
         allowed = ", ".join(parent.model_fields)
-        return f"unknown key '{loc}'; allowed keys are: {allowed}"
-    message = str(error["msg"]).removeprefix("Value error, ")
+        return _("unknown key '{key}'; allowed keys are: {allowed}", key=loc, allowed=allowed), Code.UNKNOWN_KEY
+    detail = str(error["msg"]).removeprefix("Value error, ")
     if kind.startswith("date"):
-        message += " (write dates as YYYY-MM-DD)"
-    return f"'{loc}': {message}" if loc else message
+        return _("'{key}': {detail} (write dates as YYYY-MM-DD)", key=loc, detail=detail), Code.INVALID_VALUE
+    return (f"'{loc}': {detail}" if loc else detail), Code.INVALID_VALUE
 
 
 def validate(
@@ -216,7 +254,7 @@ def validate(
         return model.model_validate(doc.data, context=context)
     except ValidationError as exc:
         for error in exc.errors():
-            problems.error(doc.path, doc.line_of(tuple(error["loc"])), _describe(error, model))
+            problems.error(doc.path, doc.line_of(tuple(error["loc"])), *_describe(error, model))
         return None
 
 
@@ -241,7 +279,9 @@ def strip_control_characters(text: str, path: str, problems: ProblemLog) -> str:
         return text
     for number, line in enumerate(text.splitlines(), start=1):
         if found := TEXT_CONTROL.search(line):
-            problems.warning(path, number, f"invisible control character U+{ord(found.group()):04X} removed")
+            character = f"U+{ord(found.group()):04X}"
+            message = _("invisible control character {character} removed", character=character)
+            problems.warning(path, number, message, Code.CONTROL_CHARACTER)
     return TEXT_CONTROL.sub("", text)
 
 
@@ -258,10 +298,21 @@ class _Loader:
     def load_site(self) -> Site | None:
         path = self.root / "site.yaml"
         if not path.is_file():
-            self.problems.error(self.rel(path), None, "site.yaml is missing; copy the example from the README")
+            message = _("site.yaml is missing; copy the example from the README")
+            self.problems.error(self.rel(path), None, message, Code.SITE_YAML_MISSING)
             return None
-        doc = parse_yaml(path.read_text(encoding="utf-8"), self.rel(path), 0, self.problems)
+        text = self.read_text(path)
+        doc = parse_yaml(text, self.rel(path), 0, self.problems) if text is not None else None
         return validate(doc, Site, self.problems) if doc else None
+
+    def read_text(self, file: Path) -> str | None:
+        """A content file as text (UTF-8, a byte order mark allowed); None after reporting anything else."""
+        try:
+            return file.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            message = _("not UTF-8 text ({reason}); save the file as UTF-8", reason=exc.reason)
+            self.problems.error(self.rel(file), None, message, Code.NOT_UTF8)
+            return None
 
     def image_url(self, path: str) -> ImageResolver:
         def resolve(src: str, line: int | None) -> ResolvedImage | None:
@@ -270,10 +321,11 @@ class _Loader:
                 with PIL.Image.open(file) as picture:
                     width, height = picture.size
             except ValueError as exc:
-                self.problems.error(path, line, str(exc))
+                self.problems.error(path, line, str(exc), Code.IMAGE_PATH)
                 return None
             except (OSError, PIL.UnidentifiedImageError):
-                self.problems.error(path, line, f"{src!r} is not an image we can read; use PNG, JPEG or GIF")
+                message = _("{src!r} is not an image we can read; use PNG, JPEG or GIF", src=src)
+                self.problems.error(path, line, message, Code.IMAGE_UNREADABLE)
                 return None
             self.images.add(file)
             public = self.site.public_url if self.site else ""
@@ -286,16 +338,16 @@ class _Loader:
         for file in _markdown_files(self.root / folder):
             stem, lang = _split_language(file)
             if lang is not None and lang not in LANGUAGES:
-                self.problems.error(
-                    self.rel(file), None, f"unknown language '{lang}'; translations end in .uk.md or .en.md"
-                )
+                message = _("unknown language '{language}'; translations end in .uk.md or .en.md", language=lang)
+                self.problems.error(self.rel(file), None, message, Code.UNKNOWN_LANGUAGE)
                 continue
             groups.setdefault(stem, {})[lang or language] = file
         items = []
         for stem, files in sorted(groups.items()):
             if language not in files:
                 for file in files.values():
-                    self.problems.error(self.rel(file), None, f"translation without original; add {stem}.md")
+                    message = _("translation without original; add {stem}.md", stem=stem)
+                    self.problems.error(self.rel(file), None, message, Code.TRANSLATION_WITHOUT_ORIGINAL)
                 continue
             item = self._load_item(stem, files, model, language)
             if item is not None:
@@ -309,10 +361,8 @@ class _Loader:
         for lang in sorted(files, key=lambda code: code != language):
             file = files[lang]
             rel = self.rel(file)
-            try:
-                text = file.read_text(encoding="utf-8")
-            except UnicodeDecodeError as exc:
-                self.problems.error(rel, None, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")
+            text = self.read_text(file)
+            if text is None:
                 continue
             text = strip_control_characters(text, rel, self.problems)
             doc = parse_front_matter(text, rel, self.problems)
@@ -340,7 +390,14 @@ def load_content(root: Path) -> Content:
     """Read and validate the whole content folder; raise ContentError with every problem found."""
     if not root.is_dir():
         raise ContentError(
-            [Problem(str(root), None, "content folder not found; pass --content DIR or run in the project folder")]
+            [
+                Problem(
+                    str(root),
+                    None,
+                    _("content folder not found; pass --content DIR or run in the project folder"),
+                    Code.CONTENT_FOLDER_MISSING,
+                )
+            ]
         )
     loader = _Loader(root)
     site = loader.site = loader.load_site()
@@ -350,9 +407,8 @@ def load_content(root: Path) -> Content:
     for item in newsletters:
         main = item.main
         if not main.meta.preheader:
-            loader.problems.warning(
-                loader.rel(main.path), 1, "no 'preheader'; inboxes will show the first words of the body instead"
-            )
+            message = _("no 'preheader'; inboxes will show the first words of the body instead")
+            loader.problems.warning(loader.rel(main.path), 1, message, Code.NO_PREHEADER)
     loader.problems.raise_if_errors()
     assert site is not None
     events = tuple(sorted(events, key=lambda e: (e.meta.start, e.stem)))
@@ -369,3 +425,17 @@ def load_content(root: Path) -> Content:
 
 def is_cancelled(event: EventItem) -> bool:
     return event.meta.status is EventStatus.CANCELLED
+
+
+def site_language(root: Path) -> Language | None:
+    """The ``language`` site.yaml names, read before anything is validated; None if it cannot tell.
+
+    The command line writes its messages in this language when neither ``REALLABOR_LANG`` nor the
+    locale chooses one, so it has to know it before the first problem is reported.
+    """
+    try:
+        data = yaml.safe_load((root / "site.yaml").read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    language = data.get("language") if isinstance(data, dict) else None
+    return cast(Language, language) if language in LANGUAGES else None

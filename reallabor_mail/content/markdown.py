@@ -19,7 +19,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
-from reallabor_mail.errors import ProblemLog
+from reallabor_mail.errors import Code, ProblemLog
+from reallabor_mail.i18n.messages import _
 
 TEXT_WIDTH = 72
 
@@ -156,16 +157,18 @@ def parse_body(
     for index, token in enumerate(tokens):
         line = first_line + token.map[0] if token.map else None
         if token.type == "heading_open" and token.tag == "h1":
-            problems.warning(path, line, "a '#' heading in the body; the title is the heading, use '##' for sections")
+            message = _("a '#' heading in the body; the title is the heading, use '##' for sections")
+            problems.warning(path, line, message, Code.HEADING_IN_BODY)
         if token.type in ("inline", "html_block"):
             block_html = sanitise_html(_MD.renderer.render(tokens[index : index + 1], _MD.options, {}))
             for text, href in deceptive_links(block_html):
-                problems.error(
-                    path,
-                    line,
-                    f"link text {text!r} shows another address than the link goes to ({href}); "
+                message = _(
+                    "link text {text!r} shows another address than the link goes to ({href}); "
                     "write what the link is about, or the address it really opens",
+                    text=text,
+                    href=href,
                 )
+                problems.error(path, line, message, Code.DECEPTIVE_LINK)
         if token.type != "inline" or not token.children:
             continue
         for child in token.children:
@@ -179,7 +182,8 @@ def parse_body(
 def _check_image(token: Token, path: str, line: int | None, problems: ProblemLog, resolve: ImageResolver) -> None:
     src = str(token.attrs.get("src", ""))
     if not token.content.strip():
-        problems.warning(path, line, f"image {src!r} has no alt text; describe it in ![…]({src})")
+        problems.warning(path, line, _("image {src!r} has no alt text; describe it in ![…]({src})", src=src),
+                         Code.IMAGE_WITHOUT_ALT)
     if src.startswith(("http://", "https://")):
         return
     image = resolve(src, line)
@@ -238,9 +242,11 @@ def deceptive_links(html: str) -> list[tuple[str, str]]:
 
 def _check_link(href: str, path: str, line: int | None, problems: ProblemLog) -> None:
     if not href:
-        problems.error(path, line, "a link without address (or with a scheme other than http, https, mailto)")
+        message = _("a link without address (or with a scheme other than http, https, mailto)")
+        problems.error(path, line, message, Code.LINK_WITHOUT_ADDRESS)
     elif not href.startswith(("http://", "https://", "mailto:")):
-        problems.warning(path, line, f"link {href!r} is not a full address; an email needs https://…")
+        message = _("link {href!r} is not a full address; an email needs https://…", href=href)
+        problems.warning(path, line, message, Code.LINK_NOT_FULL_ADDRESS)
 
 
 def _split_sections(tokens: list[Token]) -> Body:
@@ -433,11 +439,12 @@ def _table_text(tokens: list[Token], i: int, refs: LinkReferences) -> tuple[int,
 def read_image_path(src: str, content_root: Path) -> Path:
     """The file an image reference points at; raises ValueError when it leaves the content folder."""
     if "\\" in src or src.startswith("/"):
-        raise ValueError(f"image path {src!r} must be relative to the content folder, e.g. images/foto.jpg")
+        raise ValueError(_("image path {src!r} must be relative to the content folder, e.g. images/foto.jpg", src=src))
     candidate = (content_root / src).resolve()
     root = content_root.resolve()
     if not candidate.is_relative_to(root):
-        raise ValueError(f"image path {src!r} points outside the content folder; put the file in images/")
+        raise ValueError(_("image path {src!r} points outside the content folder; put the file in images/", src=src))
     if not candidate.is_file():
-        raise ValueError(f"image {src!r} not found; put the file in {content_root / 'images'}")
+        folder = content_root / "images"
+        raise ValueError(_("image {src!r} not found; put the file in {folder}", src=src, folder=folder))
     return candidate

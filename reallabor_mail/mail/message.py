@@ -1,4 +1,9 @@
-"""MIME assembly: one personal message from a rendered campaign. No I/O.
+"""MIME assembly: every mail that leaves is built here. No I/O.
+
+:func:`build_message` makes one personal message of a campaign (newsletter, invitation, update,
+cancellation); :func:`build_notice` makes a mail outside any campaign (the double opt-in
+confirmation). Both share the sender headers; :func:`sealed` turns either into the bytes a transport
+sends, DKIM-signed when a signer is configured.
 
 Messages use 7-bit-safe transfer encodings (the standard library picks the smaller of base64 and
 quoted-printable for non-ASCII parts), RFC 2047 encoded headers and punycode domains, so they pass
@@ -16,13 +21,17 @@ from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 
 from reallabor_mail.addresses import ascii_domain, wire_address
 from reallabor_mail.characters import header_safe
-from reallabor_mail.content.models import Site
+from reallabor_mail.content.models import Language, Site
 from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import RenderedEmail
+
+if TYPE_CHECKING:
+    from reallabor_mail.mail.dkim import DkimSigner
 
 # 7bit: every part is base64 or quoted-printable, whichever is smaller; lines stay under 998 octets.
 MAIL_POLICY = policy.SMTP.clone(cte_type="7bit", max_line_length=78)
@@ -116,13 +125,7 @@ def build_message(
 ) -> EmailMessage:
     """One recipient's message: text first, then HTML, then the calendar parts for invitations."""
     html_body, text_body = rendered.personalise(greeting(recipient, rendered.language), unsubscribe_url)
-    msg = EmailMessage(policy=MAIL_POLICY)
-    set_header(msg, "Subject", header_safe(rendered.subject, "subject"))
-    set_header(msg, "From", mailbox(site.sender.name, site.sender.email))
-    if site.reply_to:
-        msg["Reply-To"] = mailbox(None, site.reply_to)
-    set_header(msg, "To", mailbox(recipient.display_name or None, recipient.email))
-    msg["Date"] = format_datetime(campaign.date)
+    msg = _addressed(site, rendered.subject, mailbox(recipient.display_name or None, recipient.email), campaign.date)
     msg["Message-ID"] = message_id(campaign.key, recipient.email, secret, site.domain)
     msg.set_raw("List-Id", list_id(site, campaign.list_name))
     unsubscribe_mailto = f"mailto:{'@'.join(ascii_address(site.sender.email))}?subject=unsubscribe"
@@ -152,6 +155,50 @@ def build_message(
     msg["Content-Language"] = rendered.language  # after set_content, which clears Content-* headers
     _fix_boundaries(msg, msg["Message-ID"])
     return msg
+
+
+def _addressed(site: Site, subject: str, to: Address, date: dt.datetime) -> EmailMessage:
+    """A new message with the headers every mail carries: Subject, From, Reply-To, To, Date."""
+    msg = EmailMessage(policy=MAIL_POLICY)
+    set_header(msg, "Subject", header_safe(subject, "subject"))
+    set_header(msg, "From", mailbox(site.sender.name, site.sender.email))
+    if site.reply_to:
+        msg["Reply-To"] = mailbox(None, site.reply_to)
+    set_header(msg, "To", to)
+    msg["Date"] = format_datetime(date)
+    return msg
+
+
+def build_notice(
+    site: Site, *, to: str, subject: str, text: str, language: Language, key: str, secret: bytes, date: dt.datetime
+) -> EmailMessage:
+    """A plain-text mail outside any campaign, e.g. the double opt-in confirmation.
+
+    It is addressed to the bare address (no display name: whoever typed a name into a form may not
+    be its owner), marked ``Auto-Submitted`` so that auto-responders stay quiet, and its Message-ID is
+    derived from ``key`` like a campaign's.
+    """
+    msg = _addressed(site, subject, mailbox(None, to), date)
+    msg["Message-ID"] = message_id(key, to, secret, site.domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["MIME-Version"] = "1.0"
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg["Content-Language"] = language  # after set_content, which clears Content-* headers
+    return msg
+
+
+def envelope(msg: EmailMessage) -> tuple[str, str]:
+    """SMTP's MAIL FROM and RCPT TO of a built message (one recipient), domains in punycode."""
+    return (
+        "@".join(ascii_address(msg["From"].addresses[0].addr_spec)),
+        "@".join(ascii_address(msg["To"].addresses[0].addr_spec)),
+    )
+
+
+def sealed(msg: EmailMessage, signer: DkimSigner | None) -> bytes:
+    """The bytes to hand to a transport: :func:`as_bytes`, with a DKIM signature when configured."""
+    data = as_bytes(msg)
+    return signer.sign(data) if signer is not None else data
 
 
 def _fix_boundaries(msg: EmailMessage, seed: str) -> None:

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Language, Newsletter
-from reallabor_mail.errors import Problem, ProblemLog, display_path
+from reallabor_mail.errors import Code, Problem, ProblemLog, display_path
 from reallabor_mail.i18n.greetings import greeting
+from reallabor_mail.i18n.messages import _
 from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render import ics as calendar
@@ -89,14 +90,15 @@ class Builder:
         except RenderError as exc:
             self.problems.extend([exc.problem])
 
-    def _check_size(self, email: RenderedEmail, source: Path, name: str) -> None:
+    def _check_size(self, email: RenderedEmail, source: Path) -> None:
         if email.html_size > SIZE_WARNING_BYTES:
-            self.problems.warning(
-                display_path(source),
-                None,
-                f"{name} is {email.html_size // 1024} KB; Gmail clips emails at about 102 KB, keep it under "
-                f"{SIZE_WARNING_BYTES // 1024} KB (shorten the text or split the issue)",
+            message = _(
+                "the email is {size} KB; Gmail clips emails at about 102 KB, keep it under {limit} KB "
+                "(shorten the text or split the issue)",
+                size=email.html_size // 1024,
+                limit=SIZE_WARNING_BYTES // 1024,
             )
+            self.problems.warning(display_path(source), None, message, Code.EMAIL_TOO_LARGE)
 
     def _preview(
         self,
@@ -136,7 +138,7 @@ class Builder:
                     return layout.newsletter_file(item.stem, name, language, item.default_language)
 
                 email = self.renderer.newsletter_email(item, language)
-                self._check_size(email, item.versions[language].path, "the email")
+                self._check_size(email, item.versions[language].path)
                 html, text = self._personal_sample(email)
                 self.output.add(file("email.html"), html)
                 self.output.add(file("email.txt"), text)
@@ -156,7 +158,7 @@ class Builder:
                     return layout.event_file(event.stem, name, language, event.default_language)
 
                 email = self.renderer.invitation_email(event, language)
-                self._check_size(email, event.versions[language].path, "the invitation")
+                self._check_size(email, event.versions[language].path)
                 html, text = self._personal_sample(email)
                 self.output.add(file("invitation.html"), html)
                 self.output.add(file("invitation.txt"), text)

@@ -1,6 +1,8 @@
 """Signed, optionally expiring tokens for the links in mails (confirm, unsubscribe).
 
-A token is ``<payload>.<signature>``, both base64url without padding. The payload is compact JSON;
+A token is ``<payload>.<signature>``, both base64url without padding, and that is its only spelling:
+padding, the standard alphabet's ``+``/``/``, stray characters or unused trailing bits are refused, so
+one valid token is one string (nothing downstream can tell two spellings of it apart). The payload is compact JSON;
 the signature is HMAC-SHA256 over the purpose and the payload, so a confirmation token can never be
 used as an unsubscribe token or the other way round. Tokens are not encrypted: they carry nothing
 the recipient does not already know (their own address and a list name).
@@ -49,7 +51,11 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode base64url without padding; ValueError for any other spelling of the same bytes."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical spelling")
+    return data
 
 
 def _mac(secret: bytes, purpose: str, payload: str) -> bytes:

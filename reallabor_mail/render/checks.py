@@ -17,16 +17,14 @@ from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
 from reallabor_mail.content.models import Site
-from reallabor_mail.errors import Problem
+from reallabor_mail.errors import Code, Problem
 from reallabor_mail.render.engine import SIZE_WARNING_BYTES, UNSUBSCRIBE_MARK, RenderedEmail
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides everything after about 102 KB behind "[Message clipped]"
 PREVIEW_LINE_CHARS = 100  # what an inbox shows of the preview line, at most
 
-# Warnings of the content loader (markup.py, content.py) that a check below takes over.
-_ALT_WARNING = "has no alt text"
-_PREHEADER_WARNING = "no 'preheader'"
-_LINK_WARNING = "is not a full address"
+# Warnings of the content loader and build that a check below takes over, by their stable code.
+_TAKEN_OVER = (Code.IMAGE_WITHOUT_ALT, Code.NO_PREHEADER, Code.LINK_NOT_FULL_ADDRESS, Code.EMAIL_TOO_LARGE)
 
 _RULE = re.compile(r"^[=\-_*~#]{3,}$")
 _URL = re.compile(r"^(https?://|www\.|mailto:)", re.IGNORECASE)
@@ -91,7 +89,7 @@ def size_check(email: RenderedEmail) -> Check:
 
 def alt_text_check(email: RenderedEmail, warnings: Sequence[Problem]) -> Check:
     """Images without alt text: the loader's warnings (with lines) plus template images with no alt at all."""
-    found = [str(p) for p in warnings if _ALT_WARNING in p.message]
+    found = [str(p) for p in warnings if p.code is Code.IMAGE_WITHOUT_ALT]
     found += [f"template image {src!r} has no alt attribute" for src, alt in _scan(email.html).images if alt is None]
     if found:
         return Check("Alt texts", False, f"{len(found)} image(s) without alt text; screen readers and "
@@ -103,7 +101,7 @@ def alt_text_check(email: RenderedEmail, warnings: Sequence[Problem]) -> Check:
 def preheader_check(email: RenderedEmail, warnings: Sequence[Problem]) -> Check:
     """Whether the author wrote the preview line, and what an inbox will show of it."""
     shown = preview_line(email)
-    missing = [str(p) for p in warnings if _PREHEADER_WARNING in p.message]
+    missing = [str(p) for p in warnings if p.code is Code.NO_PREHEADER]
     if missing or not shown:
         return Check("Preheader", False, f"no preheader; inboxes show the first words instead: “{shown}”",
                      tuple(missing))
@@ -130,7 +128,7 @@ def link_checks(
     """
     scan = _scan(email.html)
     public = site.public_url
-    broken = [str(p) for p in warnings if _LINK_WARNING in p.message]
+    broken = [str(p) for p in warnings if p.code is Code.LINK_NOT_FULL_ADDRESS]
     external: list[str] = []
     targets = [(url, "link") for url in scan.links] + [(src, "image") for src, _ in scan.images]
     for url, what in targets:
@@ -198,8 +196,7 @@ def text_start_check(email: RenderedEmail, greeting: str) -> Check:
 
 def other_warnings_check(warnings: Sequence[Problem]) -> Check:
     """Every other warning the loader and build gave for this file (headings, size, …), verbatim."""
-    covered = (_ALT_WARNING, _PREHEADER_WARNING, _LINK_WARNING, "Gmail clips")  # the last: build's size warning
-    rest = [str(p) for p in warnings if not any(c in p.message for c in covered)]
+    rest = [str(p) for p in warnings if p.code not in _TAKEN_OVER]
     if rest:
         return Check("Other warnings", False, f"{len(rest)} warning(s) from check/build", tuple(rest))
     return Check("Other warnings", True, "none")

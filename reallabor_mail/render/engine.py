@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import jinja2
@@ -24,8 +24,9 @@ from premailer import Premailer
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, Version
 from reallabor_mail.content.markdown import LinkReferences
 from reallabor_mail.content.models import EventFormat, EventFrontMatter, EventStatus, Language, Newsletter
-from reallabor_mail.errors import Problem, ReallaborError
-from reallabor_mail.i18n.words import date_line, long_date, strings
+from reallabor_mail.errors import Code, Problem, ReallaborError
+from reallabor_mail.i18n.dates import date_line, long_date
+from reallabor_mail.i18n.messages import _, current_staff_language, translations
 from reallabor_mail.render import paths as layout
 
 GREETING_MARK = "__RLM_GREETING__"
@@ -131,30 +132,46 @@ def _template_location(exc: BaseException, templates: Path) -> tuple[str, int | 
 
 @dataclass
 class Templates:
-    """The Jinja environment of a templates folder: strict undefined, autoescape for HTML and MJML."""
+    """The Jinja environments of a templates folder: strict undefined, autoescape for HTML and MJML.
+
+    One environment per language, each with that language's catalog installed for ``{% trans %}``
+    and ``_()``, so pages in different languages can render side by side.
+    """
 
     root: Path
-    env: jinja2.Environment = field(init=False)
+    _environments: dict[Language, jinja2.Environment] = field(init=False, default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.root)),
-            undefined=jinja2.StrictUndefined,
-            autoescape=lambda name: name is not None and name.endswith((".mjml.j2", ".html.j2", ".xml.j2")),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
+    def environment(self, language: Language) -> jinja2.Environment:
+        if language not in self._environments:
+            env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(str(self.root)),
+                undefined=jinja2.StrictUndefined,
+                autoescape=lambda name: name is not None and name.endswith((".mjml.j2", ".html.j2", ".xml.j2")),
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=True,
+                extensions=["jinja2.ext.i18n"],
+            )
+            # the i18n extension adds this method at run time, so the type stubs do not know it
+            cast(Any, env).install_gettext_translations(translations(language), newstyle=True)
+            self._environments[language] = env
+        return self._environments[language]
 
-    def render(self, name: str, context: dict[str, Any]) -> str:
-        """Render a template; any template error becomes a RenderError naming the template and line."""
+    def render(self, name: str, context: dict[str, Any], language: Language | None = None) -> str:
+        """Render a template in ``language`` (else the context's ``lang``, else the staff language).
+
+        Any template error becomes a RenderError naming the template and line.
+        """
+        language = language or context.get("lang") or current_staff_language()
         try:
-            return self.env.get_template(name).render(context)
+            return self.environment(language).get_template(name).render(context)
         except jinja2.TemplateNotFound as exc:
-            raise RenderError(Problem(str(self.root / name), None, f"template {exc.name!r} not found")) from None
+            message = _("template {name!r} not found", name=exc.name)
+            raise RenderError(Problem(str(self.root / name), None, message, Code.TEMPLATE_NOT_FOUND)) from None
         except jinja2.TemplateError as exc:
             where, line = _template_location(exc, self.root)
-            raise RenderError(Problem(where, line, f"template error: {exc.message or exc}")) from None
+            message = _("template error: {detail}", detail=exc.message or exc)
+            raise RenderError(Problem(where, line, message, Code.TEMPLATE_ERROR)) from None
 
 
 def mjml_to_html(source: str, template: str) -> str:
@@ -162,10 +179,11 @@ def mjml_to_html(source: str, template: str) -> str:
     try:
         raw = mjml2html(source, fonts={}, disable_comments=True)
     except ValueError as exc:
-        raise RenderError(Problem(template, None, f"MJML error: {exc}")) from None
+        raise RenderError(Problem(template, None, _("MJML error: {detail}", detail=exc), Code.MJML_ERROR)) from None
     if "<mj-" in raw:
         tag = raw[raw.index("<mj-") :].split(">", 1)[0] + ">"
-        raise RenderError(Problem(template, None, f"unknown MJML tag {tag}; check its spelling"))
+        message = _("unknown MJML tag {tag}; check its spelling", tag=tag)
+        raise RenderError(Problem(template, None, message, Code.UNKNOWN_MJML_TAG))
     # MRML hides the preheader as white text, which spam filters score as hidden low-contrast text
     # (SpamAssassin HTML_FONT_LOW_CONTRAST); it is display:none anyway, and Outlook needs mso-hide.
     raw = raw.replace(_MRML_PREVIEW_STYLE, _PREVIEW_STYLE, 1)
@@ -199,7 +217,6 @@ class Renderer:
     def base_context(self, language: Language) -> dict[str, Any]:
         return {
             "site": self.site,
-            "t": strings(language),
             "lang": language,
             "calendar_url": layout.url(self.site.public_url, layout.CALENDAR_FEED),
         }
@@ -207,7 +224,6 @@ class Renderer:
     def event_view(self, event: EventItem, language: Language) -> EventView:
         version: Version[EventFrontMatter] = event.version(language)
         meta = version.meta
-        words = strings(language)
         registration = None
         if meta.registration is not None:
             deadline = meta.registration.deadline
@@ -224,7 +240,7 @@ class Renderer:
             kind=meta.kind,
             cancelled=meta.status is EventStatus.CANCELLED,
             date_line=date_line(meta.start, meta.end, self.site.partner_timezone, language),
-            format_label=words[f"format_{meta.format.value}"],
+            format_label=format_label(meta.format, language),
             location=meta.location if meta.format is not EventFormat.ONLINE else None,
             online_url=str(meta.online_url) if meta.online_url else None,
             registration=registration,
@@ -279,6 +295,7 @@ class Renderer:
         preheader = meta.preheader or version.body.first_sentence
         events = [self.event_view(e, language) for e in self.upcoming(item)]
         web = layout.newsletter_file(item.stem, "index.html", language, item.default_language)
+        kicker = translations(language).gettext("Newsletter · {date}").format(date=long_date(meta.date, language))
         return self._email(
             "newsletter",
             language,
@@ -286,7 +303,7 @@ class Renderer:
             preheader=preheader,
             web_url=layout.url(self.site.public_url, web),
             context={
-                "kicker": f"{strings(language)['newsletter']} · {long_date(meta.date, language)}",
+                "kicker": kicker,
                 "heading": meta.title,
                 "events": events,
             },
@@ -302,9 +319,13 @@ class Renderer:
         """
         view = self.event_view(event, language)
         version: Version[EventFrontMatter] = event.version(language)
-        words = strings(language)
-        label = words["cancellation"] if view.cancelled else (view.kind or words["invitation"])
-        subject = f"{words['cancellation']}: {view.title}" if view.cancelled else f"{words['invitation']}: {view.title}"
+        words = translations(language)
+        if view.cancelled:
+            label = words.gettext("Cancelled")
+            subject = words.gettext("Cancelled: {title}").format(title=view.title)
+        else:
+            label = view.kind or words.gettext("Invitation")
+            subject = words.gettext("Invitation: {title}").format(title=view.title)
         preheader = f"{view.date_line} · {view.format_label}"
         web = layout.event_file(event.stem, "index.html", language, event.default_language)
         return self._email(
@@ -319,6 +340,17 @@ class Renderer:
 
     def upcoming(self, item: NewsletterItem) -> list[EventItem]:
         return self.content.upcoming_events(item.meta.date) if item.meta.upcoming_events else []
+
+
+def format_label(event_format: EventFormat, language: Language) -> str:
+    """How an event takes place, as its facts table says it: ``Online``, ``In Präsenz``, ``Hybrid (…)``."""
+    words = translations(language)
+    labels = {
+        EventFormat.ONLINE: words.gettext("Online"),
+        EventFormat.IN_PERSON: words.gettext("In person"),
+        EventFormat.HYBRID: words.gettext("Hybrid (in person and online)"),
+    }
+    return labels[event_format]
 
 
 def _tidy_text(text: str) -> str:

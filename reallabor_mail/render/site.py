@@ -11,7 +11,8 @@ from markupsafe import Markup
 
 from reallabor_mail.content.loader import EventItem, Item, NewsletterItem
 from reallabor_mail.content.models import Language
-from reallabor_mail.i18n.words import long_date, strings
+from reallabor_mail.i18n.dates import long_date
+from reallabor_mail.i18n.messages import language_name, translations
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.engine import Renderer
 
@@ -49,7 +50,7 @@ class SitePages:
         return [
             Alternate(
                 lang,
-                strings(lang)["language_name"],
+                language_name(lang),
                 layout.url(self.site.public_url, file(item.stem, "index.html", lang, item.default_language)),
             )
             for lang in item.versions
@@ -75,7 +76,7 @@ class SitePages:
 
     def archive_page(self) -> str:
         language = self.site.language
-        words = strings(language)
+        words = translations(language)
         content = self.renderer.content
         newsletters = [
             {
@@ -94,16 +95,17 @@ class SitePages:
         groups = [
             {
                 "id": "kommende",
-                "title": words["events_upcoming"],
+                "title": words.pgettext("archive heading", "Upcoming events"),
                 "events": [self.renderer.event_view(e, language) for e in upcoming],
             },
             {
                 "id": "vergangene",
-                "title": words["events_past"],
+                "title": words.gettext("Past events"),
                 "events": [self.renderer.event_view(e, language) for e in past],
             },
         ]
-        context = self._context(language, f"{self.site.sender.name}: {words['archive']}", [])
+        title = words.gettext("{sender}: Archive").format(sender=self.site.sender.name)
+        context = self._context(language, title, [])
         context.update(newsletters=newsletters, event_groups=groups)
         return self.renderer.templates.render("web/index.html.j2", context)
 
@@ -129,7 +131,7 @@ class SitePages:
                 }
             )
         newest = max((n.meta.date for n in self.renderer.content.newsletters), default=dt.date(2000, 1, 1))
-        context = self._context(language, strings(language)["newsletters"], [])
+        context = self._context(language, translations(language).gettext("Newsletters"), [])
         context.update(
             feed_id=layout.url(self.site.public_url, layout.ATOM_FEED),
             updated=stamp(newest),

@@ -1,51 +1,62 @@
-"""The web application: one Starlette app factory for the public site and (later) the staff preview.
+"""The public web application: the subscription form, the double opt-in confirmation, the
+unsubscribe link of every mail and the built archive (:func:`public_app`). The staff preview builds
+its own app with :func:`create_app` and its routes under ``/preview/``, so the public server never
+serves it.
 
-:func:`create_app` takes the routes to serve. ``serve --public`` passes :func:`public_routes` — the
-subscription form, the double opt-in confirmation, the unsubscribe link of every mail and the built
-archive; the staff preview mounts its own routes under ``/preview/`` in a separate app, so the public
-server never serves it.
+Links in mails are opened by the link scanners of municipal mail gateways, which send GET and HEAD,
+so only POST changes anything: the confirmation and unsubscribe links open a page with one button,
+and the POST handlers are separate routes (Starlette answers HEAD with the GET handler). The
+List-Unsubscribe URL also takes the RFC 8058 one-click POST (``List-Unsubscribe=One-Click``) without
+cookie or token beyond the signed URL itself.
 
-Links in mails are opened by the link scanners of municipal mail gateways, so no GET changes
-anything: the confirmation and unsubscribe links open a page with one button. The List-Unsubscribe
-URL also takes the RFC 8058 one-click POST (``List-Unsubscribe=One-Click``) without cookie or token
-beyond the signed URL itself.
+The form answers every valid sign-up with the same page and status, whatever the address's state
+(new, pending, subscribed, suppressed, erased) and whether a limit held its mail back: confirmation
+mails leave later through :class:`~reallabor_mail.web.signup_queue.ConfirmationQueue`. Only the host
+of ``site.base_url`` is served; requests for another ``Host`` get 400, and no redirect is built from
+the Host header.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import sqlite3
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from reallabor_mail.content.models import LANGUAGES, Language, Site
 from reallabor_mail.db import connect
-from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport, Verdict
-from reallabor_mail.errors import ReallaborError
+from reallabor_mail.delivery.transport import Transport
 from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.words import strings
-from reallabor_mail.mail.message import MAIL_POLICY, as_bytes, ascii_address, mailbox, message_id
+from reallabor_mail.mail.dkim import DkimSigner
+from reallabor_mail.mail.message import build_notice
 from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import PERSON_FIELDS, Recipient, clean_person
 from reallabor_mail.recipients.tokens import InvalidToken
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.engine import Templates
+from reallabor_mail.web.limits import BodyLimit, ServerLimits
+from reallabor_mail.web.signup_queue import ConfirmationQueue, QueuedMail, SignupLimits
 
 Clock = Callable[[], dt.datetime]
-Mailer = Callable[[EmailMessage], Awaitable[None]]
 
 WORDS: dict[Language, dict[str, str]] = {
     "de": {
@@ -91,9 +102,6 @@ WORDS: dict[Language, dict[str, str]] = {
         "aus der E-Mail vollständig oder tragen Sie sich neu ein.",
         "too_many_title": "Zu viele Versuche",
         "too_many": "Bitte versuchen Sie es in einer Stunde noch einmal.",
-        "mail_failed_title": "E-Mail konnte nicht gesendet werden",
-        "mail_failed": "Wir konnten die Bestätigungs-E-Mail gerade nicht senden. Bitte versuchen Sie es später "
-        "noch einmal.",
         "mail_subject": "Bitte bestätigen Sie Ihr Abonnement",
         "mail_intro": "Sie (oder jemand mit Ihrer Adresse) haben sich für E-Mails von {org} eingetragen:",
         "mail_action": "Bitte bestätigen Sie das mit diesem Link (gültig 7 Tage):",
@@ -143,8 +151,6 @@ WORDS: dict[Language, dict[str, str]] = {
         "або підпишіться знову.",
         "too_many_title": "Забагато спроб",
         "too_many": "Будь ласка, спробуйте ще раз за годину.",
-        "mail_failed_title": "Не вдалося надіслати лист",
-        "mail_failed": "Зараз ми не змогли надіслати лист для підтвердження. Будь ласка, спробуйте пізніше.",
         "mail_subject": "Будь ласка, підтвердьте підписку",
         "mail_intro": "Ви (або хтось із вашою адресою) підписалися на листи від {org}:",
         "mail_action": "Будь ласка, підтвердьте це за посиланням (дійсне 7 днів):",
@@ -193,8 +199,6 @@ WORDS: dict[Language, dict[str, str]] = {
         "email, or sign up again.",
         "too_many_title": "Too many attempts",
         "too_many": "Please try again in an hour.",
-        "mail_failed_title": "The email could not be sent",
-        "mail_failed": "We could not send the confirmation email just now. Please try again later.",
         "mail_subject": "Please confirm your subscription",
         "mail_intro": "You (or someone with your address) signed up for emails from {org}:",
         "mail_action": "Please confirm with this link (valid for 7 days):",
@@ -240,38 +244,27 @@ class SlidingWindow:
         return True
 
 
-def smtp_mailer(settings: SmtpSettings) -> Mailer:
-    """Send single messages (the confirmation mails) through the configured mail server."""
-    transport = SmtpTransport(settings)
-
-    async def send(msg: EmailMessage) -> None:
-        sender = "@".join(ascii_address(msg["From"].addresses[0].addr_spec))
-        recipient = "@".join(ascii_address(msg["To"].addresses[0].addr_spec))
-        connection = transport.connection()
-        try:
-            reply = await connection.deliver(sender, recipient, as_bytes(msg))
-        finally:
-            await connection.close()
-        if reply.verdict is not Verdict.SENT:
-            raise ReallaborError(f"{settings.host}:{settings.port}: the confirmation mail was refused: {reply}")
-
-    return send
-
-
 @dataclass
 class PublicConfig:
-    """What the public server needs; ``clock`` and ``mailer`` are injected so tests run real parts."""
+    """What the public server needs; ``clock`` and ``transport`` are injected so tests run real parts.
+
+    Every confirmation mail leaves through ``transport`` (the one the campaigns use), DKIM-signed by
+    ``signer`` when one is configured.
+    """
 
     site: Site
     templates: Path
     state: Path
     secret: bytes
     lists: tuple[str, ...]
-    mailer: Mailer
+    transport: Transport
+    signer: DkimSigner | None = None
     build_dir: Path | None = None
     clock: Clock = field(default=lambda: dt.datetime.now(dt.UTC))
     per_ip: SlidingWindow = field(default_factory=lambda: SlidingWindow(10, dt.timedelta(hours=1)))
-    per_address: SlidingWindow = field(default_factory=lambda: SlidingWindow(3, dt.timedelta(hours=1)))
+    signup_limits: SignupLimits = field(default_factory=SignupLimits)
+    server_limits: ServerLimits = field(default_factory=ServerLimits)
+    outbox_poll_seconds: float = 30.0
 
 
 # Never cached, no token leaks through a Referer, never framed (a framed button could be clicked unawares).
@@ -293,6 +286,10 @@ class PublicSite:
         self.templates = Templates(config.templates)
         self.conn: sqlite3.Connection = connect(config.state)
         recipients.ensure_schema(self.conn)
+        self.queue = ConfirmationQueue(
+            self.conn, secret=config.secret, limits=config.signup_limits, clock=config.clock,
+            transport=config.transport, signer=config.signer, compose=self.confirmation_mail,
+        )  # fmt: skip
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -383,100 +380,157 @@ class PublicSite:
             typed = {**raw, "lists": chosen, "consent": bool(form.get("consent"))}
             return self.form(language, errors, typed, status=400)
         now = self.config.clock()
-        if not self.config.per_ip.allow(f"ip:{self.ip(request)}", now) or not self.config.per_address.allow(
-            f"address:{person.email}", now
-        ):
+        if not self.config.per_ip.allow(f"ip:{self.ip(request)}", now):
             return self.message("too_many", language, 429)
         signup = recipients.sign_up(
             self.conn, person, chosen, consent_text=self.consent_text(language), consent_language=language,
             ip=self.ip(request), now=now,
         )  # fmt: skip
         if signup.pending:
-            try:
-                await self.config.mailer(self.confirmation_mail(person, signup.pending, now))
-            except ReallaborError:
-                return self.message("mail_failed", language, 503)
+            self.queue.offer(signup.email, signup.pending, person.language)
         return self.message("check_inbox", language)
 
-    def confirmation_mail(self, person: Recipient, lists: Sequence[str], now: dt.datetime) -> EmailMessage:
-        """The double opt-in mail, plain text, in the language the person chose."""
-        language = person.language
+    def confirmation_mail(self, mail: QueuedMail, now: dt.datetime) -> EmailMessage | None:
+        """The double opt-in mail, plain text, in the language chosen on the form; None when none of
+        its lists waits for confirmation any more (confirmed, erased or purged since the sign-up).
+
+        It carries nothing a stranger chose except the address: no name in the greeting or ``To:``.
+        """
+        stored = recipients.find(self.conn, mail.email)
+        waiting = {m.list_name for m in stored.memberships if m.status == "pending"} if stored else set()
+        lists = [name for name in mail.lists if name in waiting]
+        if not lists:
+            return None
+        language = mail.language
         words = WORDS[language]
-        link = links.confirm_url(self.site, person.email, lists, self.config.secret, now=now)
+        link = links.confirm_url(self.site, mail.email, lists, self.config.secret, now=now)
         body = self.templates.render("email/confirm.txt.j2", {
             "site": self.site, "t": strings(language), "w": words, "link": link,
-            "greeting": greeting(person, language),
+            "greeting": greeting(Recipient(mail.email), language),
             "intro": words["mail_intro"].format(org=self.site.organisation),
             "lists": [list_label(name, language) for name in lists],
         })  # fmt: skip
-        msg = EmailMessage(policy=MAIL_POLICY)
-        msg["Subject"] = words["mail_subject"]
-        msg["From"] = mailbox(self.site.sender.name, self.site.sender.email)
-        msg["To"] = mailbox(person.display_name or None, person.email)
-        msg["Date"] = format_datetime(now)
-        msg["Message-ID"] = message_id(f"confirm:{now.isoformat()}", person.email, self.config.secret, self.site.domain)
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["Content-Language"] = language
-        msg.set_content(body, subtype="plain", charset="utf-8")
-        return msg
+        return build_notice(
+            self.site, to=mail.email, subject=words["mail_subject"], text=body, language=language,
+            key=f"confirm:{mail.id}:{mail.attempts}:{now.isoformat()}", secret=self.config.secret, date=now,
+        )  # fmt: skip
 
     # --- confirm -------------------------------------------------------------------------------
 
-    async def confirm(self, request: Request) -> Response:
-        token = request.path_params["token"]
-        now = self.config.clock()
+    def confirm_token(self, request: Request) -> tuple[str, list[str]] | None:
         try:
-            email, lists = links.read_confirm_token(self.config.secret, token, now=now)
+            return links.read_confirm_token(self.config.secret, request.path_params["token"],
+                                                 now=self.config.clock())  # fmt: skip
         except InvalidToken:
+            return None
+
+    async def confirm_page(self, request: Request) -> Response:
+        """GET (and HEAD): the page with the button; nothing changes."""
+        if (read := self.confirm_token(request)) is None:
             return self.message("invalid", self.language(request), 400)
+        language = self.reader_language(request, read[0])
+        return self.page("web/confirm.html.j2", language, title=WORDS[language]["confirm_title"], email=read[0])
+
+    async def confirm(self, request: Request) -> Response:
+        """POST: the button was pressed; the pending lists become subscribed."""
+        if (read := self.confirm_token(request)) is None:
+            return self.message("invalid", self.language(request), 400)
+        email, lists = read
         language = self.reader_language(request, email)
-        if request.method == "GET":
-            return self.page(
-                "web/confirm.html.j2", language, title=WORDS[language]["confirm_title"], email=email
-            )
-        done = recipients.confirm(self.conn, email, lists, ip=self.ip(request), now=now, secret=self.config.secret)
+        done = recipients.confirm(
+            self.conn, email, lists, ip=self.ip(request), now=self.config.clock(), secret=self.config.secret
+        )
         return self.message("confirmed" if done else "nothing_to_confirm", language)
 
     # --- unsubscribe ---------------------------------------------------------------------------
 
-    async def unsubscribe(self, request: Request) -> Response:
-        token = request.path_params["token"]
-        now = self.config.clock()
+    def unsubscribe_token(self, request: Request) -> tuple[str, str] | None:
         try:
-            email, list_name = links.read_unsubscribe_token(self.config.secret, token, now=now)
+            return links.read_unsubscribe_token(self.config.secret, request.path_params["token"],
+                                                     now=self.config.clock())  # fmt: skip
         except InvalidToken:
+            return None
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        """GET (and HEAD): the page with the button; nothing changes."""
+        if (read := self.unsubscribe_token(request)) is None:
             return self.message("invalid", self.language(request), 400)
+        email, list_name = read
         language = self.reader_language(request, email)
-        label = list_label(list_name, language)
-        if request.method == "GET":
-            return self.page(
-                "web/unsubscribe.html.j2", language, title=WORDS[language]["unsubscribe_title"],
-                email=email, list=label,
-            )
+        return self.page(
+            "web/unsubscribe.html.j2", language, title=WORDS[language]["unsubscribe_title"],
+            email=email, list=list_label(list_name, language),
+        )  # fmt: skip
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """POST: the page's button, or a mail program's RFC 8058 one-click request."""
+        if (read := self.unsubscribe_token(request)) is None:
+            return self.message("invalid", self.language(request), 400)
+        email, list_name = read
+        language = self.reader_language(request, email)
         form = await request.form()
         one_click = form.get("List-Unsubscribe") == "One-Click" and form.get("via") != "page"
         recipients.unsubscribe(
-            self.conn, email, list_name, now=now, ip=self.ip(request),
+            self.conn, email, list_name, now=self.config.clock(), ip=self.ip(request),
             source="one-click (RFC 8058)" if one_click else "unsubscribe page",
+        )  # fmt: skip
+        return self.message("unsubscribed", language, email=email, list=list_label(list_name, language))
+
+    # --- the app -------------------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        """Subscribe, confirm, unsubscribe (GET shows, POST acts), and the built archive as static files."""
+        routes: list[BaseRoute] = [
+            Route("/subscribe", self.subscribe_form, methods=["GET"]),
+            Route("/subscribe", self.subscribe, methods=["POST"]),
+            Route("/confirm/{token}", self.confirm_page, methods=["GET"]),
+            Route("/confirm/{token}", self.confirm, methods=["POST"]),
+            Route("/unsubscribe/{token}", self.unsubscribe_page, methods=["GET"]),
+            Route("/unsubscribe/{token}", self.unsubscribe, methods=["POST"]),
+        ]
+        if self.config.build_dir is not None:
+            routes.append(Mount("/", Archive(directory=self.config.build_dir, html=True)))
+        return routes
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """While the server runs, the outbox of confirmation mails is worked off in the background."""
+        worker = asyncio.create_task(self.queue.run(self.config.outbox_poll_seconds))
+        try:
+            yield
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    def app(self) -> Starlette:
+        host = urlsplit(self.site.public_url).hostname or ""
+        return Starlette(
+            routes=self.routes(),
+            middleware=[
+                Middleware(TrustedHostMiddleware, allowed_hosts=[host], www_redirect=False),
+                Middleware(BodyLimit, limit=self.config.server_limits.body_bytes),
+            ],
+            lifespan=self.lifespan,
         )
-        return self.message("unsubscribed", language, email=email, list=label)
 
 
-def public_routes(config: PublicConfig) -> list[BaseRoute]:
-    """Subscribe, confirm, unsubscribe, and the built archive as static files."""
-    handlers = PublicSite(config)
-    routes: list[BaseRoute] = [
-        Route("/subscribe", handlers.subscribe_form, methods=["GET"]),
-        Route("/subscribe", handlers.subscribe, methods=["POST"]),
-        Route("/confirm/{token}", handlers.confirm, methods=["GET", "POST"]),
-        Route("/unsubscribe/{token}", handlers.unsubscribe, methods=["GET", "POST"]),
-    ]
-    if config.build_dir is not None:
-        routes.append(Mount("/", StaticFiles(directory=config.build_dir, html=True)))
-    return routes
+class Archive(StaticFiles):
+    """The built archive; a folder without its slash redirects by path only, never to the Host header."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if isinstance(response, RedirectResponse):
+            location = scope.get("root_path", "") + scope["path"].rstrip("/") + "/"
+            return RedirectResponse("/" + location.lstrip("/"), status_code=response.status_code)
+        return response
+
+
+def public_app(config: PublicConfig) -> Starlette:
+    """What ``serve --public`` runs (contract §4)."""
+    return PublicSite(config).app()
 
 
 def create_app(routes: Sequence[BaseRoute]) -> Starlette:
-    """The one web application: ``serve --public`` passes :func:`public_routes`, the staff preview
-    passes its routes mounted under ``/preview``."""
+    """A plain app of ``routes``: the staff preview passes its routes mounted under ``/preview``."""
     return Starlette(routes=list(routes))

@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 from reallabor_mail.cli.recipients import load_site
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.campaign import BATCH
-from reallabor_mail.delivery.transport import SmtpSettings
+from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as recipients
-from reallabor_mail.web.public import PublicConfig, create_app, public_routes, smtp_mailer
-from tests.conftest import ROOT, TEMPLATES, serving
+from reallabor_mail.web.public import PublicConfig, public_app
+from tests.conftest import ROOT, TEMPLATES, free_port, serving
 from tests.reliability.conftest import Row
 from tests.reliability.harness import CLI, SECRET, person, populate, send_command, send_env, serving_smtp
 
@@ -75,11 +75,12 @@ def test_send_while_others_import_and_unsubscribe(tmp_path: Path, content_copy: 
     arrivals = Arrivals()
     started = time.monotonic()
     with serving_smtp(arrivals) as smtp_port:
-        site = load_site(content_copy)
-        mailer = smtp_mailer(SmtpSettings("127.0.0.1", smtp_port, "none"))
+        port = free_port()
+        site = load_site(content_copy).model_copy(update={"base_url": f"http://127.0.0.1:{port}"})
+        transport = SmtpTransport(SmtpSettings("127.0.0.1", smtp_port, "none"))
         config = PublicConfig(site=site, templates=TEMPLATES, state=state, secret=SECRET.encode(),
-                              lists=("newsletter",), mailer=mailer)  # fmt: skip
-        with serving(create_app(public_routes(config))) as base:
+                              lists=("newsletter",), transport=transport)  # fmt: skip
+        with serving(public_app(config), port) as base:
             env = send_env(state, smtp_port)
             sender = subprocess.Popen(send_command(content_copy, "--connections", str(CONNECTIONS)), env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip

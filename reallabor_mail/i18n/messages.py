@@ -1,0 +1,92 @@
+"""The gettext catalogs at run time: what recipients read in their language, what staff read in theirs.
+
+Source strings are English sentences with named placeholders (``{count} files written``); the
+catalogs in ``locale/<lang>/LC_MESSAGES/messages.po`` translate them (``python -m
+reallabor_mail.i18n.catalogs update`` re-extracts and merges, then compiles the ``.mo`` files this
+module reads with the standard library alone, so ``--help`` does not import Babel).
+
+Staff language: ``REALLABOR_LANG``, else the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``), else
+``site.yaml``'s ``language``, else German: the office this is written for.
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+from reallabor_mail.content.models import LANGUAGES, Language
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "messages"
+OFFICE_LANGUAGE: Language = "de"
+_LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+@cache
+def translations(language: Language) -> _gettext.GNUTranslations:
+    """The compiled catalog of one language (a missing catalog is a packaging error, so it raises)."""
+    with (LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.mo").open("rb") as file:
+        return _gettext.GNUTranslations(file)
+
+
+def language_name(language: Language) -> str:
+    """The name of a language in that language (``Deutsch``, ``Українська``, ``English``)."""
+    # Translators: the name of the catalog's own language, as a language switcher shows it.
+    return translations(language).pgettext("the name of this language", "English")
+
+
+def language_of_locale(value: str) -> Language | None:
+    """``de_DE.UTF-8`` → ``de``, ``uk_UA`` → ``uk``; None for ``C``, ``POSIX`` and languages we lack."""
+    code = value.split(".")[0].split("@")[0].split("_")[0].split("-")[0].lower()
+    return code if code in LANGUAGES else None
+
+
+def staff_language(environ: Mapping[str, str], site_language: Language | None = None) -> Language:
+    """The language staff read: ``REALLABOR_LANG``, else the locale, else the site's, else German.
+
+    Like gettext, the first locale variable that is set decides (``LC_ALL=C`` means no language).
+    """
+    wanted = language_of_locale(environ.get("REALLABOR_LANG", ""))
+    if wanted:
+        return wanted
+    for name in _LOCALE_VARIABLES:
+        if environ.get(name):
+            found = language_of_locale(environ[name])
+            if found:
+                return found
+            break
+    return site_language or OFFICE_LANGUAGE
+
+
+_active: list[Language] = []  # the staff language the CLI chose; empty: decided from the environment
+
+
+def activate_staff_language(language: Language) -> None:
+    """Make ``language`` the one every staff-facing message of this process is written in."""
+    _active[:] = [language]
+
+
+def current_staff_language() -> Language:
+    if _active:
+        return _active[0]
+    return staff_language(os.environ)
+
+
+def _(message: str, /, **values: object) -> str:
+    """A staff-facing sentence in the staff language, its ``{placeholders}`` filled in."""
+    text = translations(current_staff_language()).gettext(message)
+    return text.format(**values) if values else text
+
+
+def ngettext(singular: str, plural: str, count: int, /, **values: object) -> str:
+    """A staff-facing sentence whose form depends on ``count`` (available as ``{count}``)."""
+    text = translations(current_staff_language()).ngettext(singular, plural, count)
+    return text.format(count=count, **values)
+
+
+def N_(message: str) -> str:
+    """Mark a sentence for the catalog that is translated later, where it is shown (click's help)."""
+    return message

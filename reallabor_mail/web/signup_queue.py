@@ -1,0 +1,224 @@
+"""The confirmation mails of the public form: limits that protect the addressee, and an outbox.
+
+A sign-up never sends inside the request. It offers a mail to :class:`ConfirmationQueue`, which
+checks two limits that protect third parties (whoever types an address into the form makes us mail
+it): at most ``per_mailbox_per_day`` confirmation mails to one mailbox, and ``per_hour`` in all. A
+mailbox is the address with the ``+tag`` removed, case-folded, its domain normalised (IDNA/UTS 46),
+so ``Victim+1@Example.org`` and ``victim+2@example.org`` count together. Each offer is recorded under
+a keyed hash of the mailbox (never the address) with its outcome; the form answers the same either
+way, so nobody learns from it whether an address is known.
+
+Accepted offers go into the outbox table; :meth:`ConfirmationQueue.run` (a background task of the
+server process) sends what is due through the one transport and retries later when the mail server
+is down or answers 4xx. A row leaves the outbox once sent, refused for good, or no longer needed
+(confirmed, erased or purged meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import idna
+
+from reallabor_mail.content.models import Language
+from reallabor_mail.db import transaction, utc_stamp
+from reallabor_mail.delivery.transport import DeliveryError, Transport, Verdict
+from reallabor_mail.errors import ReallaborError
+from reallabor_mail.mail.dkim import DkimSigner
+from reallabor_mail.mail.message import envelope, sealed
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS web_signup_attempts (
+    at       TEXT NOT NULL,  -- UTC, ISO 8601
+    mailbox  TEXT NOT NULL,  -- keyed hash of the mailbox (see mailbox_key), never the address
+    outcome  TEXT NOT NULL   -- queued | mailbox_limit | global_limit
+);
+CREATE INDEX IF NOT EXISTS web_signup_attempts_mailbox ON web_signup_attempts (mailbox, at);
+CREATE INDEX IF NOT EXISTS web_signup_attempts_at ON web_signup_attempts (at);
+CREATE TABLE IF NOT EXISTS web_confirmation_outbox (
+    id            INTEGER PRIMARY KEY,
+    email         TEXT NOT NULL,
+    lists         TEXT NOT NULL,  -- comma-separated list names
+    language      TEXT NOT NULL,
+    queued_at     TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  TEXT NOT NULL,
+    last_error    TEXT
+);
+"""
+
+ATTEMPTS_KEPT = dt.timedelta(days=30)
+GIVE_UP_AFTER = dt.timedelta(days=2)  # a confirmation that could not leave in two days is not sent
+RETRY_CAP = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SignupLimits:
+    """How many confirmation mails the form may cause: per mailbox and day, and in all per hour."""
+
+    per_mailbox_per_day: int = 3
+    per_hour: int = 100
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    """One confirmation mail waiting in the outbox."""
+
+    id: int
+    email: str
+    lists: tuple[str, ...]
+    language: Language
+    attempts: int
+
+
+# Builds the message for a queued mail at the moment it is sent; None: nothing to confirm any more.
+Compose = Callable[[QueuedMail, dt.datetime], EmailMessage | None]
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def forget(conn: sqlite3.Connection, email: str) -> None:
+    """Drop confirmation mails still queued for an erased address (the attempts hold only keyed hashes)."""
+    ensure_schema(conn)
+    conn.execute("DELETE FROM web_confirmation_outbox WHERE email = ?", (email,))
+
+
+def mailbox_key(email: str, secret: bytes) -> str:
+    """The keyed hash of the mailbox an address reaches: ``+tag`` dropped, case-folded, domain in
+    IDNA 2008/UTS 46 form."""
+    local, _, domain = email.strip().rpartition("@")
+    local = local.split("+", 1)[0].casefold()
+    try:
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        domain = domain.casefold()
+    return hmac.new(secret, f"mailbox\x00{local}@{domain}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """1, 2, 4 … minutes after each failed attempt, at most an hour."""
+    return min(dt.timedelta(minutes=2 ** max(attempts - 1, 0)), RETRY_CAP)
+
+
+class ConfirmationQueue:
+    """The limits and the outbox of the double opt-in mails (see the module docstring)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, *, secret: bytes, limits: SignupLimits, clock: Callable[[], dt.datetime],
+        transport: Transport, signer: DkimSigner | None, compose: Compose,
+    ) -> None:  # fmt: skip
+        self.conn = conn
+        self.secret = secret
+        self.limits = limits
+        self.clock = clock
+        self.transport = transport
+        self.signer = signer
+        self.compose = compose
+        self.wakeup = asyncio.Event()
+        ensure_schema(conn)
+
+    def offer(self, email: str, lists: Sequence[str], language: Language) -> str:
+        """Queue a confirmation mail unless a limit forbids it; the outcome is recorded and returned."""
+        now = self.clock()
+        moment = utc_stamp(now)
+        key = mailbox_key(email, self.secret)
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM web_signup_attempts WHERE at < ?", (utc_stamp(now - ATTEMPTS_KEPT),))
+            to_mailbox = self._queued_since(now - dt.timedelta(days=1), key)
+            in_all = self._queued_since(now - dt.timedelta(hours=1))
+            if to_mailbox >= self.limits.per_mailbox_per_day:
+                outcome = "mailbox_limit"
+            elif in_all >= self.limits.per_hour:
+                outcome = "global_limit"
+            else:
+                outcome = "queued"
+                self.conn.execute(
+                    "INSERT INTO web_confirmation_outbox (email, lists, language, queued_at, next_attempt)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (email, ",".join(lists), language, moment, moment),
+                )
+            self.conn.execute(
+                "INSERT INTO web_signup_attempts (at, mailbox, outcome) VALUES (?, ?, ?)", (moment, key, outcome)
+            )
+        if outcome == "queued":
+            self.wakeup.set()
+        return outcome
+
+    def _queued_since(self, since: dt.datetime, key: str | None = None) -> int:
+        sql = "SELECT count(*) FROM web_signup_attempts WHERE outcome = 'queued' AND at > ?"
+        args: tuple[str, ...] = (utc_stamp(since),)
+        if key is not None:
+            sql, args = sql + " AND mailbox = ?", (*args, key)
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def due(self) -> list[QueuedMail]:
+        rows = self.conn.execute(
+            "SELECT id, email, lists, language, attempts FROM web_confirmation_outbox WHERE next_attempt <= ?"
+            " ORDER BY id",
+            (utc_stamp(self.clock()),),
+        ).fetchall()
+        return [QueuedMail(r["id"], r["email"], tuple(r["lists"].split(",")), r["language"], r["attempts"])
+                for r in rows]  # fmt: skip
+
+    async def deliver_due(self) -> int:
+        """Send every mail that is due over one connection; returns how many were accepted."""
+        due = self.due()
+        if not due:
+            return 0
+        sent = 0
+        connection = self.transport.connection()
+        try:
+            for mail in due:
+                now = self.clock()
+                message = self.compose(mail, now)
+                if message is None:
+                    self._drop(mail)
+                    continue
+                sender, recipient = envelope(message)
+                try:
+                    reply = await connection.deliver(sender, recipient, sealed(message, self.signer))
+                except DeliveryError as exc:  # TLS or login: the server cannot be used now
+                    self._retry(mail, now, str(exc))
+                    continue
+                if reply.verdict is Verdict.SENT:
+                    self._drop(mail)
+                    sent += 1
+                elif reply.verdict is Verdict.RETRY:
+                    self._retry(mail, now, str(reply))
+                else:  # refused for good (no such mailbox, blocked): a confirmation is not worth a fight
+                    self._drop(mail)
+        finally:
+            await connection.close()
+        return sent
+
+    def _drop(self, mail: QueuedMail) -> None:
+        self.conn.execute("DELETE FROM web_confirmation_outbox WHERE id = ?", (mail.id,))
+
+    def _retry(self, mail: QueuedMail, now: dt.datetime, error: str) -> None:
+        queued = self.conn.execute("SELECT queued_at FROM web_confirmation_outbox WHERE id = ?", (mail.id,)).fetchone()
+        if queued is None or queued[0] < utc_stamp(now - GIVE_UP_AFTER):
+            self._drop(mail)
+            return
+        self.conn.execute(
+            "UPDATE web_confirmation_outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
+            (mail.attempts + 1, utc_stamp(now + retry_delay(mail.attempts + 1)), error[:500], mail.id),
+        )
+
+    async def run(self, poll_seconds: float) -> None:
+        """The background task: send what is due, then sleep until woken by an offer or ``poll_seconds``."""
+        while True:
+            self.wakeup.clear()
+            with contextlib.suppress(ReallaborError):  # e.g. the state file locked too long: again at the next poll
+                await self.deliver_due()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), poll_seconds)
