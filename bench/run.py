@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
-import io
 import os
 import platform
 import re
@@ -89,7 +88,6 @@ def person(i: int) -> Recipient:
 
 def make_state(path: Path, count: int, list_name: str = "newsletter") -> None:
     conn = connect(path)
-    recipients.ensure_schema(conn)
     with transaction(conn):
         for i in range(count):
             recipients.add_recipient(conn, person(i), list_name, status="subscribed", source="bench", now=NOW)
@@ -199,7 +197,7 @@ def send_rate(workdir: Path, sink: Sink, count: int, connections: int, file: Pat
     with environment(smtp_env(sink.port, state)):
         prepared = prepare(SendRequest(file, connections=connections, state=state))
         started = time.perf_counter()
-        report = execute(prepared, console=Console(file=io.StringIO()))
+        report = execute(prepared)
         elapsed = time.perf_counter() - started
     time.sleep(0.3)
     accepted = sink.count() - before

@@ -1,6 +1,12 @@
 """The state database (contract §3): one SQLite file for recipients, consent, the send ledger and
-event versions. This module only opens it; each module that owns tables creates them itself
-(``CREATE TABLE IF NOT EXISTS`` in its own ``ensure_schema``), so one owner per table.
+event versions, with a schema version (``PRAGMA user_version``).
+
+Every table is created here, by numbered migrations: :data:`MIGRATIONS` ``[n - 1]`` brings a file from
+version ``n - 1`` to ``n``. :func:`connect` (for commands that write) applies those a file still lacks,
+each in one transaction; :func:`connect_read_only` (``send --status``, ``recipients list``/``export``)
+never creates a file or a table: with no state file it says so, and a file from an older version is
+migrated in memory only. A file from before numbered migrations (version 0 with the tables present) is
+version 1: migration 1 is the tables that code created, ``CREATE … IF NOT EXISTS`` verbatim.
 """
 
 from __future__ import annotations
@@ -17,9 +23,114 @@ from reallabor_mail.errors import ReallaborError
 DEFAULT_STATE = Path(".reallabor") / "state.sqlite3"
 ENV_STATE = "REALLABOR_STATE"
 
+_RECIPIENTS = """
+CREATE TABLE IF NOT EXISTS recipients (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    salutation TEXT,
+    title TEXT,
+    first_name TEXT,
+    last_name TEXT,
+    organisation TEXT,
+    language TEXT NOT NULL DEFAULT 'de' CHECK (language IN ('de', 'uk', 'en')),
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS memberships (
+    recipient_id INTEGER NOT NULL REFERENCES recipients(id) ON DELETE CASCADE,
+    list_name TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'subscribed', 'unsubscribed', 'bounced')),
+    changed TEXT NOT NULL,
+    PRIMARY KEY (recipient_id, list_name)
+);
+CREATE INDEX IF NOT EXISTS memberships_by_list ON memberships (list_name, status);
+CREATE TABLE IF NOT EXISTS consent_texts (
+    version TEXT PRIMARY KEY,
+    language TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_events (
+    id INTEGER PRIMARY KEY,
+    recipient_id INTEGER NOT NULL REFERENCES recipients(id) ON DELETE CASCADE,
+    list_name TEXT NOT NULL,
+    action TEXT NOT NULL,
+    at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    actor TEXT,
+    ip TEXT,
+    consent_version TEXT REFERENCES consent_texts(version)
+);
+CREATE INDEX IF NOT EXISTS consent_events_by_recipient ON consent_events (recipient_id);
+CREATE TABLE IF NOT EXISTS suppressions (
+    address_hash TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recipients_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+_SEND_LEDGER = """
+CREATE TABLE IF NOT EXISTS send_ledger (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    email TEXT NOT NULL,
+    list_name TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'retry', 'failed', 'unknown')),
+    recipient TEXT,
+    message_id TEXT,
+    reply TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retry_after TEXT,
+    updated TEXT NOT NULL,
+    UNIQUE (campaign, email)
+);
+CREATE INDEX IF NOT EXISTS send_ledger_by_state ON send_ledger (campaign, state);
+"""
+_EVENT_VERSIONS = """
+CREATE TABLE IF NOT EXISTS event_versions (
+    event       TEXT    NOT NULL,  -- the event's file name (stem): its identity, as in its UID
+    sequence    INTEGER NOT NULL,
+    fingerprint TEXT    NOT NULL,  -- canonical JSON of what the calendar entry showed
+    sent_at     TEXT    NOT NULL,  -- UTC, ISO 8601
+    PRIMARY KEY (event, sequence)
+);
+"""
+_WEB_SIGNUPS = """
+CREATE TABLE IF NOT EXISTS web_signup_attempts (
+    at       TEXT NOT NULL,  -- UTC, ISO 8601
+    mailbox  TEXT NOT NULL,  -- keyed hash of the mailbox (see mailbox_key), never the address
+    outcome  TEXT NOT NULL   -- queued | mailbox_limit | global_limit
+);
+CREATE INDEX IF NOT EXISTS web_signup_attempts_mailbox ON web_signup_attempts (mailbox, at);
+CREATE INDEX IF NOT EXISTS web_signup_attempts_at ON web_signup_attempts (at);
+CREATE TABLE IF NOT EXISTS web_confirmation_outbox (
+    id            INTEGER PRIMARY KEY,
+    email         TEXT NOT NULL,
+    lists         TEXT NOT NULL,  -- comma-separated list names
+    language      TEXT NOT NULL,
+    queued_at     TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  TEXT NOT NULL,
+    last_error    TEXT
+);
+"""
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the mailing list (recipients, memberships, consent, suppressions), the send ledger, event versions
+    _RECIPIENTS + _SEND_LEDGER + _EVENT_VERSIONS,
+    # 2: the public form's limits and the outbox of its confirmation mails (web/signup_queue.py)
+    _WEB_SIGNUPS,
+)
+LATEST_VERSION = len(MIGRATIONS)
+
 
 class StateError(ReallaborError):
     """The state file cannot be opened or written."""
+
+
+class NoState(StateError):
+    """A command that only reads found no state file."""
 
 
 def state_path(option: Path | None = None) -> Path:
@@ -31,11 +142,11 @@ def state_path(option: Path | None = None) -> Path:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open the state file: WAL journal, foreign keys on, waits up to 10 s for another writer.
+    """Open the state file for writing (created if missing) and bring it to :data:`LATEST_VERSION`.
 
-    The connection is in autocommit mode (every statement commits at once); statements that belong
-    together go in :func:`transaction`, so each state change is committed before the step that
-    depends on it.
+    WAL journal, foreign keys on, waits up to 10 s for another writer. The connection is in autocommit
+    mode (every statement commits at once); statements that belong together go in :func:`transaction`,
+    so each state change is committed before the step that depends on it.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,9 +155,80 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn, path)
     except (OSError, sqlite3.Error) as exc:
-        raise StateError(f"{path}: cannot open the state database: {exc}") from None
+        raise StateError(f"{path}: cannot open the state database: {_reason(exc)}") from None
     return conn
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open the state file for reading only: nothing is created, neither the file nor a table.
+
+    An older file is copied into memory and migrated there, so the queries of this version work on it.
+    """
+    if not path.is_file():
+        raise NoState(
+            f"{path}: no state yet (nothing was imported or sent with this state file); "
+            f"run in the project folder, or pass --state PATH or set {ENV_STATE}"
+        )
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+        version = _version(conn, path)
+        if version < LATEST_VERSION:
+            memory = sqlite3.connect(":memory:", isolation_level=None)
+            conn.backup(memory)
+            conn.close()
+            conn = memory
+            migrate(conn, path)
+        conn.row_factory = sqlite3.Row
+    except sqlite3.Error as exc:
+        raise StateError(f"{path}: cannot read the state database: {_reason(exc)}") from None
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply the migrations the file lacks, each in one transaction with its new version number."""
+    while (version := _version(conn, path)) < LATEST_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _version(conn, path) == version:  # else another process migrated meanwhile
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _version(conn: sqlite3.Connection, path: Path) -> int:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > LATEST_VERSION:
+        raise StateError(
+            f"{path}: this state file was written by a newer reallabor-mail (state version {version}, this one "
+            f"knows up to {LATEST_VERSION}); update reallabor-mail"
+        )
+    return version
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a script, one by one (``executescript`` would commit in the middle)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:60]}")
+
+
+def _reason(exc: BaseException) -> str:
+    """Why SQLite cannot use a file, in words a user can act on."""
+    text = str(exc)
+    if "file is not a database" in text:
+        return "the file is not a state database (SQLite); move it away or pass another --state"
+    return text
 
 
 @contextmanager

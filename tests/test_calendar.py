@@ -23,9 +23,11 @@ from ical.calendar_stream import IcsCalendarStream
 
 from reallabor_mail import db as state
 from reallabor_mail.content.loader import Content, EventItem, load_content
+from reallabor_mail.delivery import event_versions
 from reallabor_mail.i18n.words import date_line
 from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, render_all
 from reallabor_mail.render import ics as calendar
+from reallabor_mail.render.calendar_links import calendar_links
 from reallabor_mail.render.engine import Renderer
 
 from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
@@ -302,7 +304,7 @@ def test_invitation_shows_ics_google_outlook_and_feed_links(files: Files) -> Non
 
 def test_add_links_carry_title_and_utc_times(content: Content) -> None:
     event = event_named(content, CLOSING)
-    links = {link.label: link.url for link in calendar.calendar_links(content.site, event, "de")}
+    links = {link.label: link.url for link in calendar_links(content.site, event, "de")}
     google = parse_qs(urlsplit(links["Google Kalender"]).query)
     assert google["text"] == [event.meta.title]
     assert google["dates"] == ["20240619T080000Z/20240619T110000Z"]
@@ -311,11 +313,11 @@ def test_add_links_carry_title_and_utc_times(content: Content) -> None:
     outlook = parse_qs(urlsplit(links["Outlook.com"]).query)
     assert outlook["subject"] == [event.meta.title]
     assert outlook["startdt"] == ["2024-06-19T08:00:00Z"] and outlook["enddt"] == ["2024-06-19T11:00:00Z"]
-    uk = [link.label for link in calendar.calendar_links(content.site, event, "uk")]
+    uk = [link.label for link in calendar_links(content.site, event, "uk")]
     assert uk == ["Додати до календаря", "Google Календар", "Outlook.com", "Підписатися на всі заходи"]
     # an event without translation links to the one .ics there is
     assert links["In den Kalender"] == dict(
-        (link.label, link.url) for link in calendar.calendar_links(content.site, event, "en")
+        (link.label, link.url) for link in calendar_links(content.site, event, "en")
     )["Add to calendar"]
 
 
@@ -334,7 +336,7 @@ def set_front_matter(path: Path, **values: str) -> None:
 def test_newsletter_termine_show_links_and_cancelled_events(content_copy: Path) -> None:
     set_front_matter(content_copy / "events" / "2023-10-26-kommunale-unternehmen.md", status="cancelled")
     content = load_content(content_copy)
-    renderer = Renderer(content, TEMPLATES, calendar_links=calendar.link_maker(content.site))
+    renderer = Renderer(content, TEMPLATES)
     item = next(n for n in content.newsletters if n.stem == "2023-3")
     email = renderer.newsletter_email(item, "de")
     cancelled_title = event_named(content, "2023-10-26-kommunale-unternehmen").meta.title
@@ -408,25 +410,25 @@ def test_closing_event_invitation_update_and_cancellation(content_copy: Path, co
     plan_in_person(content_copy)
     content = load_content(content_copy)
     event = event_named(content, CLOSING)
-    first = calendar.invitation_for(content, event, recipient, conn, clock)
+    first = event_versions.plan_event(content, event, conn, clock).invitation(recipient)
     assert (first.method, first.sequence, first.changes) == ("REQUEST", 0, ())
     assert first.dtstamp == dt.datetime(2024, 5, 20, 10, 0, 12, tzinfo=dt.UTC)
     parsed = agreed(first.ics)
     assert parsed.location == "Auslandsgesellschaft.de e.V., Steinstr. 48, 44147 Dortmund"
-    assert first.calendar_part.method == "REQUEST"
-    calendar.record_sent_version(conn, event, first.sequence, first.fingerprint, clock())
+    assert first.method == "REQUEST"
+    event_versions.record_sent_version(conn, event, first.sequence, first.fingerprint, clock())
     # a second campaign to new recipients, nothing changed: the same version again
     clock.now += dt.timedelta(days=1)
-    again = calendar.invitation_for(content, event, "neu@example.org", conn, clock)
+    again = event_versions.plan_event(content, event, conn, clock).invitation("neu@example.org")
     assert (again.sequence, again.changes) == (0, ())
-    calendar.record_sent_version(conn, event, again.sequence, again.fingerprint, clock())  # idempotent
+    event_versions.record_sent_version(conn, event, again.sequence, again.fingerprint, clock())  # idempotent
 
     # moved online shortly before
     (content_copy / "events" / f"{CLOSING}.md").write_text(original, encoding="utf-8")
     clock.now = dt.datetime(2024, 6, 17, 8, 0, tzinfo=dt.UTC)
     content = load_content(content_copy)
     event = event_named(content, CLOSING)
-    plan = calendar.plan_event(content, event, conn, clock)
+    plan = event_versions.plan_event(content, event, conn, clock)
     assert (plan.method, plan.sequence, plan.is_update) == ("REQUEST", 1, True)
     assert plan.changes("de") == (
         "Neu: online statt in Präsenz",
@@ -441,32 +443,32 @@ def test_closing_event_invitation_update_and_cancellation(content_copy: Path, co
     stamp = icalendar.Calendar.from_ical(update.ics).events[0].DTSTAMP
     assert stamp == clock.now
     # the mail says what changed
-    renderer = Renderer(content, TEMPLATES, calendar_links=calendar.link_maker(content.site))
+    renderer = Renderer(content, TEMPLATES)
     email = renderer.invitation_email(event, "de", changes=plan.changes("de"))
     assert "* Neu: online statt in Präsenz" in email.text
     assert ">Neu: online statt in Präsenz</li>" in email.html
-    calendar.record_sent_version(conn, event, plan.sequence, plan.fingerprint, clock())
+    event_versions.record_sent_version(conn, event, plan.sequence, plan.fingerprint, clock())
     with pytest.raises(calendar.CalendarError, match="already sent with other details"):
-        calendar.record_sent_version(conn, event, 1, first.fingerprint, clock())
+        event_versions.record_sent_version(conn, event, 1, first.fingerprint, clock())
 
     # the time moves: "Zeit: alt → neu"
     set_front_matter(content_copy / "events" / f"{CLOSING}.md", start="2024-06-19 11:00", end="2024-06-19 14:00")
     content = load_content(content_copy)
     event = event_named(content, CLOSING)
-    moved = calendar.plan_event(content, event, conn, clock)
+    moved = event_versions.plan_event(content, event, conn, clock)
     assert moved.sequence == 2
     assert moved.changes("de") == (
         "Zeit: Mittwoch, 19. Juni 2024, 10:00–13:00 Uhr (Berlin) → Mittwoch, 19. Juni 2024, 11:00–14:00 Uhr (Berlin)",
     )
-    calendar.record_sent_version(conn, event, moved.sequence, moved.fingerprint, clock())
+    event_versions.record_sent_version(conn, event, moved.sequence, moved.fingerprint, clock())
 
     # cancelled
     set_front_matter(content_copy / "events" / f"{CLOSING}.md", status="cancelled")
     content = load_content(content_copy)
     event = event_named(content, CLOSING)
-    cancel = calendar.invitation_for(content, event, recipient, conn, clock, language="uk")
+    cancel = event_versions.plan_event(content, event, conn, clock).invitation(recipient, language="uk")
     assert (cancel.method, cancel.sequence) == ("CANCEL", 3)
-    assert cancel.calendar_part.method == "CANCEL"
+    assert cancel.method == "CANCEL"
     parsed = agreed(cancel.ics)
     assert parsed.status == "CANCELLED"
     assert "METHOD:CANCEL\r\n" in cancel.ics and "VALARM" not in cancel.ics

@@ -20,6 +20,7 @@ import pytest
 
 from reallabor_mail import db as state
 from reallabor_mail.content.loader import load_content
+from reallabor_mail.delivery import event_versions
 from reallabor_mail.publish.build import render_all
 from reallabor_mail.render import ics as calendar
 
@@ -109,10 +110,10 @@ def test_closing_event_in_radicale_one_entry_updated_then_cancelled(
         """Plan, 'deliver' to Beate's calendar by UID as a client does with an iTIP message, record."""
         content = load_content(content_copy)
         event = event_named(content, CLOSING)
-        invite = calendar.invitation_for(content, event, "beate.beispiel@example.org", conn, clock)
+        invite = event_versions.plan_event(content, event, conn, clock).invitation("beate.beispiel@example.org")
         assert invite.sequence == expected_sequence
         radicale.put(inbox, f"{calendar.event_uid(content.site, event)}.ics", invite.ics)
-        calendar.record_sent_version(conn, event, invite.sequence, invite.fingerprint, clock())
+        event_versions.record_sent_version(conn, event, invite.sequence, invite.fingerprint, clock())
         clock.now += dt.timedelta(days=1)
         return invite.method
 

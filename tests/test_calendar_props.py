@@ -18,6 +18,7 @@ from reallabor_mail.content.loader import load_content
 from reallabor_mail.content.models import EventStatus
 from reallabor_mail.publish.build import render_all
 from reallabor_mail.render import ics as calendar
+from reallabor_mail.render.calendar_links import calendar_links
 
 from .conftest import TEMPLATES, TODAY
 from .test_calendar import agreed, calendar_parts, event_named, fresh_vobject, part_text, set_front_matter
@@ -103,7 +104,7 @@ def test_awkward_title_survives_every_output(content_copy: Path) -> None:
     text = files[PurePosixPath("events", stem, "invitation.txt")].decode("utf-8")
     assert TITLE in " ".join(text.split())  # the heading is wrapped at 72 columns
     content = load_content(content_copy)
-    links = {link.label: link.url for link in calendar.calendar_links(content.site, event_named(content, stem), "de")}
+    links = {link.label: link.url for link in calendar_links(content.site, event_named(content, stem), "de")}
     assert parse_qs(urlsplit(links["Google Kalender"]).query)["text"] == [TITLE]
     assert parse_qs(urlsplit(links["Outlook.com"]).query)["subject"] == [TITLE]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reallabor_mail.db import connect
-from reallabor_mail.delivery.campaign import RetryPolicy, RunReport, deliver_all
+from reallabor_mail.delivery.engine import RetryPolicy, RunReport, SenderRefused, deliver_all
 from reallabor_mail.delivery.ledger import Entry, Ledger
 from reallabor_mail.delivery.transport import DeliveryError, Pipeline, Reply, SmtpSettings, SmtpTransport
 from reallabor_mail.recipients.person import Recipient
@@ -196,13 +196,34 @@ def test_slow_replies_with_parallel_connections(tmp_path: Path) -> None:
     assert report.sent == 16 and set(server.handler.received_by().values()) == {1}
 
 
-def test_refused_sender_stops_the_run(tmp_path: Path) -> None:
-    faults = Faults(mail="553 5.7.1 <sender@example.org>: Sender address rejected: not owned by user")
-    with fault_server(faults) as server:
-        ledger, report = run(tmp_path, server, people(5))
-    assert report.stopped is not None and "refused our sender" in report.stopped
+@pytest.mark.parametrize("reply", [
+    "553 5.7.1 <sender@example.org>: Sender address rejected: not owned by user",
+    "550 5.1.0 Sender rejected",
+], ids=["553", "550"])  # fmt: skip
+def test_refused_sender_stops_the_run_and_leaves_every_row_owed(tmp_path: Path, reply: str) -> None:
+    with fault_server(Faults(mail=reply)) as server, pytest.raises(SenderRefused) as refused:
+        run(tmp_path, server, people(5), connections=2)
+    assert str(refused.value).startswith("site.yaml: sender.email (sender@example.org): ")
+    assert reply.split()[0] in str(refused.value) and "--resume" in str(refused.value)
+    assert server.handler.messages == []
+    ledger = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW)
     summary = ledger.summary(CAMPAIGN)
-    assert summary["retry"] == 1 and summary["pending"] == 4 and summary["failed"] == 0
+    assert summary["pending"] == 5 and summary["failed"] == 0 and summary["retry"] == 0  # a --resume sends them
+
+
+def test_a_sender_that_cannot_be_sent_without_smtputf8_is_a_sender_refusal(tmp_path: Path) -> None:
+    """``jörg.weiß@…`` cannot go into MAIL FROM (no SMTPUTF8): the sender's fault, not each recipient's."""
+    ledger = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW)
+    ledger.add(CAMPAIGN, people(5))
+    with fault_server() as server:
+        server.faults.pipelining = PIPELINING[0]
+        transport = SmtpTransport(SmtpSettings(server.host, server.port, "none"))
+        with pytest.raises(SenderRefused, match=r"^site\.yaml: sender\.email \(jörg\.weiß@example\.org\): "):
+            asyncio.run(deliver_all(ledger, CAMPAIGN, compose, transport, sender="jörg.weiß@example.org",
+                                    audience=ListAudience(), connections=2))  # fmt: skip
+        assert server.handler.messages == []
+    summary = ledger.summary(CAMPAIGN)
+    assert summary["pending"] == 5 and summary["failed"] == 0
 
 
 @pytest.mark.parametrize("connections", [1, 3])

@@ -47,7 +47,6 @@ def csv_bytes(header: list[str], rows: list[list[str]], delimiter: str = ";", en
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     connection = connect(tmp_path / "state.sqlite3")
-    rcp.ensure_schema(connection)
     yield connection
     connection.close()
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from reallabor_mail.db import StateError, connect, transaction
-from reallabor_mail.delivery.campaign import StoreAudience, deliver_all, lock_campaign
+from reallabor_mail.delivery.campaign import StoreAudience, lock_campaign
+from reallabor_mail.delivery.engine import deliver_all
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.delivery.transport import MaildirTransport
 from reallabor_mail.errors import ReallaborError
@@ -83,7 +84,6 @@ def test_a_failed_write_is_a_state_error_naming_the_file(tmp_path: Path) -> None
 
 def test_an_unsubscribe_during_a_send_is_honoured(tmp_path: Path) -> None:
     conn = connect(tmp_path / "state.sqlite3")
-    recipients.ensure_schema(conn)
     anna = Recipient("anna@example.org", first_name="Anna")
     recipients.add_recipient(conn, anna, "newsletter", status="subscribed", source="test", now=NOW)
     secret = b"guards-secret-0123456789"
@@ -100,6 +100,5 @@ def test_a_broken_utf16_file_is_refused_with_its_name(tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_bytes("E-Mail;Vorname\nanna@example.org;Anna\n".encode("utf-16") + b"\x00\xdc")  # a lone surrogate
     conn = connect(tmp_path / "state.sqlite3")
-    recipients.ensure_schema(conn)
     with pytest.raises(ReallaborError, match=r"people\.csv: row 3: byte 0x00 is not utf-16 text"):
         spreadsheet.import_csv(conn, path, "newsletter", secret=b"guards-secret-0123456789", by="t", now=NOW)

@@ -30,6 +30,7 @@ from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import RenderedEmail, Renderer
 from tests.conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer
+from tests.smtp_faults import Faults, fault_server
 
 SECRET = "test-secret-0123456789abcdef"
 NOW = dt.datetime(2023, 10, 1, 9, 0, tzinfo=dt.UTC)
@@ -69,7 +70,6 @@ def env(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     conn = connect(tmp_path / "state.sqlite3")
-    recipients.ensure_schema(conn)
     for person in PEOPLE:
         for name in ("newsletter", "reallabor"):
             recipients.add_recipient(conn, person, name, status="subscribed", source="test", now=NOW)
@@ -212,6 +212,28 @@ def test_interrupted_rows_become_unknown_and_are_listed_not_resent(
     assert "kim@bochum.example" not in by_recipient(smtp_server)
     status = send(str(content_copy / NEWSLETTER), "--status")
     assert "kim@bochum.example" in status.output and "1 unknown" in status.output
+
+
+def test_a_refused_sender_stops_the_send_naming_the_setting_and_every_row_stays_owed(
+    env: dict[str, str], content_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusal = "553 5.7.1 <becker@auslandsgesellschaft.de>: Sender address rejected: not owned by user"
+    with fault_server(Faults(mail=refusal)) as server:
+        monkeypatch.setenv("REALLABOR_SMTP_PORT", str(server.port))
+        result = send(str(content_copy / NEWSLETTER), "--yes", "--connections", "2")
+        assert result.exit_code == 1
+        message = str(result.exception)
+        assert message.startswith("site.yaml: sender.email (becker@auslandsgesellschaft.de): ") and "553" in message
+        assert "\n" not in message and server.handler.messages == []
+        states = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW).states("newsletter:2023-3")
+        assert set(states.values()) == {"pending"} and len(states) == 7
+        retried = send(str(content_copy / NEWSLETTER), "--yes", "--retry-failed")  # nothing failed: nothing to retry
+        assert retried.exit_code == 1 and "--resume" in str(retried.exception)
+        server.faults.mail = None  # the sender setting was fixed
+        resumed = send(str(content_copy / NEWSLETTER), "--yes", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "7 sent · 0 retry later · 0 failed · 0 unknown" in resumed.output
+    assert sorted(r for m in server.handler.messages for r in m.rcpt_tos) == sorted(p.email for p in PEOPLE)
 
 
 # --- the ledger ----------------------------------------------------------------------------------------

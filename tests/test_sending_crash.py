@@ -34,7 +34,6 @@ def accepted(log: Path) -> list[str]:
 def test_killed_sends_resume_without_duplicates_or_gaps(tmp_path: Path, content_copy: Path) -> None:
     state = tmp_path / "state.sqlite3"
     conn = connect(state)
-    recipients.ensure_schema(conn)
     with transaction(conn):
         for i in range(COUNT):
             person = Recipient(f"person{i:05d}@example.org", "Frau" if i % 2 else "Herr", None, f"V{i}", f"N{i}",

@@ -14,7 +14,7 @@ import uvicorn
 from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import load_content, parse_yaml, validate
 from reallabor_mail.content.models import Site
-from reallabor_mail.db import connect, state_path
+from reallabor_mail.db import connect, connect_read_only, state_path
 from reallabor_mail.delivery.ledger import forget
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.errors import ProblemLog, ReallaborError, display_path
@@ -43,10 +43,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _open(state_option: Path | None) -> sqlite3.Connection:
-    conn = connect(state_path(state_option))
-    recipients.ensure_schema(conn)
-    return conn
+def _open(state_option: Path | None, *, read_only: bool = False) -> sqlite3.Connection:
+    path = state_path(state_option)
+    return connect_read_only(path) if read_only else connect(path)
 
 
 def _who(by: str | None) -> str:
@@ -115,7 +114,7 @@ def import_command(
 @STATE
 def list_command(list_name: str | None, state_option: Path | None) -> None:
     """Everyone stored, with their lists and status."""
-    conn = _open(state_option)
+    conn = _open(state_option, read_only=True)
     found = recipients.people(conn, recipients.check_list_name(list_name) if list_name else None)
     for person in found:
         r = person.recipient
@@ -150,7 +149,7 @@ def export_command(email: str | None, list_name: str | None, output: Path | None
     """CSV of one person (everything stored, consent included) or of a list."""
     if bool(email) == bool(list_name):
         raise click.UsageError("give either EMAIL or --list NAME")
-    conn = _open(state_option)
+    conn = _open(state_option, read_only=True)
     text = spreadsheet.export_person(conn, email) if email else spreadsheet.export_list(conn, list_name or "")
     if output is None:
         click.echo(text, nl=False)

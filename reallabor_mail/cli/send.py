@@ -1,14 +1,125 @@
-"""The ``send`` command (contract §3): a thin wrapper around :func:`reallabor_mail.delivery.campaign.send`."""
+"""The ``send`` command (contract §3): the plan, the question, a progress bar and the summary.
+
+All the work is :mod:`reallabor_mail.delivery.campaign`'s; this module only shows it.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from types import TracebackType
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from reallabor_mail.delivery.campaign import SendRequest, send, status
+from reallabor_mail.delivery.campaign import CampaignStatus, Plan, SendRequest, execute, prepare, status
+from reallabor_mail.delivery.engine import RunReport
+from reallabor_mail.delivery.ledger import Row, State
 from reallabor_mail.delivery.transport import parse_rate
+from reallabor_mail.errors import ReallaborError
+
+UNKNOWN_HINT = (
+    "the send stopped while the server had these messages; they may or may not have arrived and are "
+    "not resent automatically. Ask the recipients, or send one a copy with --to EMAIL:"
+)
+DETAIL = 50  # addresses listed per section of --status
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """What ``send`` is about to do, as shown before it asks."""
+    out = [
+        f"[bold]{plan.title}[/bold]  ({plan.path})",
+        f"  campaign   {plan.campaign}",
+        "  lists      " + ", ".join(f"{name} ({count:,} subscribed)" for name, count in plan.lists),
+        f"  from       {plan.sender}",
+        f"  via        {plan.via}" + (f" · {plan.signing}" if plan.signing else ""),
+    ]
+    b = plan.before
+    if b is not None and b.total:
+        interrupted = f", {b['pending'] + b['sending']:,} interrupted" if b.interrupted else ""
+        out.append(
+            f"  earlier    {b['sent']:,} sent, {b['failed']:,} failed, {b['retry']:,} to retry, "
+            f"{b['unknown']:,} unknown{interrupted}"
+        )
+        if b["retry"] and not plan.retry_failed:
+            out.append(f"             ({b['retry']:,} waiting for --retry-failed are not sent now)")
+        if b["sending"] and plan.resume:
+            out.append(f"             ({b['sending']:,} were in flight: they become 'unknown' and are NOT resent)")
+    languages = ", ".join(f"{lang} {n:,}" for lang, n in sorted(plan.languages.items()))
+    out.append(f"  to send    {plan.owed:,}" + (f" new ({languages})" if languages else ""))
+    if plan.limit is not None and plan.limit < plan.owed:
+        out.append(f"  this run   at most {plan.limit:,} (--limit)")
+    return out
+
+
+class ProgressBar:
+    """The engine's :class:`~reallabor_mail.delivery.engine.Progress` as a rich progress bar with a tally."""
+
+    def __init__(self, console: Console) -> None:
+        columns = (
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[tally]}"), TimeRemainingColumn(),
+        )  # fmt: skip
+        self.bar = Progress(*columns, console=console, transient=False)
+        self.tally: Counter[str] = Counter()
+        self.task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        self.task = self.bar.add_task("sending", total=total, tally="")
+        self.bar.start()
+
+    def done(self, state: State) -> None:
+        self.tally[state] += 1
+        if self.task is not None:
+            tally = " ".join(f"{k} {v}" for k, v in sorted(self.tally.items()))
+            self.bar.update(self.task, advance=1, tally=tally)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.bar.stop()
+
+
+def print_summary(console: Console, state: CampaignStatus, report: RunReport | None = None) -> None:
+    """The ledger's numbers for a campaign, the addresses with unknown fate, and what to do next."""
+    s = state.summary
+    if report is not None:
+        console.print(
+            f"This run: {report.sent:,} sent, {report.retry:,} to retry later, {report.failed:,} failed"
+            + (f" ({report.suppressed:,} suppressed addresses skipped)" if report.suppressed else ""),
+        )
+        for domain, reply in sorted(report.blocked.items()):
+            console.print(f"  [yellow]stopped sending to {domain}[/yellow]: {reply}")
+        if report.stopped:
+            console.print(f"  [red]stopped early[/red]: {report.stopped}")
+    console.print(
+        f"[bold]{state.campaign}[/bold]: {s['sent']:,} sent · {s['retry']:,} retry later · {s['failed']:,} failed · "
+        f"{s['unknown']:,} unknown · {s['pending'] + s['sending']:,} not yet sent",
+    )
+    if state.unknown:
+        console.print(f"[yellow]Unknown ({len(state.unknown):,})[/yellow]: {UNKNOWN_HINT}")
+        for row in state.unknown:
+            console.print(f"  {row.email}")
+    if s["pending"] + s["sending"]:
+        console.print("Continue with: send FILE --resume")
+    if s["retry"]:
+        console.print("Temporary failures: send FILE --retry-failed (later, e.g. in an hour)")
+
+
+def print_status(console: Console, state: CampaignStatus) -> None:
+    """``--status``: the summary plus the failed and waiting addresses with the server's reply."""
+    console.print(f"{state.title}  ({state.path})")
+    print_summary(console, state)
+    sections: tuple[tuple[str, list[Row]], ...] = (("Failed", state.failed), ("Retry later", state.retry))
+    for label, rows in sections:
+        if rows:
+            console.print(f"{label} ({len(rows):,}):")
+            for row in rows[:DETAIL]:
+                console.print(f"  {row.email}  {row.reply or ''}")
+            if len(rows) > DETAIL:
+                console.print(f"  … and {len(rows) - DETAIL:,} more")
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -50,6 +161,22 @@ def send_command(
     )  # fmt: skip
     console = Console(highlight=False, soft_wrap=True)
     if show_status:
-        status(request, console=console)
+        print_status(console, status(request))
         return
-    send(request, console=console, confirm=None if yes else lambda q: click.confirm(q, default=False))
+    with prepare(request) as prepared:
+        plan = prepared.plan
+        for line in plan_lines(plan):
+            console.print(line)
+        if plan.owed == 0:
+            console.print("Nothing to send: everyone on the list has this message (see --status).")
+            return
+        if not yes and not click.confirm(f"Send {plan.this_run:,} messages via {plan.via}?", default=False):
+            console.print("Nothing sent.")
+            return
+        try:
+            with ProgressBar(console) as progress:
+                report = execute(prepared, progress=progress)
+        except KeyboardInterrupt:
+            print_summary(console, prepared.status())
+            raise ReallaborError(f"{plan.path}: interrupted; continue with --resume") from None
+        print_summary(console, prepared.status(), report)

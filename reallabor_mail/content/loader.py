@@ -10,8 +10,9 @@ import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import PIL.Image
 import yaml
@@ -22,6 +23,9 @@ from reallabor_mail.content.markdown import Body, ImageResolver, ResolvedImage, 
 from reallabor_mail.content.models import LANGUAGES, EventFrontMatter, EventStatus, Language, Newsletter, Site
 from reallabor_mail.errors import Code, ContentError, Problem, ProblemLog, ReallaborError, display_path
 from reallabor_mail.i18n.messages import _
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 Meta = TypeVar("Meta", bound=BaseModel)
 
@@ -37,6 +41,17 @@ class Version(Generic[Meta]):
     path: Path
     meta: Meta
     body: Body
+
+
+class Kind(StrEnum):
+    """What an item is. The value is the word in campaign keys (``newsletter:2023-3``); the folder is the plural."""
+
+    NEWSLETTER = "newsletter"
+    EVENT = "event"
+
+    @property
+    def folder(self) -> str:
+        return f"{self.value}s"
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,10 @@ class Item(Generic[Meta]):
         return self.main.meta
 
     @property
+    def kind(self) -> Kind:
+        return Kind.NEWSLETTER if isinstance(self.meta, Newsletter) else Kind.EVENT
+
+    @property
     def path(self) -> Path:
         return self.main.path
 
@@ -66,6 +85,11 @@ class Item(Generic[Meta]):
 
 NewsletterItem = Item[Newsletter]
 EventItem = Item[EventFrontMatter]
+
+
+def is_event(item: NewsletterItem | EventItem) -> TypeIs[EventItem]:
+    """Whether an item is an event (and, for the type checker, which of the two it is)."""
+    return item.kind is Kind.EVENT
 
 
 @dataclass(frozen=True)
@@ -402,8 +426,8 @@ def load_content(root: Path) -> Content:
     loader = _Loader(root)
     site = loader.site = loader.load_site()
     language: Language = site.language if site else "de"
-    newsletters = loader.load_items("newsletters", Newsletter, language)
-    events = loader.load_items("events", EventFrontMatter, language)
+    newsletters = loader.load_items(Kind.NEWSLETTER.folder, Newsletter, language)
+    events = loader.load_items(Kind.EVENT.folder, EventFrontMatter, language)
     for item in newsletters:
         main = item.main
         if not main.meta.preheader:

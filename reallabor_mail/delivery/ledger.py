@@ -1,6 +1,6 @@
 """The send ledger: one row per campaign and recipient, so a send can die at any moment and go on.
 
-Table ``send_ledger`` (owned here, created by :func:`ensure_schema`) in the state database:
+Table ``send_ledger`` of the state database (created by :mod:`reallabor_mail.db`'s migrations):
 
 - ``state``: ``pending`` (owed a message), ``sending`` (committed before MAIL FROM), ``sent``,
   ``retry`` (a temporary failure, a domain block or a stopped run; ``--retry-failed`` picks it up),
@@ -35,30 +35,6 @@ State = Literal["pending", "sending", "sent", "retry", "failed", "unknown"]
 STATES: tuple[State, ...] = get_args(State)
 Clock = Callable[[], dt.datetime]
 
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS send_ledger (
-    id INTEGER PRIMARY KEY,
-    campaign TEXT NOT NULL,
-    email TEXT NOT NULL,
-    list_name TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
-    recipient TEXT,
-    message_id TEXT,
-    reply TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    retry_after TEXT,
-    updated TEXT NOT NULL,
-    UNIQUE (campaign, email)
-);
-CREATE INDEX IF NOT EXISTS send_ledger_by_state ON send_ledger (campaign, state);
-"""
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the ledger table if it is missing."""
-    conn.executescript(SCHEMA)
-
-
 _PERSON_FIELDS = tuple(f.name for f in fields(Recipient))
 
 
@@ -70,7 +46,6 @@ def forget(conn: sqlite3.Connection, email: str, stand_in: str) -> None:
     """An erased person leaves the ledger: rows still owed are dropped; the others (sent, failed, in
     flight, unknown) keep their state, so campaign counts stay, with ``stand_in`` (a keyed hash) for
     the address and no Message-ID, server reply or details."""
-    ensure_schema(conn)
     with transaction(conn):
         conn.execute("DELETE FROM send_ledger WHERE email = ? AND state IN ('pending', 'retry')", (email,))
         conn.execute(
@@ -131,7 +106,6 @@ class Ledger:
     def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
         self.conn = conn
         self.clock = clock
-        ensure_schema(conn)
 
     @property
     def path(self) -> Path:

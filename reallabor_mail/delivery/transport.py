@@ -375,9 +375,10 @@ class SmtpConnection:
 
     async def deliver(self, sender: str, recipient: str, data: bytes) -> Reply:
         """MAIL, RCPT, DATA on the open session; a failure is a Reply, not an exception."""
-        if not _ENVELOPE_ADDRESS.fullmatch(sender) or not _ENVELOPE_ADDRESS.fullmatch(recipient):
-            bad = recipient if _ENVELOPE_ADDRESS.fullmatch(sender) else sender
-            return Reply(553, f"5.6.7 {bad!r}: not an address that can be sent without SMTPUTF8")
+        for address, is_sender in ((sender, True), (recipient, False)):  # the sender's fault is nobody else's
+            if not _ENVELOPE_ADDRESS.fullmatch(address):
+                text = f"5.6.7 {address!r}: not an address that can be sent without SMTPUTF8"
+                return Reply(553, text, sender_refused=is_sender)
         try:
             if self.pipeline is None and (self.smtp is None or not self.smtp.is_connected):
                 await self._connect()

@@ -78,7 +78,7 @@ class Builder:
 
     def __init__(self, content: Content, templates: Path, today: dt.date) -> None:
         self.content = content
-        self.renderer = Renderer(content, templates, calendar_links=calendar.link_maker(content.site))
+        self.renderer = Renderer(content, templates)
         self.pages = SitePages(self.renderer, today)
         self.problems = ProblemLog()
         self.problems.extend(content.warnings)
@@ -168,7 +168,8 @@ class Builder:
                 invite = calendar.preview_plan(site, event, stamp).invitation(
                     recipient.email, language=language, name=recipient.display_name
                 )
-                preview = self._preview(email, event, event.meta.lists[0], "event", invite.calendar_part)
+                part = CalendarPart(invite.ics, invite.method)
+                preview = self._preview(email, event, event.meta.lists[0], "event", part)
                 self.output.add(file("preview.eml"), preview)
 
             self._guard(render)

@@ -1,6 +1,6 @@
 """The mailing list: people, their list memberships, consent records and the suppression list.
 
-Tables (all created by :func:`ensure_schema`, owned by this module):
+Tables (created by the migrations of :mod:`reallabor_mail.db`):
 
 - ``recipients``: one row per person, the address normalised (lower case, Unicode domain) and unique;
 - ``memberships``: per person and list a status: pending, subscribed, unsubscribed or bounced;
@@ -37,63 +37,11 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 PENDING_DAYS = 30  # unconfirmed sign-ups are deleted after this many days
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS recipients (
-    id INTEGER PRIMARY KEY,
-    email TEXT NOT NULL UNIQUE,
-    salutation TEXT,
-    title TEXT,
-    first_name TEXT,
-    last_name TEXT,
-    organisation TEXT,
-    language TEXT NOT NULL DEFAULT 'de' CHECK (language IN ('de', 'uk', 'en')),
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS memberships (
-    recipient_id INTEGER NOT NULL REFERENCES recipients(id) ON DELETE CASCADE,
-    list_name TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'subscribed', 'unsubscribed', 'bounced')),
-    changed TEXT NOT NULL,
-    PRIMARY KEY (recipient_id, list_name)
-);
-CREATE INDEX IF NOT EXISTS memberships_by_list ON memberships (list_name, status);
-CREATE TABLE IF NOT EXISTS consent_texts (
-    version TEXT PRIMARY KEY,
-    language TEXT NOT NULL,
-    text TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consent_events (
-    id INTEGER PRIMARY KEY,
-    recipient_id INTEGER NOT NULL REFERENCES recipients(id) ON DELETE CASCADE,
-    list_name TEXT NOT NULL,
-    action TEXT NOT NULL,
-    at TEXT NOT NULL,
-    source TEXT NOT NULL,
-    actor TEXT,
-    ip TEXT,
-    consent_version TEXT REFERENCES consent_texts(version)
-);
-CREATE INDEX IF NOT EXISTS consent_events_by_recipient ON consent_events (recipient_id);
-CREATE TABLE IF NOT EXISTS suppressions (
-    address_hash TEXT PRIMARY KEY,
-    reason TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS recipients_meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
 
 class RecipientError(ReallaborError):
     """A recipient operation cannot be done (unknown address, bad list name, wrong secret, …)."""
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create this module's tables if they are missing."""
-    conn.executescript(SCHEMA)
 
 
 def check_list_name(name: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -28,6 +28,7 @@ from reallabor_mail.errors import Code, Problem, ReallaborError
 from reallabor_mail.i18n.dates import date_line, long_date
 from reallabor_mail.i18n.messages import _, current_staff_language, translations
 from reallabor_mail.render import paths as layout
+from reallabor_mail.render.calendar_links import Link, calendar_links
 
 GREETING_MARK = "__RLM_GREETING__"
 UNSUBSCRIBE_MARK = "__RLM_UNSUBSCRIBE__"
@@ -45,12 +46,6 @@ class RenderError(ReallaborError):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         super().__init__(str(problem))
-
-
-@dataclass(frozen=True)
-class Link:
-    label: str
-    url: str
 
 
 @dataclass(frozen=True)
@@ -110,13 +105,6 @@ class SectionView:
     title: Markup | str
     html: Markup
     text: str
-
-
-CalendarLinks = Callable[[EventItem, Language], Sequence[Link]]
-
-
-def _no_calendar_links(event: EventItem, language: Language) -> Sequence[Link]:
-    return ()
 
 
 def _template_location(exc: BaseException, templates: Path) -> tuple[str, int | None]:
@@ -204,13 +192,10 @@ def mjml_to_html(source: str, template: str) -> str:
 class Renderer:
     """Turns validated content into emails and pages; knows nothing about recipients or I/O."""
 
-    def __init__(
-        self, content: Content, templates: Path, calendar_links: CalendarLinks = _no_calendar_links
-    ) -> None:
+    def __init__(self, content: Content, templates: Path) -> None:
         self.content = content
         self.site = content.site
         self.templates = Templates(templates)
-        self.calendar_links = calendar_links
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -245,7 +230,7 @@ class Renderer:
             online_url=str(meta.online_url) if meta.online_url else None,
             registration=registration,
             page_url=layout.url(self.site.public_url, page),
-            calendar_links=tuple(self.calendar_links(event, language)),
+            calendar_links=calendar_links(self.site, event, language),
         )
 
     @staticmethod

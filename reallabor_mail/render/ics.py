@@ -1,27 +1,22 @@
 """Calendar data of events: ICS files, the subscribable feed, invitations, updates and cancellations.
 
-Every event has one UID for its whole life, made from its file name and the site's domain
-(``2024-06-19-abschlussveranstaltung@auslandsgesellschaft.de``). What went out to recipients is
-recorded per event in the state database (table ``event_versions``): the SEQUENCE and the
-*fingerprint*, a canonical JSON of what a calendar entry shows (time, zone, format, place, online
-link, status). When the fingerprint of the content differs from the last one sent, the next
-invitation is an update: same UID, SEQUENCE + 1, new DTSTAMP, and change lines for the mail
-("Neu: online statt in Präsenz", "Zeit: alt → neu").
+Pure: nothing here reads or writes the state database. Every event has one UID for its whole life, made
+from its file name and the site's domain (``2024-06-19-abschlussveranstaltung@auslandsgesellschaft.de``).
+What a calendar entry shows (time, zone, format, place, online link, status) is its :class:`Snapshot`,
+whose *fingerprint* is a canonical JSON of it. Given the last version sent (a :class:`SentVersion`, kept by
+:mod:`reallabor_mail.delivery.event_versions`), :func:`plan_version` decides what a campaign sends now:
+a first invitation, a resend of the same version, an update (same UID, SEQUENCE + 1, new DTSTAMP, change
+lines for the mail: "Neu: online statt in Präsenz", "Zeit: alt → neu") or a cancellation (METHOD:CANCEL).
 
 API for the send path (rendering once per campaign and language, one ICS per recipient)::
 
-    plan = plan_event(content, event, conn, clock)              # per campaign: METHOD, SEQUENCE, DTSTAMP
+    plan = plan_version(site, event, last_sent, dtstamp)       # per campaign: METHOD, SEQUENCE, DTSTAMP
     email = renderer.invitation_email(event, lang, changes=plan.changes(lang))
     invite = plan.invitation(recipient.email, language=lang, name=recipient.display_name)
-    build_message(site, email, recipient, campaign, ..., calendar=invite.calendar_part)
-    ...                                                          # after the campaign's messages went out:
-    record_sent_version(conn, event, plan.sequence, plan.fingerprint, sent_at)
 
-``invitation_for(content, event, recipient_email, conn, clock)`` does the first and third step in one
-call. ``record_sent_version`` is idempotent for the same (event, SEQUENCE, fingerprint), so a resumed
-campaign may call it again. Without send history (``build``), :func:`preview_plan` gives SEQUENCE 0
-(1 for a cancelled event: a cancellation always supersedes what was announced) and the DTSTAMP the
-caller takes from the content, so builds are byte-identical.
+Without send history (``build``), :func:`preview_plan` gives SEQUENCE 0 (1 for a cancelled event: a
+cancellation always supersedes what was announced) and the DTSTAMP the caller takes from the content, so
+builds are byte-identical.
 
 ICS details: VTIMEZONE for every zone used, computed by icalendar for a range of a year around the
 events; CRLF line ends and folding at 75 octets (never inside a UTF-8 character) by icalendar;
@@ -37,10 +32,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -49,14 +43,9 @@ from reallabor_mail.addresses import wire_address
 from reallabor_mail.content.loader import Content, EventItem, Version
 from reallabor_mail.content.markdown import LinkReferences
 from reallabor_mail.content.models import EventFormat, EventFrontMatter, EventStatus, Language, Site
-from reallabor_mail.db import transaction
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.words import date_line, long_date, strings
-from reallabor_mail.mail.message import CalendarPart
 from reallabor_mail.render import paths as layout
-from reallabor_mail.render.engine import CalendarLinks, Link
-
-Clock = Callable[[], dt.datetime]
 
 PRODID = "-//Auslandsgesellschaft.de e.V.//reallabor-mail//DE"
 FEED_REFRESH = dt.timedelta(hours=12)
@@ -67,19 +56,8 @@ _LINE_START = re.compile(r"^\s*(?:[-*] |\d+\. |\[\d+\] |> )")  # list items, lin
 _RULE_CHARS = frozenset("=-+ ")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 5545 3.3.11: TEXT carries no control characters
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS event_versions (
-    event       TEXT    NOT NULL,  -- the event's file name (stem): its identity, as in its UID
-    sequence    INTEGER NOT NULL,
-    fingerprint TEXT    NOT NULL,  -- canonical JSON of what the calendar entry showed
-    sent_at     TEXT    NOT NULL,  -- UTC, ISO 8601
-    PRIMARY KEY (event, sequence)
-)
-"""
-
-
 class CalendarError(ReallaborError):
-    """The event-version record contradicts what is being recorded."""
+    """A time without zone where DTSTAMP needs one, or a version record that contradicts what is recorded."""
 
 
 # --- identity and what a calendar entry shows ---------------------------------------------------
@@ -166,59 +144,14 @@ def change_lines(old: Snapshot, new: Snapshot, language: Language) -> tuple[str,
     return tuple(lines)
 
 
-# --- the event-version record (state database) --------------------------------------------------
-
-
 @dataclass(frozen=True)
 class SentVersion:
+    """A version of an event that went out: its SEQUENCE and the fingerprint of what it showed."""
+
     event: str
     sequence: int
     fingerprint: str
     sent_at: dt.datetime
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the ``event_versions`` table this module owns."""
-    conn.execute(_SCHEMA)
-
-
-def last_sent_version(conn: sqlite3.Connection, event: EventItem) -> SentVersion | None:
-    """The newest version of an event that went out, or None if none did."""
-    ensure_schema(conn)
-    row = conn.execute(
-        "SELECT event, sequence, fingerprint, sent_at FROM event_versions WHERE event = ? "
-        "ORDER BY sequence DESC LIMIT 1",
-        (event.stem,),
-    ).fetchone()
-    if row is None:
-        return None
-    return SentVersion(row[0], int(row[1]), row[2], dt.datetime.fromisoformat(row[3]))
-
-
-def record_sent_version(
-    conn: sqlite3.Connection, event: EventItem, sequence: int, fingerprint: str, sent_at: dt.datetime
-) -> None:
-    """Record that version ``sequence`` (with ``fingerprint``) of an event went out.
-
-    Recording the same version again is a no-op (a resumed campaign); the same SEQUENCE with another
-    fingerprint is refused, since recipients would hold two different entries under one version.
-    """
-    ensure_schema(conn)
-    with transaction(conn):
-        row = conn.execute(
-            "SELECT fingerprint FROM event_versions WHERE event = ? AND sequence = ?", (event.stem, sequence)
-        ).fetchone()
-        if row is not None:
-            if row[0] != fingerprint:
-                raise CalendarError(
-                    f"{event.path}: version {sequence} of this event was already sent with other details; "
-                    "plan the invitation again so it gets a new SEQUENCE"
-                )
-            return
-        conn.execute(
-            "INSERT INTO event_versions (event, sequence, fingerprint, sent_at) VALUES (?, ?, ?, ?)",
-            (event.stem, sequence, fingerprint, _utc(sent_at).isoformat()),
-        )
 
 
 # --- ICS ----------------------------------------------------------------------------------------
@@ -250,7 +183,7 @@ class EventData:
     categories: tuple[str, ...] = ()
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
+def utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise CalendarError(f"{moment.isoformat()}: a time with zone is needed for DTSTAMP")
     return moment.astimezone(dt.UTC).replace(microsecond=0)
@@ -296,7 +229,7 @@ def _vevent(data: EventData, method: str) -> icalendar.Event:
     event = icalendar.Event()
     event.add("uid", data.uid)
     event.add("sequence", data.sequence)
-    event.add("dtstamp", _utc(data.dtstamp))
+    event.add("dtstamp", utc(data.dtstamp))
     event.add("dtstart", data.start)
     event.add("dtend", data.end)
     event.add("summary", _text(data.summary))
@@ -413,7 +346,7 @@ def feed_url(site: Site) -> str:
     return layout.url(site.public_url, layout.CALENDAR_FEED)
 
 
-def _place(meta: EventFrontMatter) -> str | None:
+def place(meta: EventFrontMatter) -> str | None:
     """LOCATION: the online link for online events, the address in person, both for hybrid."""
     snap = Snapshot.of(meta)
     return " · ".join(p for p in (snap.location, snap.online_url) if p) or None
@@ -461,7 +394,7 @@ def event_data(
         end=meta.end,
         summary=f"{meta.title} ({words['cancelled']})" if cancelled else meta.title,
         description=description(site, event, language),
-        location=_place(meta),
+        location=place(meta),
         url=snap.online_url or event_page_url(site, event, language),
         status=meta.status,
         organizer=Attendee(site.sender.email, site.sender.name),
@@ -511,10 +444,6 @@ class InvitationPlan:
     changes: tuple[str, ...]
     fingerprint: str
 
-    @property
-    def calendar_part(self) -> CalendarPart:
-        return CalendarPart(self.ics, self.method)
-
 
 @dataclass(frozen=True)
 class EventPlan:
@@ -561,86 +490,17 @@ class EventPlan:
         )
 
 
-def _plan(site: Site, event: EventItem, last: SentVersion | None, dtstamp: dt.datetime) -> EventPlan:
+def plan_version(site: Site, event: EventItem, last: SentVersion | None, dtstamp: dt.datetime) -> EventPlan:
+    """What a campaign for ``event`` sends now, given the last version that went out (None: none did)."""
     current = Snapshot.of(event.meta)
     method = "CANCEL" if current.status is EventStatus.CANCELLED else "REQUEST"
     if last is None:
-        return EventPlan(site, event, method, first_sequence(event), _utc(dtstamp), current, None)
+        return EventPlan(site, event, method, first_sequence(event), utc(dtstamp), current, None)
     sequence = last.sequence if last.fingerprint == current.fingerprint else last.sequence + 1
     previous = Snapshot.from_fingerprint(last.fingerprint)
-    return EventPlan(site, event, method, sequence, _utc(dtstamp), current, previous)
-
-
-def plan_event(content: Content, event: EventItem, state_conn: sqlite3.Connection, clock: Clock) -> EventPlan:
-    """The version a campaign for ``event`` sends now, from the record of what went out before."""
-    last = last_sent_version(state_conn, event)
-    return _plan(content.site, event, last, clock())
+    return EventPlan(site, event, method, sequence, utc(dtstamp), current, previous)
 
 
 def preview_plan(site: Site, event: EventItem, dtstamp: dt.datetime) -> EventPlan:
     """The plan without send history (``build``'s preview.eml), DTSTAMP given by the caller."""
-    return _plan(site, event, None, dtstamp)
-
-
-def invitation_for(
-    content: Content, event: EventItem, recipient_email: str, state_conn: sqlite3.Connection, clock: Clock,
-    *, language: Language | None = None, name: str | None = None,
-) -> InvitationPlan:
-    """One recipient's invitation, update or cancellation: :func:`plan_event` then ``.invitation``."""
-    return plan_event(content, event, state_conn, clock).invitation(recipient_email, language=language, name=name)
-
-
-# --- links beside the event ---------------------------------------------------------------------
-
-
-def _google_url(meta: EventFrontMatter, details: str) -> str:
-    stamp = "%Y%m%dT%H%M%SZ"
-    query = {
-        "action": "TEMPLATE",
-        "text": meta.title,
-        "dates": f"{_utc(meta.start):{stamp}}/{_utc(meta.end):{stamp}}",
-        "ctz": str(meta.start.tzinfo),
-        "details": details,
-        "location": _place(meta) or "",
-    }
-    return "https://calendar.google.com/calendar/render?" + urlencode(query, quote_via=quote)
-
-
-def _outlook_url(meta: EventFrontMatter, details: str) -> str:
-    stamp = "%Y-%m-%dT%H:%M:%SZ"
-    query = {
-        "path": "/calendar/action/compose",
-        "rru": "addevent",
-        "subject": meta.title,
-        "startdt": f"{_utc(meta.start):{stamp}}",
-        "enddt": f"{_utc(meta.end):{stamp}}",
-        "body": details,
-        "location": _place(meta) or "",
-    }
-    return "https://outlook.live.com/calendar/0/action/compose?" + urlencode(query, quote_via=quote)
-
-
-def calendar_links(site: Site, event: EventItem, language: Language) -> tuple[Link, ...]:
-    """"In den Kalender" (.ics), Google and Outlook.com add-links and the feed; none for a cancelled event."""
-    meta = event.version(language).meta
-    if meta.status is EventStatus.CANCELLED:
-        return ()
-    words = strings(language)
-    # The add-links carry the event page as their text: URLs have length limits, and the text part of a
-    # mail shows them in full. Times and place travel as their own parameters.
-    details = event_page_url(site, event, language)
-    return (
-        Link(words["add_to_calendar"], event_ics_url(site, event, language)),
-        Link(words["google_calendar"], _google_url(meta, details)),
-        Link(words["outlook_calendar"], _outlook_url(meta, details)),
-        Link(words["subscribe_calendar"], feed_url(site)),
-    )
-
-
-def link_maker(site: Site) -> CalendarLinks:
-    """The Renderer's ``calendar_links`` hook for a site."""
-
-    def links(event: EventItem, language: Language) -> tuple[Link, ...]:
-        return calendar_links(site, event, language)
-
-    return links
+    return plan_version(site, event, None, dtstamp)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import logging
 import re
 import socket
@@ -331,16 +330,13 @@ def sending_path(templates: Path, state: Path | None) -> TestSender:
     """The test send of the sending path (``send FILE --to EMAIL --yes``), its report as one line."""
 
     def send_test(file: Path, to: str) -> str:
-        from rich.console import Console
-
         from reallabor_mail.delivery.campaign import SendRequest, send
 
-        console = Console(file=io.StringIO(), width=200, color_system=None)
-        report = send(SendRequest(file, to=to, templates=templates, state=state), console=console, confirm=None)
+        report = send(SendRequest(file, to=to, templates=templates, state=state))
         if report is not None and report.sent:
             return f"Sent a test to {to} (in the language stored for that address, else the site's)."
-        lines = [line for line in console.file.getvalue().splitlines() if line.strip()]  # type: ignore[attr-defined]
-        return "Not sent: " + (lines[-1].strip() if lines else "the server did not accept it")
+        reason = report.stopped if report is not None and report.stopped else "the server did not accept it"
+        return f"Not sent: {reason}"
 
     return send_test
 

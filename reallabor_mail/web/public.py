@@ -285,7 +285,6 @@ class PublicSite:
         self.site = config.site
         self.templates = Templates(config.templates)
         self.conn: sqlite3.Connection = connect(config.state)
-        recipients.ensure_schema(self.conn)
         self.queue = ConfirmationQueue(
             self.conn, secret=config.secret, limits=config.signup_limits, clock=config.clock,
             transport=config.transport, signer=config.signer, compose=self.confirmation_mail,

@@ -11,7 +11,7 @@ way, so nobody learns from it whether an address is known.
 Accepted offers go into the outbox table; :meth:`ConfirmationQueue.run` (a background task of the
 server process) sends what is due through the one transport and retries later when the mail server
 is down or answers 4xx. A row leaves the outbox once sent, refused for good, or no longer needed
-(confirmed, erased or purged meanwhile).
+(confirmed, erased or purged meanwhile). Both tables are created by migration 2 of :mod:`reallabor_mail.db`.
 """
 
 from __future__ import annotations
@@ -34,26 +34,6 @@ from reallabor_mail.delivery.transport import DeliveryError, Transport, Verdict
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import envelope, sealed
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS web_signup_attempts (
-    at       TEXT NOT NULL,  -- UTC, ISO 8601
-    mailbox  TEXT NOT NULL,  -- keyed hash of the mailbox (see mailbox_key), never the address
-    outcome  TEXT NOT NULL   -- queued | mailbox_limit | global_limit
-);
-CREATE INDEX IF NOT EXISTS web_signup_attempts_mailbox ON web_signup_attempts (mailbox, at);
-CREATE INDEX IF NOT EXISTS web_signup_attempts_at ON web_signup_attempts (at);
-CREATE TABLE IF NOT EXISTS web_confirmation_outbox (
-    id            INTEGER PRIMARY KEY,
-    email         TEXT NOT NULL,
-    lists         TEXT NOT NULL,  -- comma-separated list names
-    language      TEXT NOT NULL,
-    queued_at     TEXT NOT NULL,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    next_attempt  TEXT NOT NULL,
-    last_error    TEXT
-);
-"""
 
 ATTEMPTS_KEPT = dt.timedelta(days=30)
 GIVE_UP_AFTER = dt.timedelta(days=2)  # a confirmation that could not leave in two days is not sent
@@ -83,13 +63,8 @@ class QueuedMail:
 Compose = Callable[[QueuedMail, dt.datetime], EmailMessage | None]
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
-
-
 def forget(conn: sqlite3.Connection, email: str) -> None:
     """Drop confirmation mails still queued for an erased address (the attempts hold only keyed hashes)."""
-    ensure_schema(conn)
     conn.execute("DELETE FROM web_confirmation_outbox WHERE email = ?", (email,))
 
 
@@ -125,7 +100,6 @@ class ConfirmationQueue:
         self.signer = signer
         self.compose = compose
         self.wakeup = asyncio.Event()
-        ensure_schema(conn)
 
     def offer(self, email: str, lists: Sequence[str], language: Language) -> str:
         """Queue a confirmation mail unless a limit forbids it; the outcome is recorded and returned."""

@@ -56,7 +56,6 @@ def test_check_refuses_a_sender_address_delivery_cannot_send(content_copy: Path)
 
 def test_csv_import_stores_the_domain_as_typed_and_refuses_emoji_domains(tmp_path: Path) -> None:
     conn = connect(tmp_path / "state.sqlite3")
-    recipients.ensure_schema(conn)
     path = tmp_path / "liste.csv"
     rows = "".join(f"{typed};;;\r\n" for typed, _, _ in IDN)
     path.write_bytes((CSV_HEADER + rows + "x@👍.de;;;\r\njörg@example.org;;;\r\n").encode("utf-8"))

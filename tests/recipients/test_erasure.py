@@ -12,7 +12,6 @@ from reallabor_mail.db import connect
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
-from reallabor_mail.web import signup_queue
 from tests.test_recipients import NOW, SECRET, cli
 
 ERASED = [  # typed as staff type them; each is in one state of the send
@@ -43,11 +42,9 @@ def forms(typed: str) -> set[bytes]:
 
 def state_with_sends(path: Path) -> Ledger:
     conn = connect(path)
-    recipients.ensure_schema(conn)
     people = [Recipient(typed, "Herr", None, "Erwin", name) for typed, name, _ in ERASED] + [KEPT]
     for person in people:
         recipients.add_recipient(conn, person, "newsletter", status="subscribed", source="test", now=NOW)
-    signup_queue.ensure_schema(conn)  # a confirmation mail still queued for one of them
     conn.execute(
         "INSERT INTO web_confirmation_outbox (email, lists, language, queued_at, next_attempt) VALUES (?, ?, ?, ?, ?)",
         ("boris.kowal@example.org", "reallabor", "uk", "2026-03-02T09:30:00Z", "2026-03-02T09:30:00Z"),

@@ -23,7 +23,6 @@ CONTROLS = {"VT": "\x0b", "FF": "\x0c", "FS": "\x1c", "GS": "\x1d", "RS": "\x1e"
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     connection = connect(tmp_path / "state.sqlite3")
-    recipients.ensure_schema(connection)
     yield connection
     connection.close()
 
@@ -132,7 +131,6 @@ def test_export_reimports_to_the_same_people(tmp_path: Path) -> None:
         (Recipient("pending@example.org"), "pending"),
     ]
     source = connect(tmp_path / "a.sqlite3")
-    recipients.ensure_schema(source)
     for person, status in people:
         recipients.add_recipient(source, person, "newsletter", status=status, source="t", now=NOW)
     exported = tmp_path / "export.csv"
@@ -140,7 +138,6 @@ def test_export_reimports_to_the_same_people(tmp_path: Path) -> None:
     assert "\n'=1+2@example.org;" in exported.read_text(encoding="utf-8-sig")  # Excel shows it as text
 
     target = connect(tmp_path / "b.sqlite3")
-    recipients.ensure_schema(target)
     report = spreadsheet.import_csv(target, exported, "newsletter", secret=SECRET, by="t", now=NOW)
     assert (report.added, report.invalid) == (5, [])
 

@@ -40,7 +40,6 @@ def person(i: int, domain: str = "example.org") -> Recipient:
 def populate(state: Path, numbers: range, list_name: str = "newsletter", domain: str = "example.org") -> None:
     """Subscribe ``person(i, domain)`` for every i in ``numbers`` (one transaction)."""
     conn = connect(state)
-    recipients.ensure_schema(conn)
     with transaction(conn):
         for i in numbers:
             recipients.add_recipient(conn, person(i, domain), list_name, status="subscribed", source="test", now=NOW)

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from reallabor_mail.db import connect
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.recipients import spreadsheet
-from reallabor_mail.recipients import store as recipients
 from tests.reliability.conftest import Row
 
 SECRET = b"fuzz-csv-secret-0123456789"
@@ -84,7 +83,6 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, int]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
     conn = connect(tmp_path_factory.mktemp("fuzz") / "state.sqlite3")
-    recipients.ensure_schema(conn)
     return conn
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from reallabor_mail.cli.recipients import load_site
 from reallabor_mail.db import connect
-from reallabor_mail.delivery.campaign import BATCH
+from reallabor_mail.delivery.engine import BATCH
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as recipients

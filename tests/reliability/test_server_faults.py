@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from reallabor_mail.db import connect
-from reallabor_mail.delivery.campaign import RetryPolicy, SendRequest, deliver_all, send
+from reallabor_mail.delivery.campaign import SendRequest, send
+from reallabor_mail.delivery.engine import RetryPolicy, deliver_all
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.recipients import store as recipients
@@ -104,7 +104,7 @@ def test_every_fault_at_once_ends_as_issue_4_defines(
         env = {"REALLABOR_SMTP_HOST": "127.0.0.1", "REALLABOR_SMTP_PORT": str(port),
                "REALLABOR_SMTP_SECURITY": "none"}  # fmt: skip
         request = SendRequest(file=content_copy / NEWSLETTER, connections=4, state=state)
-        send(request, console=Console(file=(tmp_path / "out.txt").open("w")), confirm=None, environ=env, retry=FAST)
+        send(request, environ=env, retry=FAST)
     received = handler.received_by()
     states = ledger_states(state)
     wrong = {email: (states.get(email), want) for email, want in expect.items() if states.get(email) != want}

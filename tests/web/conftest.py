@@ -67,7 +67,6 @@ class Setup:
 
     def db(self) -> sqlite3.Connection:
         conn = connect(self.config.state)
-        rcp.ensure_schema(conn)
         return conn
 
     def person(self, email: str) -> rcp.StoredPerson | None:

@@ -1,0 +1,61 @@
+"""What went out of each event (table ``event_versions`` of the state database): SEQUENCE and fingerprint.
+
+The pure decision (first invitation, resend, update, cancellation) is
+:func:`reallabor_mail.render.ics.plan_version`; this module gives it the last version sent and records a
+version once its campaign went out. Recording is idempotent for the same (event, SEQUENCE, fingerprint),
+so a resumed campaign may record again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable
+
+from reallabor_mail.content.loader import Content, EventItem
+from reallabor_mail.db import transaction
+from reallabor_mail.render.ics import CalendarError, EventPlan, SentVersion, plan_version, utc
+
+Clock = Callable[[], dt.datetime]
+
+
+def last_sent_version(conn: sqlite3.Connection, event: EventItem) -> SentVersion | None:
+    """The newest version of an event that went out, or None if none did."""
+    row = conn.execute(
+        "SELECT event, sequence, fingerprint, sent_at FROM event_versions WHERE event = ? "
+        "ORDER BY sequence DESC LIMIT 1",
+        (event.stem,),
+    ).fetchone()
+    if row is None:
+        return None
+    return SentVersion(row[0], int(row[1]), row[2], dt.datetime.fromisoformat(row[3]))
+
+
+def record_sent_version(
+    conn: sqlite3.Connection, event: EventItem, sequence: int, fingerprint: str, sent_at: dt.datetime
+) -> None:
+    """Record that version ``sequence`` (with ``fingerprint``) of an event went out.
+
+    Recording the same version again is a no-op (a resumed campaign); the same SEQUENCE with another
+    fingerprint is refused, since recipients would hold two different entries under one version.
+    """
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT fingerprint FROM event_versions WHERE event = ? AND sequence = ?", (event.stem, sequence)
+        ).fetchone()
+        if row is not None:
+            if row[0] != fingerprint:
+                raise CalendarError(
+                    f"{event.path}: version {sequence} of this event was already sent with other details; "
+                    "plan the invitation again so it gets a new SEQUENCE"
+                )
+            return
+        conn.execute(
+            "INSERT INTO event_versions (event, sequence, fingerprint, sent_at) VALUES (?, ?, ?, ?)",
+            (event.stem, sequence, fingerprint, utc(sent_at).isoformat()),
+        )
+
+
+def plan_event(content: Content, event: EventItem, conn: sqlite3.Connection, clock: Clock) -> EventPlan:
+    """The version a campaign for ``event`` sends now, from the record of what went out before."""
+    return plan_version(content.site, event, last_sent_version(conn, event), clock())
