@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
+from reallabor_mail.content.images import published
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Language, Newsletter
 from reallabor_mail.errors import Code, Problem, ProblemLog, display_path
@@ -23,7 +24,7 @@ from reallabor_mail.i18n.messages import _
 from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render import paths as layout
-from reallabor_mail.render.engine import SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
+from reallabor_mail.render.engine import SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError, with_local_images
 from reallabor_mail.render.site import SitePages
 
 # Who the preview messages are addressed to: one plausible reader per language.
@@ -48,7 +49,6 @@ class Output:
     """Everything a build writes, held in memory until it is complete."""
 
     files: dict[PurePosixPath, bytes] = field(default_factory=dict)
-    copies: dict[PurePosixPath, Path] = field(default_factory=dict)
 
     def add(self, path: PurePosixPath, data: str | bytes) -> None:
         self.files[path] = data.encode("utf-8") if isinstance(data, str) else data
@@ -121,6 +121,10 @@ class Builder:
         )
         return as_bytes(msg)
 
+    def _add_page(self, path: PurePosixPath, page: str) -> None:
+        """A page or sample email as a file: its images load from the build's own ``images/``."""
+        self.output.add(path, with_local_images(page, self.content.site.public_url, path))
+
     def _personal_sample(self, email: RenderedEmail) -> tuple[str, str]:
         """The email's HTML and text as the sample recipient of its language gets them."""
         recipient = SAMPLE_RECIPIENTS[email.language]
@@ -139,9 +143,9 @@ class Builder:
                 email = self.renderer.newsletter_email(item, language)
                 self._check_size(email, item.versions[language].path)
                 html, text = self._personal_sample(email)
-                self.output.add(file("email.html"), html)
+                self._add_page(file("email.html"), html)
                 self.output.add(file("email.txt"), text)
-                self.output.add(file("index.html"), self.pages.newsletter_page(item, language))
+                self._add_page(file("index.html"), self.pages.newsletter_page(item, language))
                 self.output.add(file("preview.eml"), self._preview(email, item, item.meta.lists[0], "newsletter"))
 
             self._guard(render)
@@ -159,9 +163,9 @@ class Builder:
                 email = self.renderer.invitation_email(event, language)
                 self._check_size(email, event.versions[language].path)
                 html, text = self._personal_sample(email)
-                self.output.add(file("invitation.html"), html)
+                self._add_page(file("invitation.html"), html)
                 self.output.add(file("invitation.txt"), text)
-                self.output.add(file("index.html"), self.pages.event_page(event, language))
+                self._add_page(file("index.html"), self.pages.event_page(event, language))
                 self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, stamp))
                 recipient = SAMPLE_RECIPIENTS[language]
                 invite = calendar.preview_plan(site, event, stamp).invitation(
@@ -182,8 +186,9 @@ class Builder:
         self._guard(lambda: self.output.add(layout.ATOM_FEED, self.pages.atom_feed()))
         site = self.content.site
         self.output.add(layout.CALENDAR_FEED, calendar.feed_ics(self.content, lambda e: preview_date(e, site.timezone)))
-        for image in sorted(self.content.images):
-            self.output.copies[PurePosixPath(image.relative_to(self.content.root.resolve()).as_posix())] = image
+        root = self.content.root.resolve()
+        for image in sorted(self.content.images):  # scaled to the width emails and pages use
+            self.output.add(PurePosixPath(image.relative_to(root).as_posix()), published(image).data)
         return self.output
 
 
@@ -208,7 +213,7 @@ def build(
     """Write every output of contract §2; on any error nothing is written."""
     output, warnings = render_all(content_dir, templates, strict=strict, today=today or dt.date.today())
     write_output(output, out)
-    return BuildResult(out, len(output.files) + len(output.copies), tuple(warnings))
+    return BuildResult(out, len(output.files), tuple(warnings))
 
 
 def write_output(output: Output, out: Path) -> None:
@@ -221,10 +226,6 @@ def write_output(output: Output, out: Path) -> None:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        for rel, source in output.copies.items():
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
         os.chmod(staging, 0o755)
         if out.exists():
             old = out.with_name(f".{out.name}-old")
