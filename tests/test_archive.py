@@ -203,8 +203,8 @@ WIDE_TABLE = """
 | Programm | Träger | Förderhöhe | Antragsfrist | Ansprechpartner |
 |---|---|---|---|---|
 | Kleinprojektefonds | Auswärtiges Amt | bis 25.000 Euro | 31.01.2027 | Servicestelle Kommunen |
-| Partnerschaftsanbahnung | Engagement Global | Fahrtkostenzuschuss | 15.03.2027 | Netzwerkstelle Städtepartnerschaften |
-| Wiederaufbauprojekte | Staatskanzlei Nordrhein-Westfalen | Personalkostenförderung | 30.06.2027 | Auslandsgesellschaft |
+| Partnerschaftsanbahnung | Engagement Global | Fahrtkostenzuschuss | 15.03.2027 | Netzwerkstelle Städte |
+| Wiederaufbauprojekte | Staatskanzlei NRW | Personalkostenförderung | 30.06.2027 | Auslandsgesellschaft |
 """
 
 # For every cell of a content table: the words whose characters do not all sit on one line.

@@ -243,7 +243,7 @@ def test_a_content_file_with_a_byte_order_mark_is_read(content_copy: Path) -> No
 
 
 @pytest.mark.parametrize("quoted", ["„Resilienz in Krisenzeiten: Kommunen“", "“Resilienz in Krisenzeiten: Kommunen”"])
-def test_typographic_quotes_around_a_title_with_a_colon_say_use_straight_quotes(content_copy: Path, quoted: str) -> None:
+def test_typographic_quotes_around_a_title_with_a_colon_ask_for_straight_ones(content_copy: Path, quoted: str) -> None:
     write_event(content_copy, EVENT.replace('"Kollegialer Austausch"', quoted))
     message = only(problems_for(content_copy), "straight quotes")
     assert message.startswith(display_path(content_copy / "events" / "2030-01-01-test.md", content_copy) + ":2: ")
@@ -287,7 +287,8 @@ def test_a_heavy_image_warns_and_strict_refuses_it(content_copy: Path, tmp_path:
 
 
 def test_raw_html_image_problems_name_file_and_line(content_copy: Path) -> None:
-    write_event(content_copy, EVENT + '\n<img src="images/fehlt.png" alt="Fehlt">\n\n<img src="../site.yaml" alt="x">\n')
+    raw = '\n<img src="images/fehlt.png" alt="Fehlt">\n\n<img src="../site.yaml" alt="x">\n'
+    write_event(content_copy, EVENT + raw)
     messages = problems_for(content_copy)
     assert "2030-01-01-test.md:11:" in only(messages, "fehlt.png")
     assert "2030-01-01-test.md:13:" in only(messages, "site.yaml")

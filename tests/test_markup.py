@@ -116,7 +116,7 @@ def test_problems_carry_file_lines() -> None:
      "Text <a href=\"partner.html\">Partner</a> im Satz."],
 )  # fmt: skip
 def test_a_link_that_is_not_a_full_address_is_an_error(source: str) -> None:
-    body, problems = parse(source)
+    _, problems = parse(source)
     assert [p.code for p in problems.errors] == [Code.LINK_NOT_FULL_ADDRESS], problems.errors
     assert str(problems.errors[0]).startswith("x.md:10:")
 

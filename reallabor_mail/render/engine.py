@@ -188,6 +188,7 @@ def mjml_to_html(source: str, template: str) -> str:
         remove_classes=False,
         strip_important=False,
         disable_validation=True,
+        disable_basic_attributes=["height"],  # CSS "height: auto" would become the invalid height="auto"
         cssutils_logging_level=logging.CRITICAL,
     ).transform(pretty_print=False)
     if inlined.lstrip().lower().startswith("<!doctype"):
