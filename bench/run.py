@@ -44,9 +44,11 @@ sys.path.insert(0, str(ROOT))
 from reallabor_mail.db import connect, transaction  # noqa: E402
 from reallabor_mail.delivery.campaign import SendRequest, execute, prepare  # noqa: E402
 from reallabor_mail.delivery.ledger import Entry  # noqa: E402
-from reallabor_mail.i18n.greetings import Recipient, greeting  # noqa: E402
+from reallabor_mail.i18n.greetings import greeting  # noqa: E402
 from reallabor_mail.mail.message import Campaign, as_bytes, build_message  # noqa: E402
+from reallabor_mail.recipients import links  # noqa: E402
 from reallabor_mail.recipients import store as recipients  # noqa: E402
+from reallabor_mail.recipients.person import Recipient  # noqa: E402
 
 NEWSLETTER = ROOT / "content" / "newsletters" / "2023-3.md"
 EVENT = ROOT / "content" / "events" / "2024-06-19-abschlussveranstaltung.md"
@@ -177,7 +179,7 @@ def assembly_rates(workdir: Path, count: int) -> dict[str, float]:
                     p,
                     campaign,
                     secret=b"s",
-                    unsubscribe_url=recipients.unsubscribe_url(site, p.email, "newsletter", b"s"),
+                    unsubscribe_url=links.unsubscribe_url(site, p.email, "newsletter", b"s"),
                 )
             )
         rates["reference"] = len(sample) / (time.perf_counter() - started)
@@ -239,7 +241,7 @@ def mailmerge_files(workdir: Path, count: int, port: int) -> Path:
         for i in range(count):
             p = person(i)
             p = Recipient(p.email, p.salutation, p.title, p.first_name, p.last_name, p.organisation, "de")
-            writer.writerow([p.email, greeting(p, "de"), recipients.unsubscribe_url(site, p.email, "newsletter", b"s")])
+            writer.writerow([p.email, greeting(p, "de"), links.unsubscribe_url(site, p.email, "newsletter", b"s")])
     (folder / "server.conf").write_text(f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nsecurity = Never\n")
     return folder
 

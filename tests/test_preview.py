@@ -26,7 +26,7 @@ from reallabor_mail.content.loader import load_content
 from reallabor_mail.db import connect
 from reallabor_mail.delivery import ledger
 from reallabor_mail.delivery.transport import MaildirTransport
-from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.web.preview import Preview, sending_path, staff_routes
 from reallabor_mail.web.public import PublicConfig, create_app, public_app
 

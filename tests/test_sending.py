@@ -23,11 +23,11 @@ from reallabor_mail.cli.main import main
 from reallabor_mail.content.loader import load_content
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.ledger import Ledger
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign, as_bytes, build_message
 from reallabor_mail.mail.stamp import MessageStamp, _qp_piece
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import RenderedEmail, Renderer
 from tests.conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer
 from tests.smtp_faults import Faults, fault_server

@@ -11,15 +11,19 @@ from pathlib import Path
 import click
 import uvicorn
 
+from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import load_content, parse_yaml, validate
 from reallabor_mail.content.models import Site
 from reallabor_mail.db import connect, connect_read_only, state_path
+from reallabor_mail.delivery.ledger import forget
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.errors import ProblemLog, ReallaborError, display_path
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.publish.build import default_templates
+from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.tokens import load_secret
+from reallabor_mail.web import signup_queue
 from reallabor_mail.web.limits import server_config
 from reallabor_mail.web.preview import run_preview
 from reallabor_mail.web.public import PublicConfig, public_app
@@ -77,19 +81,29 @@ def recipients_group() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--list", "list_name", required=True, help="The list to put everyone on (e.g. newsletter).")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and list the others.")
+@click.option("--update", is_flag=True, help="Take the file's details where they differ from the stored ones.")
+@click.option("--encoding", help="The file's encoding (e.g. cp1252), when it cannot be told from the file.")
 @click.option("--by", help="Who vouches for the consent of these contacts (default: $USER).")
 @STATE
-def import_command(file: Path, list_name: str, skip_invalid: bool, by: str | None, state_option: Path | None) -> None:
-    """Import an Excel CSV (; or , — UTF-8, UTF-8 with BOM or cp1252) onto a list as subscribed."""
+def import_command(
+    file: Path, list_name: str, skip_invalid: bool, update: bool, encoding: str | None, by: str | None,
+    state_option: Path | None,
+) -> None:  # fmt: skip
+    """Import an Excel CSV (; or , — UTF-8, UTF-8 with BOM, UTF-16 or cp1252) onto a list as subscribed."""
     conn = _open(state_option)
-    report = recipients.import_csv(
-        conn, file, list_name, secret=load_secret(), by=_who(by), now=_now(), skip_invalid=skip_invalid
-    )
-    for note in (*report.invalid, *report.merged, *report.kept_out):
+    report = spreadsheet.import_csv(
+        conn, file, list_name, secret=load_secret(), by=_who(by), now=_now(), skip_invalid=skip_invalid,
+        update=update, encoding=encoding,
+    )  # fmt: skip
+    notes = sorted((*report.invalid, *report.merged, *report.changed, *report.kept_out), key=lambda n: n.row)
+    for note in notes:
         click.echo(f"{file}: row {note.row}: {note.message}", err=True)
     skipped = len({p.row for p in report.invalid})
+    differing = len(report.changed) - report.updated
     click.echo(
-        f"{file}: {report.added} added, {report.updated} already known (updated) on '{list_name}'"
+        f"{file}: {report.added} added, {report.known} already known on '{list_name}'"
+        + (f"; {report.updated} updated" if report.updated else "")
+        + (f"; {differing} with other details kept as stored (--update takes the file's)" if differing else "")
         + (f"; {skipped} invalid row(s) skipped" if skipped else "")
         + (f"; {len(report.kept_out)} kept out" if report.kept_out else "")
     )
@@ -136,7 +150,7 @@ def export_command(email: str | None, list_name: str | None, output: Path | None
     if bool(email) == bool(list_name):
         raise click.UsageError("give either EMAIL or --list NAME")
     conn = _open(state_option, read_only=True)
-    text = recipients.export_person(conn, email) if email else recipients.export_list(conn, list_name or "")
+    text = spreadsheet.export_person(conn, email) if email else spreadsheet.export_list(conn, list_name or "")
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -151,10 +165,13 @@ def export_command(email: str | None, list_name: str | None, output: Path | None
 def delete_command(email: str, yes: bool, state_option: Path | None) -> None:
     """Erase a person (GDPR Art. 17); only a keyed hash of the address stays, so they are never mailed again."""
     secret = load_secret()
+    address = address_key(email)
     conn = _open(state_option)
     if not yes:
         click.confirm(f"Erase everything stored about {email}? This cannot be undone", abort=True)
-    existed = recipients.erase(conn, email, secret, now=_now())
+    forget(conn, address, "erased:" + recipients.address_hash(address, secret))
+    signup_queue.forget(conn, address)
+    existed = recipients.erase(conn, address, secret, now=_now())
     click.echo(f"{email}: " + ("erased; " if existed else "was not stored; ") + "the address is suppressed")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from zoneinfo import ZoneInfo
 
+from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import EventItem, NewsletterItem, is_event, load_content
 from reallabor_mail.content.models import Language, Site
 from reallabor_mail.db import connect, connect_read_only, state_path
@@ -36,12 +37,13 @@ from reallabor_mail.delivery.transport import (
     Transport,
 )
 from reallabor_mail.errors import ReallaborError, display_path
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign
 from reallabor_mail.mail.stamp import MessageStamp
 from reallabor_mail.publish.build import default_templates
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.links import unsubscribe_url
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.recipients.tokens import load_secret
 from reallabor_mail.render.engine import RenderedEmail, Renderer
 from reallabor_mail.render.ics import EventPlan
@@ -117,7 +119,7 @@ class Composer:
                 self.site, self.email(language), Campaign(self.campaign, entry.list_name, self.date),
                 secret=self.secret, method=self.event_plan.method if self.event_plan else None,
             )  # fmt: skip
-        url = recipients.unsubscribe_url(self.site, person.email, entry.list_name, self.secret)
+        url = unsubscribe_url(self.site, person.email, entry.list_name, self.secret)
         ics = None
         if self.event_plan is not None:
             invitation = self.event_plan.invitation(person.email, language=language, name=person.display_name or None)
@@ -178,7 +180,7 @@ def _test_person(conn: sqlite3.Connection, email: str, site: Site) -> Recipient:
     stored = recipients.find(conn, email)
     if stored is not None:
         return stored.recipient
-    return Recipient(recipients.normalise_email(email), language=site.language)
+    return Recipient(address_key(email), language=site.language)
 
 
 def _subscribed(conn: sqlite3.Connection, lists: Sequence[str]) -> Iterator[tuple[Recipient, str]]:

@@ -19,9 +19,10 @@ from reallabor_mail.content.images import published
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Language, Newsletter
 from reallabor_mail.errors import Code, Problem, ProblemLog, display_path
-from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.messages import _
 from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.engine import SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError, with_local_images

@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from reallabor_mail.addresses import wire_address
 from reallabor_mail.content.loader import Content, EventItem, Version
 from reallabor_mail.content.markdown import LinkReferences
 from reallabor_mail.content.models import EventFormat, EventFrontMatter, EventStatus, Language, Site
@@ -208,7 +209,7 @@ def _param_text(value: str) -> str:
 
 
 def _address(person: Attendee, **params: str) -> icalendar.vCalAddress:
-    address = icalendar.vCalAddress(f"mailto:{person.email}")
+    address = icalendar.vCalAddress(f"mailto:{wire_address(person.email)}")
     name = _param_text(person.name or "")
     if name:
         address.params["CN"] = name

@@ -29,7 +29,6 @@ from typing import Any
 import click
 import uvicorn
 import watchfiles
-from email_validator import EmailNotValidError, validate_email
 from markupsafe import escape
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -38,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from reallabor_mail.addresses import InvalidAddress, parse_address
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_cancelled, load_content
 from reallabor_mail.content.models import Language
 from reallabor_mail.errors import ContentError, Problem, ReallaborError, display_path
@@ -593,9 +593,9 @@ class Preview:
         if sender is None or problem is not None:
             return respond(f"Not sent: {problem}")
         try:
-            address = validate_email(to, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            return respond(f"Not sent: {to!r} is not a valid address ({exc})")
+            address = str(parse_address(to, "to"))
+        except InvalidAddress as exc:
+            return respond(f"Not sent: {exc.detail}")
         try:
             result = await run_in_threadpool(sender, item.path, address)
         except ReallaborError as exc:
