@@ -121,6 +121,11 @@ def test_a_link_that_is_not_a_full_address_is_an_error(source: str) -> None:
     assert str(problems.errors[0]).startswith("x.md:10:")
 
 
+def test_links_within_the_email_are_allowed() -> None:
+    _, problems = parse('[nach oben](#termine) <a href="#termine">Termine</a>')
+    assert problems.errors == []
+
+
 def test_a_raw_link_the_sanitiser_emptied_is_an_error() -> None:
     _, problems = parse('<a href="javascript:alert(1)" onclick="x">klick</a>')
     assert [p.code for p in problems.errors] == [Code.LINK_WITHOUT_ADDRESS]

@@ -285,7 +285,7 @@ class _Checks:
         if not href:
             message = _("a link without address (or with a scheme other than http, https, mailto)")
             self.problems.error(self.path, line, message, Code.LINK_WITHOUT_ADDRESS)
-        elif not href.startswith(("http://", "https://", "mailto:")):
+        elif not href.startswith(("http://", "https://", "mailto:", "#")):  # "#…": the preview checks the id
             message = _("link {href!r} is not a full address; an email needs https://…", href=href)
             self.problems.error(self.path, line, message, Code.LINK_NOT_FULL_ADDRESS)
 

@@ -47,12 +47,29 @@ def default_templates() -> Path:
 
 @dataclass
 class Output:
-    """Everything a build writes, held in memory until it is complete."""
+    """Everything a build writes, held in memory until it is complete.
 
+    ``files`` hold what is published (absolute ``public_url`` addresses, as sent); the ``pages`` among
+    them are written to disk with their images relative to the build, so they show when opened from disk.
+    """
+
+    public_url: str = ""
     files: dict[PurePosixPath, bytes] = field(default_factory=dict)
+    pages: set[PurePosixPath] = field(default_factory=set)
 
     def add(self, path: PurePosixPath, data: str | bytes) -> None:
         self.files[path] = data.encode("utf-8") if isinstance(data, str) else data
+
+    def add_page(self, path: PurePosixPath, html: str) -> None:
+        self.add(path, html)
+        self.pages.add(path)
+
+    def on_disk(self, path: PurePosixPath) -> bytes:
+        """The bytes of a file as ``build`` writes it."""
+        data = self.files[path]
+        if path not in self.pages:
+            return data
+        return with_local_images(data.decode("utf-8"), self.public_url, path).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ class Builder:
         self.pages = SitePages(self.renderer, today)
         self.problems = ProblemLog()
         self.problems.extend(content.warnings)
-        self.output = Output()
+        self.output = Output(content.site.public_url)
 
     def _guard(self, render: Callable[[], None]) -> None:
         try:
@@ -122,10 +139,6 @@ class Builder:
         )
         return as_bytes(msg)
 
-    def _add_page(self, path: PurePosixPath, page: str) -> None:
-        """A page or sample email as a file: its images load from the build's own ``images/``."""
-        self.output.add(path, with_local_images(page, self.content.site.public_url, path))
-
     def _personal_sample(self, email: RenderedEmail) -> tuple[str, str]:
         """The email's HTML and text as the sample recipient of its language gets them."""
         recipient = SAMPLE_RECIPIENTS[email.language]
@@ -144,9 +157,9 @@ class Builder:
                 email = self.renderer.newsletter_email(item, language)
                 self._check_size(email, item.versions[language].path)
                 html, text = self._personal_sample(email)
-                self._add_page(file("email.html"), html)
+                self.output.add_page(file("email.html"), html)
                 self.output.add(file("email.txt"), text)
-                self._add_page(file("index.html"), self.pages.newsletter_page(item, language))
+                self.output.add_page(file("index.html"), self.pages.newsletter_page(item, language))
                 self.output.add(file("preview.eml"), self._preview(email, item, item.meta.lists[0], "newsletter"))
 
             self._guard(render)
@@ -164,9 +177,9 @@ class Builder:
                 email = self.renderer.invitation_email(event, language)
                 self._check_size(email, event.versions[language].path)
                 html, text = self._personal_sample(email)
-                self._add_page(file("invitation.html"), html)
+                self.output.add_page(file("invitation.html"), html)
                 self.output.add(file("invitation.txt"), text)
-                self._add_page(file("index.html"), self.pages.event_page(event, language))
+                self.output.add_page(file("index.html"), self.pages.event_page(event, language))
                 self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, stamp))
                 recipient = SAMPLE_RECIPIENTS[language]
                 invite = calendar.preview_plan(site, event, stamp).invitation(
@@ -223,10 +236,10 @@ def write_output(output: Output, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        for rel, data in output.files.items():
+        for rel in output.files:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            target.write_bytes(output.on_disk(rel))
         os.chmod(staging, 0o755)
         if out.exists():
             old = out.with_name(f".{out.name}-old")
