@@ -5,6 +5,7 @@ git config merge.keepours.driver true (see .gitattributes); after a merge run
 `python -m reallabor_mail.i18n.catalogs update`, which re-extracts and recompiles the .mo files.
 """
 import sys
+
 from babel.messages.pofile import read_po, write_po
 
 _, _base, ours, theirs = sys.argv
