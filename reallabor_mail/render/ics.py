@@ -18,13 +18,15 @@ Without send history (``build``), :func:`preview_plan` gives SEQUENCE 0 (1 for a
 cancellation always supersedes what was announced) and the DTSTAMP the caller takes from the content, so
 builds are byte-identical.
 
-ICS details: VTIMEZONE for every zone used, computed by icalendar for a range of a year around the
-events; CRLF line ends and folding at 75 octets (never inside a UTF-8 character) by icalendar;
-reminders the day before and, for online events, 30 minutes before; LOCATION is the online link
-(online), the address (in person) or both (hybrid); URL is the online link or the event page.
-Control characters are dropped from TEXT values (RFC 5545 3.3.11). A VTIMEZONE that covers only a
-range is read rightly by clients that know the IANA name or read each file on its own; vobject (and so
-Radicale) keeps the first VTIMEZONE it saw per TZID for its whole process.
+ICS details: VTIMEZONE for every zone used, computed by icalendar from the tz database for
+:data:`TIMEZONE_WINDOW`, widened to the first and last event of the file, one RDATE per line; CRLF line ends and folding at
+75 octets (never inside a UTF-8 character) by icalendar; reminders the day before and, for online
+events, 30 minutes before; LOCATION is the online link (online), the address (in person) or both
+(hybrid); URL is the online link or the event page; ATTENDEE and ORGANIZER are the addresses as on the
+wire (punycode domain, like the envelope and ``To:``).
+Control characters are dropped from TEXT values (RFC 5545 3.3.11). The fixed window is there because
+vobject (and so Radicale) keeps the first VTIMEZONE it saw per TZID for its whole process: every file we
+publish carries the same definition, right for the events of every other file too.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ from reallabor_mail.render import paths as layout
 
 PRODID = "-//Auslandsgesellschaft.de e.V.//reallabor-mail//DE"
 FEED_REFRESH = dt.timedelta(hours=12)
-TIMEZONE_MARGIN = dt.timedelta(days=366)
+# The years every VTIMEZONE covers at least (about 1 KB per zone); a file with events outside gets more.
+TIMEZONE_WINDOW = (dt.date(2020, 1, 1), dt.date(2045, 1, 1))
 REMINDER_DAY_BEFORE = dt.timedelta(days=-1)
 REMINDER_ONLINE = dt.timedelta(minutes=-30)
 _LINE_START = re.compile(r"^\s*(?:[-*] |\d+\. |\[\d+\] |> )")  # list items, link references, quotes
@@ -269,6 +272,22 @@ class FeedInfo:
     url: str
 
 
+def _one_rdate_per_line(timezone: icalendar.Timezone) -> None:
+    """Write each onset of an observance as its own RDATE line (RFC 5545 allows both forms).
+
+    vobject reads only the first value of an RDATE list in a VTIMEZONE, so with icalendar's one long
+    list it (and Radicale) got the offset right only until the second transition of each kind.
+    """
+    for observance in timezone.subcomponents:
+        onsets = observance.get("RDATE")
+        if onsets is None:
+            continue
+        lists = onsets if isinstance(onsets, list) else [onsets]
+        del observance["RDATE"]
+        for onset in [d.dt for dates in lists for d in dates.dts]:
+            observance.add("rdate", onset)
+
+
 def ics_calendar(method: str, events: Sequence[EventData], feed: FeedInfo | None = None) -> str:
     """A VCALENDAR with these events and the VTIMEZONEs they use, as CRLF text folded at 75 octets."""
     cal = icalendar.Calendar()
@@ -285,10 +304,13 @@ def ics_calendar(method: str, events: Sequence[EventData], feed: FeedInfo | None
     for data in events:
         cal.add_component(_vevent(data, method))
     if events:
+        first, last = TIMEZONE_WINDOW
         cal.add_missing_timezones(
-            first_date=min(e.start for e in events).date() - TIMEZONE_MARGIN,
-            last_date=max(e.end for e in events).date() + TIMEZONE_MARGIN,
+            first_date=min([first, *(e.start.date() - dt.timedelta(days=1) for e in events)]),
+            last_date=max([last, *(e.end.date() + dt.timedelta(days=1) for e in events)]),
         )
+        for timezone in cal.timezones:
+            _one_rdate_per_line(timezone)
     text: bytes = cal.to_ical()
     return text.decode("utf-8")
 
