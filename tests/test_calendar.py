@@ -24,6 +24,7 @@ from ical.calendar_stream import IcsCalendarStream
 
 from reallabor_mail import db as state
 from reallabor_mail.content.loader import Content, EventItem, load_content
+from reallabor_mail.content.models import Language
 from reallabor_mail.delivery import event_versions
 from reallabor_mail.i18n.words import date_line
 from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, render_all
@@ -165,6 +166,11 @@ def event_named(content: Content, stem: str) -> EventItem:
     return next(e for e in content.events if e.stem == stem)
 
 
+def download(content: Content, event: EventItem, language: Language = "de") -> str:
+    """The event's ``event.ics`` before any send, stamped at ``TZ_NOW``."""
+    return calendar.publish_ics(content.site, event, language, calendar.Published.of(event, None, TZ_NOW))
+
+
 def ics_files(files: Files) -> dict[PurePosixPath, str]:
     return {p: d.decode("utf-8") for p, d in files.items() if p.suffix == ".ics"}
 
@@ -209,16 +215,19 @@ def test_feed_holds_every_event_and_tells_clients_to_refresh(files: Files, conte
         assert tz.to_tz().utcoffset(event.meta.start.replace(tzinfo=None)) == event.meta.start.utcoffset()
 
 
-def test_build_without_history_has_sequence_zero_and_dtstamp_from_content(files: Files) -> None:
+def test_build_without_history_has_sequence_zero_and_dtstamp_not_after_the_build(files: Files) -> None:
     cal = icalendar.Calendar.from_ical(files[PurePosixPath("events", CLOSING, "event.ics")])
     ev = cal.events[0]
     assert ev["SEQUENCE"] == 0
-    # two weeks before the event, 09:00 Berlin — the Date of the preview message, never the clock
+    # the build's day (TODAY, 00:00 Berlin), not two weeks before the 2024 event
     stamp = ev.DTSTAMP
-    assert stamp == dt.datetime(2024, 6, 5, 7, 0, tzinfo=dt.UTC)
+    assert stamp == dt.datetime(2023, 9, 30, 22, 0, tzinfo=dt.UTC)
+    rel = PurePosixPath("events", "2023-03-29-auftaktveranstaltung", "event.ics")
+    stamp = icalendar.Calendar.from_ical(files[rel]).events[0].DTSTAMP
+    assert stamp == dt.datetime(2023, 3, 15, 8, 0, tzinfo=dt.UTC)  # two weeks before, 09:00
+    # a past event's download stays the same in later builds
     again, _ = render_all(SAMPLE_CONTENT, TEMPLATES, strict=False, today=TODAY + dt.timedelta(days=400))
-    for path, data in ics_files(files).items():
-        assert again.files[path].decode("utf-8") == data, path
+    assert again.files[rel] == files[rel]
 
 
 def onsets(tz: icalendar.Timezone) -> list[dt.datetime]:
@@ -246,7 +255,7 @@ def test_vtimezone_is_the_same_window_in_every_file_and_grows_for_events_outside
     assert tz.to_tz().utcoffset(dt.datetime(2024, 1, 19, 10)) == dt.timedelta(hours=1)
     set_front_matter(content_copy / "events" / f"{CLOSING}.md", start="2051-07-02 10:00", end="2051-07-02 13:00")
     content = load_content(content_copy)
-    far = icalendar.Calendar.from_ical(calendar.publish_ics(content.site, event_named(content, CLOSING), "de", TZ_NOW))
+    far = icalendar.Calendar.from_ical(download(content, event_named(content, CLOSING)))
     (tz,) = far.timezones
     assert {2020, 2044, 2050, 2051} <= {onset.year for onset in onsets(tz)}
     assert agreed(far.to_ical().decode()).start == dt.datetime(2051, 7, 2, 8, 0, tzinfo=dt.UTC)
@@ -259,8 +268,8 @@ def test_a_later_event_is_right_after_an_earlier_file_taught_vobject_the_zone(co
     """
     set_front_matter(content_copy / "events" / f"{CLOSING}.md", start="2031-07-02 10:00", end="2031-07-02 13:00")
     content = load_content(content_copy)
-    early = calendar.publish_ics(content.site, content.events[0], "de", TZ_NOW)
-    later = calendar.publish_ics(content.site, event_named(content, CLOSING), "de", TZ_NOW)
+    early = download(content, content.events[0])
+    later = download(content, event_named(content, CLOSING))
     fresh_vobject()
     for text in (early, later):
         (vcal,) = list(vobject.readComponents(text))
@@ -415,7 +424,7 @@ def test_newsletter_termine_show_links_and_cancelled_events(content_copy: Path) 
     assert "/events/2023-10-26-kommunale-unternehmen/event.ics" not in email.html
     assert "/events/2023-11-08-konferenz-kommunale-aussenpolitik/event.ics" in email.html
     assert "In den Kalender: https://" in email.text
-    ics = calendar.publish_ics(content.site, event_named(content, "2023-10-26-kommunale-unternehmen"), "de", TZ_NOW)
+    ics = download(content, event_named(content, "2023-10-26-kommunale-unternehmen"))
     parsed = agreed(ics)
     assert parsed.status == "CANCELLED" and parsed.sequence == 1
     assert parsed.summary.endswith(" (abgesagt)")
@@ -427,7 +436,7 @@ def test_hybrid_location_has_address_and_link(content_copy: Path) -> None:
     path = content_copy / "events" / f"{CLOSING}.md"
     set_front_matter(path, format="hybrid", location='"Steinstr. 48, 44147 Dortmund"')
     content = load_content(content_copy)
-    ics = calendar.publish_ics(content.site, event_named(content, CLOSING), "de", TZ_NOW)
+    ics = download(content, event_named(content, CLOSING))
     parsed = agreed(ics)
     assert parsed.location == "Steinstr. 48, 44147 Dortmund · https://us02web.zoom.us/j/88154063921"
     assert "Wo: Hybrid (in Präsenz und online), Steinstr. 48, 44147 Dortmund\n" in parsed.description

@@ -155,7 +155,9 @@ def test_dst_switches_2026_in_berlin_and_kyiv(content_copy: Path) -> None:
     content = load_content(content_copy)
     for number, ((zone, _, _, line), (start, end)) in enumerate(zip(DST_CASES, DST_UTC, strict=True)):
         event = event_named(content, f"2026-dst-{number}")
-        ics = calendar.publish_ics(content.site, event, "de", dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+        ics = calendar.publish_ics(
+            content.site, event, "de", calendar.Published.of(event, None, dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+        )
         parsed = agreed(ics)
         assert (parsed.start, parsed.end) == (utc(start), utc(end)), (zone, start)
         assert parsed.description.startswith(f"Wann: {line}\n"), parsed.description.splitlines()[0]

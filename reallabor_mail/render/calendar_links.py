@@ -1,8 +1,9 @@
 """The links beside an event in mails and pages: "In den Kalender" (.ics), Google, Outlook and the feed.
 
 A label never names a domain (no "Outlook.com" for a link to outlook.live.com): spam filters such as
-Rspamd score link text that names another domain than the link's own as phishing. Pure, like :mod:`reallabor_mail.render.ics` whose URLs and times it uses; the renderer puts them into
-every event view.
+Rspamd score link text that names another domain than the link's own as phishing. Pure, like
+:mod:`reallabor_mail.render.ics` whose URLs and times it uses; the renderer puts them into every event
+view.
 """
 
 from __future__ import annotations

@@ -14,19 +14,19 @@ API for the send path (rendering once per campaign and language, one ICS per rec
     email = renderer.invitation_email(event, lang, changes=plan.changes(lang))
     invite = plan.invitation(recipient.email, language=lang, name=recipient.display_name)
 
-Without send history (``build``), :func:`preview_plan` gives SEQUENCE 0 (1 for a cancelled event: a
-cancellation always supersedes what was announced) and the DTSTAMP the caller takes from the content, so
-builds are byte-identical.
+Without send history :func:`first_sequence` is 0 (1 for a cancelled event: a cancellation always
+supersedes what was announced). Downloads carry the SEQUENCE and DTSTAMP of the last version sent
+(:class:`Published`); ``build``'s preview.eml shows a first invitation (:func:`preview_plan`).
 
 ICS details: VTIMEZONE for every zone used, computed by icalendar from the tz database for
-:data:`TIMEZONE_WINDOW`, widened to the first and last event of the file, one RDATE per line; CRLF line ends and folding at
-75 octets (never inside a UTF-8 character) by icalendar; reminders the day before and, for online
-events, 30 minutes before; LOCATION is the online link (online), the address (in person) or both
-(hybrid); URL is the online link or the event page; ATTENDEE and ORGANIZER are the addresses as on the
-wire (punycode domain, like the envelope and ``To:``).
-Control characters are dropped from TEXT values (RFC 5545 3.3.11). The fixed window is there because
-vobject (and so Radicale) keeps the first VTIMEZONE it saw per TZID for its whole process: every file we
-publish carries the same definition, right for the events of every other file too.
+:data:`TIMEZONE_WINDOW`, widened to the first and last event of the file, one RDATE per line; CRLF line
+ends and folding at 75 octets (never inside a UTF-8 character) by icalendar; reminders the day before
+and, for online events, 30 minutes before; LOCATION is the online link (online), the address (in
+person) or both (hybrid); URL is the online link or the event page; ATTENDEE and ORGANIZER are the
+addresses as on the wire (punycode domain, like the envelope and ``To:``). Control characters are
+dropped from TEXT values (RFC 5545 3.3.11). The fixed window is there because vobject (and so
+Radicale) keeps the first VTIMEZONE it saw per TZID for its whole process: every file we publish
+carries the same definition, right for the events of every other file too.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def change_lines(old: Snapshot, new: Snapshot, language: Language) -> tuple[str,
 
 @dataclass(frozen=True)
 class SentVersion:
-    """A version of an event that went out: its SEQUENCE and the fingerprint of what it showed."""
+    """A version of an event that went out: its SEQUENCE, the fingerprint of what it showed, and the
+    DTSTAMP its mails carried (``sent_at``; every mail of one version carries the same)."""
 
     event: str
     sequence: int
@@ -210,8 +211,17 @@ def _param_text(value: str) -> str:
     return " ".join(cleaned.split())
 
 
+def _wire_address(email: str) -> str:
+    """The address as the envelope and ``To:`` carry it: the domain in punycode (a mailto URI is ASCII)."""
+    local, _, domain = email.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError as exc:
+        raise CalendarError(f"{email}: the domain cannot be encoded ({exc})") from None
+
+
 def _address(person: Attendee, **params: str) -> icalendar.vCalAddress:
-    address = icalendar.vCalAddress(f"mailto:{person.email}")
+    address = icalendar.vCalAddress(f"mailto:{_wire_address(person.email)}")
     name = _param_text(person.name or "")
     if name:
         address.params["CN"] = name
@@ -430,19 +440,38 @@ def first_sequence(event: EventItem) -> int:
     return 1 if event.meta.status is EventStatus.CANCELLED else 0
 
 
-def publish_ics(site: Site, event: EventItem, language: Language, dtstamp: dt.datetime) -> str:
-    """``event.ics`` for download (METHOD:PUBLISH, no send history)."""
-    data = event_data(site, event, language, sequence=first_sequence(event), dtstamp=dtstamp)
+@dataclass(frozen=True)
+class Published:
+    """The SEQUENCE and DTSTAMP a download carries."""
+
+    sequence: int
+    dtstamp: dt.datetime
+
+    @classmethod
+    def of(cls, event: EventItem, last: SentVersion | None, unsent: dt.datetime) -> Published:
+        """Those of the last version sent, so a download never looks newer (RFC 5546 ordering) than the
+        invitation a recipient holds; before any send :func:`first_sequence` and ``unsent``."""
+        if last is None:
+            return cls(first_sequence(event), utc(unsent))
+        return cls(last.sequence, utc(last.sent_at))
+
+
+def publish_ics(site: Site, event: EventItem, language: Language, version: Published) -> str:
+    """``event.ics`` for download (METHOD:PUBLISH)."""
+    data = event_data(site, event, language, sequence=version.sequence, dtstamp=version.dtstamp)
     return ics_calendar("PUBLISH", [data])
 
 
-def feed_ics(content: Content, stamp: Callable[[EventItem], dt.datetime]) -> str:
+def feed_ics(content: Content, version: Callable[[EventItem], Published]) -> str:
     """``calendar.ics``: every event in the site language, for subscribing (METHOD:PUBLISH)."""
     site = content.site
     language = site.language
-    events = [
-        event_data(site, e, language, sequence=first_sequence(e), dtstamp=stamp(e)) for e in content.events
-    ]
+    events = []
+    for event in content.events:
+        published = version(event)
+        events.append(
+            event_data(site, event, language, sequence=published.sequence, dtstamp=published.dtstamp)
+        )
     info = FeedInfo(
         name=f"{site.sender.name} – {strings(language)['upcoming_events']}",
         description=site.organisation,
@@ -517,9 +546,10 @@ def plan_version(site: Site, event: EventItem, last: SentVersion | None, dtstamp
     method = "CANCEL" if current.status is EventStatus.CANCELLED else "REQUEST"
     if last is None:
         return EventPlan(site, event, method, first_sequence(event), utc(dtstamp), current, None)
-    sequence = last.sequence if last.fingerprint == current.fingerprint else last.sequence + 1
     previous = Snapshot.from_fingerprint(last.fingerprint)
-    return EventPlan(site, event, method, sequence, utc(dtstamp), current, previous)
+    if last.fingerprint == current.fingerprint:  # a resend: the same version, SEQUENCE and DTSTAMP
+        return EventPlan(site, event, method, last.sequence, utc(last.sent_at), current, previous)
+    return EventPlan(site, event, method, last.sequence + 1, utc(dtstamp), current, previous)
 
 
 def preview_plan(site: Site, event: EventItem, dtstamp: dt.datetime) -> EventPlan:
