@@ -44,9 +44,12 @@ sys.path.insert(0, str(ROOT))
 from reallabor_mail.db import connect, transaction  # noqa: E402
 from reallabor_mail.delivery.campaign import SendRequest, execute, prepare  # noqa: E402
 from reallabor_mail.delivery.ledger import Entry  # noqa: E402
-from reallabor_mail.i18n.greetings import Recipient, greeting  # noqa: E402
+from reallabor_mail.i18n.greetings import greeting  # noqa: E402
 from reallabor_mail.mail.message import Campaign, as_bytes, build_message  # noqa: E402
+from reallabor_mail.recipients import links  # noqa: E402
 from reallabor_mail.recipients import store as recipients  # noqa: E402
+from reallabor_mail.recipients.person import Recipient  # noqa: E402
+from reallabor_mail.settings import Settings  # noqa: E402
 
 NEWSLETTER = ROOT / "content" / "newsletters" / "2023-3.md"
 EVENT = ROOT / "content" / "events" / "2024-06-19-abschlussveranstaltung.md"
@@ -159,13 +162,15 @@ def assembly_rates(workdir: Path, count: int) -> dict[str, float]:
     rates: dict[str, float] = {}
     with environment({"REALLABOR_SECRET": SECRET}):
         for name, file in (("newsletter", NEWSLETTER), ("invitation", EVENT)):
-            prepared = prepare(SendRequest(file, outbox=workdir / "outbox", state=workdir / f"assembly-{name}.db"))
+            request = SendRequest(file, outbox=workdir / "outbox", state=workdir / f"assembly-{name}.db")
+            prepared = prepare(request, settings=Settings.from_environ())
             entries = [Entry(i, "newsletter", person(i), 0) for i in range(count)]
             started = time.perf_counter()
             size = sum(len(prepared.composer(entry)[1]) for entry in entries)
             rates[name] = count / (time.perf_counter() - started)
             rates[f"{name} bytes"] = size / count
-        composer = prepare(SendRequest(NEWSLETTER, outbox=workdir / "outbox", state=workdir / "ref.db")).composer
+        reference = SendRequest(NEWSLETTER, outbox=workdir / "outbox", state=workdir / "ref.db")
+        composer = prepare(reference, settings=Settings.from_environ()).composer
         site, campaign = composer.site, Campaign("newsletter:2023-3", "newsletter", NOW)
         sample = [person(i) for i in range(max(100, count // 20))]
         started = time.perf_counter()
@@ -177,7 +182,7 @@ def assembly_rates(workdir: Path, count: int) -> dict[str, float]:
                     p,
                     campaign,
                     secret=b"s",
-                    unsubscribe_url=recipients.unsubscribe_url(site, p.email, "newsletter", b"s"),
+                    unsubscribe_url=links.unsubscribe_url(site, p.email, "newsletter", b"s"),
                 )
             )
         rates["reference"] = len(sample) / (time.perf_counter() - started)
@@ -193,7 +198,7 @@ def send_rate(workdir: Path, sink: Sink, count: int, connections: int, file: Pat
     make_state(state, count, "newsletter" if file == NEWSLETTER else "reallabor")
     before = sink.count()
     with environment(smtp_env(sink.port, state)):
-        prepared = prepare(SendRequest(file, connections=connections, state=state))
+        prepared = prepare(SendRequest(file, connections=connections, state=state), settings=Settings.from_environ())
         started = time.perf_counter()
         report = execute(prepared)
         elapsed = time.perf_counter() - started
@@ -212,7 +217,8 @@ def mailmerge_files(workdir: Path, count: int, port: int) -> Path:
     folder = workdir / "mailmerge"
     folder.mkdir()
     with environment({"REALLABOR_SECRET": SECRET}):
-        composer = prepare(SendRequest(NEWSLETTER, outbox=workdir / "outbox", state=workdir / "mm.db")).composer
+        request = SendRequest(NEWSLETTER, outbox=workdir / "outbox", state=workdir / "mm.db")
+        composer = prepare(request, settings=Settings.from_environ()).composer
     email = composer.email("de")
     site = composer.site
 
@@ -239,7 +245,7 @@ def mailmerge_files(workdir: Path, count: int, port: int) -> Path:
         for i in range(count):
             p = person(i)
             p = Recipient(p.email, p.salutation, p.title, p.first_name, p.last_name, p.organisation, "de")
-            writer.writerow([p.email, greeting(p, "de"), recipients.unsubscribe_url(site, p.email, "newsletter", b"s")])
+            writer.writerow([p.email, greeting(p, "de"), links.unsubscribe_url(site, p.email, "newsletter", b"s")])
     (folder / "server.conf").write_text(f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nsecurity = Never\n")
     return folder
 

@@ -12,16 +12,15 @@ version 1: migration 1 is the tables that code created, ``CREATE … IF NOT EXIS
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.settings import ENV_STATE, Settings
 
 DEFAULT_STATE = Path(".reallabor") / "state.sqlite3"
-ENV_STATE = "REALLABOR_STATE"
 
 _RECIPIENTS = """
 CREATE TABLE IF NOT EXISTS recipients (
@@ -133,12 +132,9 @@ class NoState(StateError):
     """A command that only reads found no state file."""
 
 
-def state_path(option: Path | None = None) -> Path:
+def state_path(option: Path | None, settings: Settings) -> Path:
     """``--state PATH``, else ``$REALLABOR_STATE``, else ``.reallabor/state.sqlite3`` here."""
-    if option is not None:
-        return option
-    env = os.environ.get(ENV_STATE)
-    return Path(env) if env else DEFAULT_STATE
+    return option or settings.state or DEFAULT_STATE
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -1,10 +1,35 @@
-"""One exception base for the whole package, and the problem reports content checks collect.
+"""The one exception tree, and the problem reports content checks collect.
 
-Every message a user sees starts with the path it is about (``path:line: message``), so an editor
-or a terminal can jump straight to it. Content problems end with a stable code in brackets
-(``… [RLM203]``, as mypy shows its error codes): the wording is translated, the code is not, so
-tools and the preview's checks panel select problems by code. Third-party errors are translated
-into these where they enter our code.
+Every message a user sees starts with the path (or the setting) it is about (``path:line: message``),
+so an editor or a terminal can jump straight to it, and says what to do. The CLI is the only place that
+prints them: one line each, exit code 1, never a traceback. Content problems end with a stable code in
+brackets (``… [RLM203]``, as mypy shows its error codes): the wording is translated, the code is not, so
+tools and the preview's checks panel select problems by code. Third-party errors are translated into
+these where they enter our code (``UnicodeDecodeError`` and YAML errors in the loader,
+``jinja2.TemplateError`` in render/engine.py, ``sqlite3.Error`` in db.py, ``OSError`` where files are
+read or written), so nothing above that line needs to know the library.
+
+    ReallaborError                     anything a user can cause or fix
+    ├── SettingsError                  an environment variable is missing or wrong (settings.py)
+    │   ├── SecretMissing              REALLABOR_SECRET not set or too short (recipients/tokens.py)
+    │   └── DkimError                  the DKIM key cannot be read or cannot sign (mail/dkim.py)
+    ├── ContentError                   the content has problems; carries every Problem, not just the first
+    ├── RenderError                    a template or MJML error, at template:line (render/engine.py)
+    ├── OutputError                    the build folder cannot be written (publish/build.py)
+    ├── StateError                     the state database cannot be opened, read or written (db.py)
+    │   └── NoState                    a read-only command found no state file yet (db.py)
+    ├── CalendarError                  an event-version record contradicts the event (render/ics.py)
+    ├── MessageError                   a mail cannot be built safely
+    │   ├── HeaderInjectionError       a header value with a line break or NUL (characters.py)
+    │   └── StampError                 one recipient's message cannot be stamped (mail/stamp.py)
+    ├── RecipientError                 a recipient operation cannot be done (recipients/store.py)
+    ├── ImportRefused                  a CSV file cannot be imported (recipients/spreadsheet.py)
+    ├── InvalidAddress                 an address that does not pass validation (addresses.py)
+    ├── InvalidToken                   a link forged, altered, for another purpose or expired (recipients/tokens.py)
+    └── DeliveryError                  the mail server cannot be used at all (delivery/transport.py)
+        └── SenderRefused              the server refuses our sender address: the run stops (delivery/engine.py)
+
+A test (tests/test_layers.py) checks that every exception class in the package is in this tree.
 """
 
 from __future__ import annotations
@@ -17,6 +42,18 @@ from pathlib import Path
 
 class ReallaborError(Exception):
     """Base of every error this package raises on purpose."""
+
+
+class SettingsError(ReallaborError):
+    """An environment variable is missing or has a value we cannot use."""
+
+
+class OutputError(ReallaborError):
+    """A folder or file we were asked to write cannot be written."""
+
+
+class MessageError(ReallaborError):
+    """A mail cannot be built safely from what it was given."""
 
 
 class Severity(StrEnum):
@@ -54,6 +91,8 @@ class Code(StrEnum):
     MJML_ERROR = "RLM303"
     UNKNOWN_MJML_TAG = "RLM304"
     EMAIL_TOO_LARGE = "RLM305"
+    TEMPLATES_FOLDER_MISSING = "RLM306"
+    TEMPLATE_NOT_UTF8 = "RLM307"
 
 
 @dataclass(frozen=True, order=True)
@@ -90,7 +129,7 @@ class ContentError(ReallaborError):
     """Raised when the content has errors; carries all of them, not just the first."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = sorted(problems)
+        self.problems = sorted(set(problems))  # a template error repeats for every item using it
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reallabor_mail.i18n.greetings import Recipient, greeting, normalise_salutation, vocative
+from reallabor_mail.i18n.greetings import greeting, vocative
+from reallabor_mail.recipients.person import Recipient, read_salutation
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,10 @@ def test_vocative(name: str, female: bool, expected: str) -> None:
 
 
 def test_salutation_normalised() -> None:
-    assert normalise_salutation(" frau ") == "Frau"
-    assert normalise_salutation("Mr.") == "Herr"
-    assert normalise_salutation("divers") is None
-    assert normalise_salutation("") is None
+    assert read_salutation(" frau ") == ("Frau", None)
+    assert read_salutation("Mr.") == ("Herr", None)
+    assert read_salutation("Frau Dr.") == ("Frau", "Dr.")
+    assert read_salutation("Herr  Prof. Dr.-Ing.") == ("Herr", "Prof. Dr.-Ing.")
+    assert read_salutation("Divers") == (None, None)  # greeted without Frau or Herr
+    assert read_salutation("Frau Müller") is None  # a name, not a title: not guessed
+    assert read_salutation("Familie") is None

@@ -19,9 +19,10 @@ from click.testing import CliRunner
 from reallabor_mail.cli.main import main
 from reallabor_mail.db import NoState, connect
 from reallabor_mail.delivery.campaign import SendRequest, send
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.publish.build import render_all
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import Recipient
+from reallabor_mail.settings import Settings
 
 from .conftest import TEMPLATES, TODAY, SmtpServer
 from .test_calendar import CLOSING, agreed, plan_in_person, set_front_matter
@@ -61,6 +62,11 @@ def state(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPat
         recipients.add_recipient(conn, person, "reallabor", status="subscribed", source="test", now=NOW)
     conn.close()
     return path
+
+
+def send_event(content: Path, state: Path, clock: Ticking) -> None:
+    """``send`` the closing event to its list (the environment set by the ``state`` fixture)."""
+    assert send(SendRequest(content / EVENT, state=state), settings=Settings.from_environ(), clock=clock) is not None
 
 
 def calendar_of(message: EmailMessage) -> icalendar.Event:
@@ -105,10 +111,10 @@ def test_downloads_carry_sequence_and_dtstamp_of_the_last_update_sent(
     clock = Ticking(NOW)
     original = (content_copy / EVENT).read_text(encoding="utf-8")
     plan_in_person(content_copy)
-    assert send(SendRequest(content_copy / EVENT, state=state), clock=clock) is not None
+    send_event(content_copy, state, clock)
     (content_copy / EVENT).write_text(original, encoding="utf-8")  # moved online: an update
     clock.now += dt.timedelta(days=20)
-    assert send(SendRequest(content_copy / EVENT, state=state), clock=clock) is not None
+    send_event(content_copy, state, clock)
     update = calendar_of(smtp_server.messages[-1].message)
     assert update["SEQUENCE"] == 1
     gc.collect()  # a connection the send left to the garbage collector checkpoints its WAL when collected
@@ -129,7 +135,7 @@ def test_build_reads_the_default_state_when_it_exists_and_never_creates_one(
     state: Path, content_copy: Path, smtp_server: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Ticking(NOW)
-    assert send(SendRequest(content_copy / EVENT, state=state), clock=clock) is not None
+    send_event(content_copy, state, clock)
     sent = calendar_of(smtp_server.messages[-1].message)
     empty = tmp_path / "elsewhere"
     empty.mkdir()
@@ -152,7 +158,7 @@ def test_build_reads_the_default_state_when_it_exists_and_never_creates_one(
 
 def test_attendee_is_the_address_the_mail_went_to(state: Path, content_copy: Path, smtp_server: SmtpServer) -> None:
     """A domain with umlauts: envelope, To: and ATTENDEE all name the punycode form (a valid mailto URI)."""
-    assert send(SendRequest(content_copy / EVENT, state=state), clock=Ticking(NOW)) is not None
+    send_event(content_copy, state, Ticking(NOW))
     (received,) = [m for m in smtp_server.messages if m.rcpt_tos[0].startswith("rathaus@")]
     message = received.message
     attendee = str(calendar_of(message)["ATTENDEE"])

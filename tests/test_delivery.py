@@ -24,7 +24,7 @@ from reallabor_mail.delivery.transport import (
     classify,
     parse_rate,
 )
-from reallabor_mail.errors import ReallaborError
+from reallabor_mail.errors import ReallaborError, SettingsError
 from tests.smtp_faults import fault_server, self_signed, server_tls_context
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHallo\r\n.dot line\r\n"
@@ -62,7 +62,7 @@ def test_settings_default_to_starttls_on_587() -> None:
     ],
 )
 def test_settings_refuse_unsafe_or_broken_values(env: dict[str, str], message: str) -> None:
-    with pytest.raises(DeliveryError, match=message):
+    with pytest.raises(SettingsError, match=message):
         SmtpSettings.from_env({"REALLABOR_SMTP_HOST": "smtp.example.org", **env})
 
 

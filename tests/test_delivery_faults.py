@@ -13,7 +13,7 @@ from reallabor_mail.db import connect
 from reallabor_mail.delivery.engine import RetryPolicy, RunReport, SenderRefused, deliver_all
 from reallabor_mail.delivery.ledger import Entry, Ledger
 from reallabor_mail.delivery.transport import DeliveryError, Pipeline, Reply, SmtpSettings, SmtpTransport
-from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients.person import Recipient
 from tests.smtp_faults import Faults, FaultServer, fault_server
 
 CAMPAIGN = "newsletter:test"

@@ -210,7 +210,7 @@ def test_a_state_file_that_is_not_a_database_is_one_line_naming_it(
         run()
     assert exit_.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {env}: ") and "not a" in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"{env}: ") and "not a" in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from reallabor_mail.content.loader import load_content
 from reallabor_mail.db import connect
 from reallabor_mail.delivery import ledger
 from reallabor_mail.delivery.transport import MaildirTransport
-from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients.person import Recipient
+from reallabor_mail.settings import Settings
 from reallabor_mail.web.preview import Preview, sending_path, staff_routes
 from reallabor_mail.web.public import PublicConfig, create_app, public_app
 
@@ -47,23 +48,23 @@ class Live:
         return httpx.get(self.url + path, timeout=30, **kwargs)
 
 
-@pytest.fixture
-def live(content_copy: Path, tmp_path: Path) -> Iterator[Live]:
-    """The staff app on 127.0.0.1 over a scratch copy of the sample content."""
-    state = tmp_path / "state.sqlite3"
-    preview = Preview(
-        content_copy, TEMPLATES, state=state, today=lambda: TODAY, send_test=sending_path(TEMPLATES, state)
-    )
+@contextmanager
+def running_preview(content: Path, state: Path, settings: Settings) -> Iterator[Live]:
+    """The staff app on 127.0.0.1 over ``content``, with the settings ``serve`` would pass it."""
+    send_test = sending_path(TEMPLATES, state, settings)
+    preview = Preview(content, TEMPLATES, state=state, today=lambda: TODAY, send_test=send_test, settings=settings)
     try:
         with serving(create_app(staff_routes(preview))) as base:
-            yield Live(content_copy, state, f"{base}/preview/")
+            yield Live(content, state, f"{base}/preview/")
     finally:
         preview.close()
 
 
-def no_smtp(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("REALLABOR_SMTP_")]:
-        monkeypatch.delenv(name)
+@pytest.fixture
+def live(content_copy: Path, tmp_path: Path) -> Iterator[Live]:
+    """The staff app over a scratch copy of the sample content, no mail server configured."""
+    with running_preview(content_copy, tmp_path / "state.sqlite3", Settings()) as running:
+        yield running
 
 
 # --- pages over HTTP ----------------------------------------------------------------------------
@@ -142,21 +143,24 @@ def test_public_app_never_serves_the_preview(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/preview/{NEWSLETTER}").status_code == 404
 
 
-def test_send_test_without_smtp_explains(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
-    no_smtp(monkeypatch)
+def test_send_test_without_smtp_explains(live: Live) -> None:
     assert "SMTP is not configured: set REALLABOR_SMTP_HOST" in live.get(NEWSLETTER).text
     answer = httpx.post(live.url + NEWSLETTER + "send-test", data={"to": "me@example.org", "lang": "de"})
     assert "Not sent: SMTP is not configured" in answer.text
 
 
 def test_send_test_goes_through_the_sending_path(
-    live: Live, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    content_copy: Path, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    no_smtp(monkeypatch)
-    monkeypatch.setenv("REALLABOR_SMTP_HOST", smtp_server.host)
-    monkeypatch.setenv("REALLABOR_SMTP_PORT", str(smtp_server.port))
-    monkeypatch.setenv("REALLABOR_SMTP_SECURITY", "none")
-    monkeypatch.setenv("REALLABOR_SECRET", "preview-test-secret-0123456789abcdef")
+    settings = Settings.from_environ({
+        "REALLABOR_SMTP_HOST": smtp_server.host, "REALLABOR_SMTP_PORT": str(smtp_server.port),
+        "REALLABOR_SMTP_SECURITY": "none", "REALLABOR_SECRET": "preview-test-secret-0123456789abcdef",
+    })  # fmt: skip
+    with running_preview(content_copy, tmp_path / "state.sqlite3", settings) as live:
+        send_and_check(live, smtp_server)
+
+
+def send_and_check(live: Live, smtp_server: SmtpServer) -> None:
     answer = httpx.post(
         live.url + NEWSLETTER + "send-test", data={"to": "Me@Example.org", "lang": "de"},
         headers={"Origin": live.url.split("/preview/")[0]}, timeout=60,

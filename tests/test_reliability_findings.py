@@ -21,8 +21,9 @@ from reallabor_mail.delivery.engine import deliver_all
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.delivery.transport import MaildirTransport
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import Recipient
 from tests.conftest import ROOT
 from tests.test_delivery_faults import ListAudience, compose, people
 
@@ -99,5 +100,5 @@ def test_a_broken_utf16_file_is_refused_with_its_name(tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_bytes("E-Mail;Vorname\nanna@example.org;Anna\n".encode("utf-16") + b"\x00\xdc")  # a lone surrogate
     conn = connect(tmp_path / "state.sqlite3")
-    with pytest.raises(ReallaborError, match=r"people\.csv: starts as UTF-16 .* is not valid UTF-16"):
-        recipients.import_csv(conn, path, "newsletter", secret=b"guards-secret-0123456789", by="t", now=NOW)
+    with pytest.raises(ReallaborError, match=r"people\.csv: row 3: byte 0x00 is not utf-16 text"):
+        spreadsheet.import_csv(conn, path, "newsletter", secret=b"guards-secret-0123456789", by="t", now=NOW)

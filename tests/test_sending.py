@@ -23,12 +23,13 @@ from reallabor_mail.cli.main import main
 from reallabor_mail.content.loader import load_content
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.ledger import Ledger
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign, as_bytes, build_message
 from reallabor_mail.mail.stamp import MessageStamp, _qp_piece
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import RenderedEmail, Renderer
+from reallabor_mail.settings import DkimSettings
 from tests.conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer
 from tests.smtp_faults import Faults, fault_server
 
@@ -328,10 +329,10 @@ def test_dkim_signature_verifies_and_covers_list_unsubscribe(tmp_path: Path) -> 
     pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))  # fmt: skip
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    signer = DkimSigner.from_env({
+    signer = DkimSigner.from_settings(DkimSettings.from_env({
         "REALLABOR_DKIM_KEY": str(pem), "REALLABOR_DKIM_SELECTOR": "rlm2023",
         "REALLABOR_DKIM_DOMAIN": "auslandsgesellschaft.de",
-    })  # fmt: skip
+    }))  # fmt: skip
     assert signer is not None and "BEGIN" not in repr(signer)
     email, site = rendered("uk")
     stamp = MessageStamp.prepare(site, email, Campaign("newsletter:2023-3", "newsletter", NOW), secret=b"s")  # type: ignore[arg-type]
@@ -352,8 +353,8 @@ def test_dkim_signature_verifies_and_covers_list_unsubscribe(tmp_path: Path) -> 
 
 def test_incomplete_dkim_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="missing: REALLABOR_DKIM_SELECTOR"):
-        DkimSigner.from_env({"REALLABOR_DKIM_KEY": str(tmp_path / "k"), "REALLABOR_DKIM_DOMAIN": "x.de"})
-    assert DkimSigner.from_env({}) is None
+        DkimSettings.from_env({"REALLABOR_DKIM_KEY": str(tmp_path / "k"), "REALLABOR_DKIM_DOMAIN": "x.de"})
+    assert DkimSigner.from_settings(DkimSettings.from_env({})) is None
 
 
 @settings(max_examples=200, deadline=None)

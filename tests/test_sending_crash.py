@@ -18,8 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 from reallabor_mail.db import connect, transaction
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import Recipient
 from tests.conftest import ROOT, free_port
 
 COUNT = 2000

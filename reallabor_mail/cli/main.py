@@ -4,12 +4,16 @@ Everything it prints, ``--help`` included, is in the staff language (see
 :mod:`reallabor_mail.i18n.messages`): help texts are marked with ``N_`` and translated when shown,
 because the language is only known once the command runs (``REALLABOR_LANG``, the locale, then
 ``site.yaml``).
+
+A porch, not a hall: this module imports only click, the base modules and the catalogs at start, and
+each command imports its library inside its function, so ``--help`` and ``check`` do not load the web
+server, the SMTP client or the email toolchain they do not use (tests/test_cli.py checks this). The
+environment is read once, here, into a :class:`~reallabor_mail.settings.Settings` the commands pass down.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,21 +24,18 @@ import click
 from reallabor_mail import __version__
 from reallabor_mail.content.loader import site_language
 from reallabor_mail.db import state_path
-from reallabor_mail.delivery.event_versions import sent_versions
 from reallabor_mail.errors import ContentError, Problem, ReallaborError
 from reallabor_mail.i18n.messages import N_, _, activate_staff_language, ngettext, staff_language
-from reallabor_mail.publish.build import build as build_site
-from reallabor_mail.publish.build import check as check_content
-from reallabor_mail.publish.build import default_templates
+from reallabor_mail.settings import Settings
 
 DEFAULT_CONTENT = Path("content")
 # click's own words in the help page, translated where they are shown
 N_("Usage:"), N_("Options"), N_("Commands"), N_("Show this message and exit."), N_("Show the version and exit.")
 
 
-def use_staff_language(content_dir: Path = DEFAULT_CONTENT) -> None:
+def use_staff_language(settings: Settings, content_dir: Path = DEFAULT_CONTENT) -> None:
     """Speak the staff language from now on; ``site.yaml`` of ``content_dir`` decides if the environment does not."""
-    activate_staff_language(staff_language(os.environ, site_language(content_dir)))
+    activate_staff_language(staff_language(settings, site_language(content_dir)))
 
 
 class TranslatedFormatter(click.HelpFormatter):
@@ -77,7 +78,10 @@ class TranslatedGroup(TranslatedCommand, click.Group):
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
-        use_staff_language()
+        extra.setdefault("obj", None)
+        if extra["obj"] is None:  # run() passes the settings; click's CliRunner does not
+            extra["obj"] = Settings.from_environ()
+        use_staff_language(extra["obj"])
         return super().make_context(info_name, args, parent, **extra)
 
 
@@ -87,7 +91,7 @@ CONTENT = click.option(
 )
 TEMPLATES = click.option(
     "--templates", "templates_dir", type=click.Path(path_type=Path), default=None,
-    help=N_("Templates folder (default: templates/ here, else the shipped templates)."),
+    help=N_("Templates folder: its files replace the shipped templates of the same name."),
 )
 STRICT = click.option("--strict", is_flag=True, help=N_("Treat warnings (alt text, preheader, size) as errors."))
 
@@ -115,9 +119,17 @@ N_("Newsletter and event mailing of the Netzwerkstelle Städtepartnerschaften.")
 @click.option("--state", "state_option", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=N_("State file whose sent event versions the .ics downloads carry (read only; default: "
                       "$REALLABOR_STATE or .reallabor/state.sqlite3 if it exists)."))  # fmt: skip
-def build(content_dir: Path, templates_dir: Path | None, out: Path, strict: bool, state_option: Path | None) -> None:
-    use_staff_language(content_dir)
-    sent = sent_versions(state_path(state_option), required=state_option is not None)
+@click.pass_obj
+def build(
+    settings: Settings, content_dir: Path, templates_dir: Path | None, out: Path, strict: bool,
+    state_option: Path | None,
+) -> None:
+    from reallabor_mail.delivery.event_versions import sent_versions
+    from reallabor_mail.publish.build import build as build_site
+    from reallabor_mail.publish.build import default_templates
+
+    use_staff_language(settings, content_dir)
+    sent = sent_versions(state_path(state_option, settings), required=state_option is not None)
     result = build_site(content_dir, templates_dir or default_templates(), out, strict=strict, sent=sent)
     _print_problems(result.warnings)
     click.echo(
@@ -135,8 +147,12 @@ def build(content_dir: Path, templates_dir: Path | None, out: Path, strict: bool
 @CONTENT
 @TEMPLATES
 @STRICT
-def check(content_dir: Path, templates_dir: Path | None, strict: bool) -> None:
-    use_staff_language(content_dir)
+@click.pass_obj
+def check(settings: Settings, content_dir: Path, templates_dir: Path | None, strict: bool) -> None:
+    from reallabor_mail.publish.build import check as check_content
+    from reallabor_mail.publish.build import default_templates
+
+    use_staff_language(settings, content_dir)
     warnings = check_content(content_dir, templates_dir or default_templates(), strict=strict)
     _print_problems(warnings)
     if warnings:
@@ -159,7 +175,7 @@ main.add_command(send_command)
 def run() -> None:
     """Entry point: our errors become `path:line: message` lines and exit code 1, never a traceback."""
     try:
-        main(standalone_mode=False)
+        main(standalone_mode=False, obj=Settings.from_environ())
     except ContentError as exc:
         _print_problems(exc.problems)
         click.echo(
@@ -172,7 +188,7 @@ def run() -> None:
         )
         sys.exit(1)
     except ReallaborError as exc:
-        click.echo(_("error: {message}", message=exc), err=True)
+        click.echo(str(exc), err=True)  # starts with the path or the setting it is about
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo(_("Aborted."), err=True)

@@ -7,23 +7,18 @@ import datetime as dt
 import getpass
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import uvicorn
 
-from reallabor_mail.content.loader import load_content, parse_yaml, validate
-from reallabor_mail.content.models import Site
 from reallabor_mail.db import connect, connect_read_only, state_path
-from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.errors import ProblemLog, ReallaborError, display_path
-from reallabor_mail.mail.dkim import DkimSigner
-from reallabor_mail.publish.build import default_templates
-from reallabor_mail.recipients import store as recipients
-from reallabor_mail.recipients.tokens import load_secret
-from reallabor_mail.web.limits import server_config
-from reallabor_mail.web.preview import run_preview
-from reallabor_mail.web.public import PublicConfig, public_app
-from reallabor_mail.web.signup_queue import SignupLimits
+from reallabor_mail.settings import Settings
+
+if TYPE_CHECKING:  # the commands import their libraries when they run (see cli/main.py)
+    from reallabor_mail.content.models import Site
+    from reallabor_mail.web.public import PublicConfig
+    from reallabor_mail.web.signup_queue import SignupLimits
 
 STATE = click.option(
     "--state", "state_option", type=click.Path(path_type=Path), default=None,
@@ -39,8 +34,8 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _open(state_option: Path | None, *, read_only: bool = False) -> sqlite3.Connection:
-    path = state_path(state_option)
+def _open(state_option: Path | None, settings: Settings, *, read_only: bool = False) -> sqlite3.Connection:
+    path = state_path(state_option, settings)
     return connect_read_only(path) if read_only else connect(path)
 
 
@@ -55,10 +50,15 @@ def _who(by: str | None) -> str:
 
 def load_site(content_dir: Path) -> Site:
     """Only ``site.yaml``: the public server must keep running while a draft newsletter has errors."""
+    from reallabor_mail.content.loader import parse_yaml, validate
+    from reallabor_mail.content.models import Site
+
     path = content_dir / "site.yaml"
     problems = ProblemLog()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReallaborError(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
     except OSError as exc:
         raise ReallaborError(f"{path}: cannot read the site settings ({exc.strerror}); pass --content DIR") from None
     doc = parse_yaml(text, display_path(path), 0, problems)
@@ -77,19 +77,33 @@ def recipients_group() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--list", "list_name", required=True, help="The list to put everyone on (e.g. newsletter).")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and list the others.")
+@click.option("--update", is_flag=True, help="Take the file's details where they differ from the stored ones.")
+@click.option("--encoding", help="The file's encoding (e.g. cp1252), when it cannot be told from the file.")
 @click.option("--by", help="Who vouches for the consent of these contacts (default: $USER).")
 @STATE
-def import_command(file: Path, list_name: str, skip_invalid: bool, by: str | None, state_option: Path | None) -> None:
-    """Import an Excel CSV (; or , — UTF-8, UTF-8 with BOM or cp1252) onto a list as subscribed."""
-    conn = _open(state_option)
-    report = recipients.import_csv(
-        conn, file, list_name, secret=load_secret(), by=_who(by), now=_now(), skip_invalid=skip_invalid
-    )
-    for note in (*report.invalid, *report.merged, *report.kept_out):
+@click.pass_obj
+def import_command(
+    settings: Settings, file: Path, list_name: str, skip_invalid: bool, update: bool, encoding: str | None,
+    by: str | None, state_option: Path | None,
+) -> None:  # fmt: skip
+    """Import an Excel CSV (; or , — UTF-8, UTF-8 with BOM, UTF-16 or cp1252) onto a list as subscribed."""
+    from reallabor_mail.recipients import spreadsheet
+    from reallabor_mail.recipients.tokens import load_secret
+
+    conn = _open(state_option, settings)
+    report = spreadsheet.import_csv(
+        conn, file, list_name, secret=load_secret(settings), by=_who(by), now=_now(), skip_invalid=skip_invalid,
+        update=update, encoding=encoding,
+    )  # fmt: skip
+    notes = sorted((*report.invalid, *report.merged, *report.changed, *report.kept_out), key=lambda n: n.row)
+    for note in notes:
         click.echo(f"{file}: row {note.row}: {note.message}", err=True)
     skipped = len({p.row for p in report.invalid})
+    differing = len(report.changed) - report.updated
     click.echo(
-        f"{file}: {report.added} added, {report.updated} already known (updated) on '{list_name}'"
+        f"{file}: {report.added} added, {report.known} already known on '{list_name}'"
+        + (f"; {report.updated} updated" if report.updated else "")
+        + (f"; {differing} with other details kept as stored (--update takes the file's)" if differing else "")
         + (f"; {skipped} invalid row(s) skipped" if skipped else "")
         + (f"; {len(report.kept_out)} kept out" if report.kept_out else "")
     )
@@ -98,9 +112,12 @@ def import_command(file: Path, list_name: str, skip_invalid: bool, by: str | Non
 @recipients_group.command("list")
 @click.option("--list", "list_name", help="Only people with a status on this list.")
 @STATE
-def list_command(list_name: str | None, state_option: Path | None) -> None:
+@click.pass_obj
+def list_command(settings: Settings, list_name: str | None, state_option: Path | None) -> None:
     """Everyone stored, with their lists and status."""
-    conn = _open(state_option, read_only=True)
+    from reallabor_mail.recipients import store as recipients
+
+    conn = _open(state_option, settings, read_only=True)
     found = recipients.people(conn, recipients.check_list_name(list_name) if list_name else None)
     for person in found:
         r = person.recipient
@@ -117,9 +134,14 @@ def list_command(list_name: str | None, state_option: Path | None) -> None:
 @click.option("--list", "list_name", help="Only this list (default: every list).")
 @click.option("--by", help="Who records the request (default: $USER).")
 @STATE
-def unsubscribe_command(email: str, list_name: str | None, by: str | None, state_option: Path | None) -> None:
+@click.pass_obj
+def unsubscribe_command(
+    settings: Settings, email: str, list_name: str | None, by: str | None, state_option: Path | None
+) -> None:
     """Take a person off a list (or all lists) at once; the data stays, the consent record notes it."""
-    conn = _open(state_option)
+    from reallabor_mail.recipients import store as recipients
+
+    conn = _open(state_option, settings)
     if recipients.find(conn, email) is None:
         raise ReallaborError(f"{email}: not in the recipient list")
     left = recipients.unsubscribe(conn, email, list_name, source="command line", actor=_who(by), now=_now())
@@ -131,12 +153,17 @@ def unsubscribe_command(email: str, list_name: str | None, by: str | None, state
 @click.option("--list", "list_name", help="Export everyone on this list.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE (for Excel).")
 @STATE
-def export_command(email: str | None, list_name: str | None, output: Path | None, state_option: Path | None) -> None:
+@click.pass_obj
+def export_command(
+    settings: Settings, email: str | None, list_name: str | None, output: Path | None, state_option: Path | None
+) -> None:
     """CSV of one person (everything stored, consent included) or of a list."""
+    from reallabor_mail.recipients import spreadsheet
+
     if bool(email) == bool(list_name):
         raise click.UsageError("give either EMAIL or --list NAME")
-    conn = _open(state_option, read_only=True)
-    text = recipients.export_person(conn, email) if email else recipients.export_list(conn, list_name or "")
+    conn = _open(state_option, settings, read_only=True)
+    text = spreadsheet.export_person(conn, email) if email else spreadsheet.export_list(conn, list_name or "")
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -148,33 +175,53 @@ def export_command(email: str | None, list_name: str | None, output: Path | None
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @STATE
-def delete_command(email: str, yes: bool, state_option: Path | None) -> None:
+@click.pass_obj
+def delete_command(settings: Settings, email: str, yes: bool, state_option: Path | None) -> None:
     """Erase a person (GDPR Art. 17); only a keyed hash of the address stays, so they are never mailed again."""
-    secret = load_secret()
-    conn = _open(state_option)
+    from reallabor_mail.addresses import address_key
+    from reallabor_mail.delivery.ledger import forget
+    from reallabor_mail.recipients import store as recipients
+    from reallabor_mail.recipients.tokens import load_secret
+    from reallabor_mail.web import signup_queue
+
+    secret = load_secret(settings)
+    address = address_key(email)
+    conn = _open(state_option, settings)
     if not yes:
         click.confirm(f"Erase everything stored about {email}? This cannot be undone", abort=True)
-    existed = recipients.erase(conn, email, secret, now=_now())
+    forget(conn, address, "erased:" + recipients.address_hash(address, secret))
+    signup_queue.forget(conn, address)
+    existed = recipients.erase(conn, address, secret, now=_now())
     click.echo(f"{email}: " + ("erased; " if existed else "was not stored; ") + "the address is suppressed")
 
 
 @recipients_group.command("purge")
 @STATE
-def purge_command(state_option: Path | None) -> None:
+@click.pass_obj
+def purge_command(settings: Settings, state_option: Path | None) -> None:
     """Delete sign-ups not confirmed within 30 days (``send`` does this too)."""
-    count = recipients.purge_unconfirmed(_open(state_option), _now())
+    from reallabor_mail.recipients import store as recipients
+
+    count = recipients.purge_unconfirmed(_open(state_option, settings), _now())
     click.echo(f"{count} unconfirmed sign-up(s) deleted")
 
 
 def public_config(
     content_dir: Path, templates: Path, out: Path, state_option: Path | None, lists: tuple[str, ...],
-    signup_limits: SignupLimits,
+    signup_limits: SignupLimits, settings: Settings,
 ) -> PublicConfig:  # fmt: skip
     """The public server of contract §4, from the environment's secret, SMTP and DKIM settings."""
-    secret = load_secret()
+    from reallabor_mail.content.loader import load_content
+    from reallabor_mail.delivery.transport import SmtpTransport
+    from reallabor_mail.mail.dkim import DkimSigner
+    from reallabor_mail.recipients import store as recipients
+    from reallabor_mail.recipients.tokens import load_secret
+    from reallabor_mail.web.public import PublicConfig
+
+    secret = load_secret(settings)
     site = load_site(content_dir)
-    settings = SmtpSettings.from_env()
-    if settings is None:
+    smtp = settings.smtp()
+    if smtp is None:
         raise ReallaborError("REALLABOR_SMTP_HOST is not set; the public server sends the confirmation mails")
     if not (out / "index.html").is_file():
         raise ReallaborError(f"{out}: no built archive here; run `reallabor-mail build` first (or pass --out DIR)")
@@ -183,9 +230,9 @@ def public_config(
         named = [n.meta.lists for n in content.newsletters] + [e.meta.lists for e in content.events]
         lists = tuple(sorted({name for names in named for name in names}))
     return PublicConfig(
-        site=site, templates=templates, state=state_path(state_option), secret=secret,
-        lists=tuple(recipients.check_list_name(n) for n in lists), transport=SmtpTransport(settings),
-        signer=DkimSigner.from_env(), build_dir=out, signup_limits=signup_limits,
+        site=site, templates=templates, state=state_path(state_option, settings), secret=secret,
+        lists=tuple(recipients.check_list_name(n) for n in lists), transport=SmtpTransport(smtp),
+        signer=DkimSigner.from_settings(settings.dkim()), build_dir=out, signup_limits=signup_limits,
     )  # fmt: skip
 
 
@@ -194,32 +241,45 @@ def public_config(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (--public only).")
 @click.option("--port", default=None, type=int, help="Port (default: 8000 with --public, else a free one).")
 @CONTENT
-@click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None)
+@click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None,
+              help="Templates folder: its files replace the shipped templates of the same name.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
               help="The built archive to serve.")  # fmt: skip
 @click.option("--list", "lists", multiple=True, help="Lists offered on the form (default: those the content names).")
 @click.option("--forwarded-allow-ips", default=None, metavar="IPS",
               help="Comma-separated addresses of your reverse proxy; only from them X-Forwarded-For is believed "
                    "(default: from nobody).")  # fmt: skip
-@click.option("--confirmations-per-mailbox", type=click.IntRange(min=1), default=SignupLimits.per_mailbox_per_day,
-              show_default=True, envvar="REALLABOR_CONFIRMATIONS_PER_MAILBOX",
-              help="Confirmation mails to one mailbox per day (user+tag@ counts as user@).")  # fmt: skip
-@click.option("--confirmations-per-hour", type=click.IntRange(min=1), default=SignupLimits.per_hour,
-              show_default=True, envvar="REALLABOR_CONFIRMATIONS_PER_HOUR",
-              help="Confirmation mails per hour in all.")  # fmt: skip
+@click.option("--confirmations-per-mailbox", type=click.IntRange(min=1), default=None,
+              envvar="REALLABOR_CONFIRMATIONS_PER_MAILBOX",
+              help="Confirmation mails to one mailbox per day (user+tag@ counts as user@; default: 3).")  # fmt: skip
+@click.option("--confirmations-per-hour", type=click.IntRange(min=1), default=None,
+              envvar="REALLABOR_CONFIRMATIONS_PER_HOUR",
+              help="Confirmation mails per hour in all (default: 100).")  # fmt: skip
 @STATE
+@click.pass_obj
 def serve(
-    public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None, out: Path,
-    lists: tuple[str, ...], forwarded_allow_ips: str | None, confirmations_per_mailbox: int,
-    confirmations_per_hour: int, state_option: Path | None,
+    settings: Settings, public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None,
+    out: Path, lists: tuple[str, ...], forwarded_allow_ips: str | None, confirmations_per_mailbox: int | None,
+    confirmations_per_hour: int | None, state_option: Path | None,
 ) -> None:  # fmt: skip
     """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
+    import uvicorn
+
+    from reallabor_mail.publish.build import default_templates
+    from reallabor_mail.web.limits import server_config
+    from reallabor_mail.web.preview import run_preview
+    from reallabor_mail.web.public import public_app
+    from reallabor_mail.web.signup_queue import SignupLimits
+
     templates = templates_dir or default_templates()
     if not public:  # the preview shows unpublished drafts: only on 127.0.0.1, never beyond this machine
-        run_preview(content_dir, templates, state=state_path(state_option), port=port)
+        run_preview(content_dir, templates, state=state_path(state_option, settings), port=port, settings=settings)
         return
     port = port or 8000
-    limits = SignupLimits(per_mailbox_per_day=confirmations_per_mailbox, per_hour=confirmations_per_hour)
-    app = public_app(public_config(content_dir, templates, out, state_option, lists, limits))
+    limits = SignupLimits(
+        per_mailbox_per_day=confirmations_per_mailbox or SignupLimits.per_mailbox_per_day,
+        per_hour=confirmations_per_hour or SignupLimits.per_hour,
+    )
+    app = public_app(public_config(content_dir, templates, out, state_option, lists, limits, settings))
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
     uvicorn.Server(server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)).run()

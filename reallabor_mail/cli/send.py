@@ -1,6 +1,7 @@
 """The ``send`` command (contract §3): the plan, the question, a progress bar and the summary.
 
-All the work is :mod:`reallabor_mail.delivery.campaign`'s; this module only shows it.
+All the work is :mod:`reallabor_mail.delivery.campaign`'s; this module only shows it. It imports rich and
+the delivery code when the command runs, so ``--help`` and ``check`` do not load them (see cli/main.py).
 """
 
 from __future__ import annotations
@@ -8,16 +9,20 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from reallabor_mail.delivery.campaign import CampaignStatus, Plan, SendRequest, execute, prepare, status
-from reallabor_mail.delivery.engine import RunReport
-from reallabor_mail.delivery.ledger import Row, State
-from reallabor_mail.delivery.transport import parse_rate
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
+    from reallabor_mail.delivery.campaign import CampaignStatus, Plan
+    from reallabor_mail.delivery.engine import RunReport
+    from reallabor_mail.delivery.ledger import Row, State
 
 UNKNOWN_HINT = (
     "the send stopped while the server had these messages; they may or may not have arrived and are "
@@ -57,6 +62,8 @@ class ProgressBar:
     """The engine's :class:`~reallabor_mail.delivery.engine.Progress` as a rich progress bar with a tally."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         columns = (
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[tally]}"), TimeRemainingColumn(),
@@ -123,6 +130,8 @@ def print_status(console: Console, state: CampaignStatus) -> None:
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from reallabor_mail.delivery.transport import parse_rate
+
     return None if value is None else parse_rate(value)
 
 
@@ -144,26 +153,31 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
               help="State file (default: $REALLABOR_STATE or .reallabor/state.sqlite3).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Send at most N messages in this run.")
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Templates folder (default: templates/ here, else the shipped templates).")
+              help="Templates folder: its files replace the shipped templates of the same name.")
+@click.pass_obj
 def send_command(
-    file: Path, lists: tuple[str, ...], to: str | None, outbox: Path | None, rate: float | None, connections: int,
-    yes: bool, resume: bool, retry_failed: bool, show_status: bool, state: Path | None, limit: int | None,
-    templates_dir: Path | None,
+    settings: Settings, file: Path, lists: tuple[str, ...], to: str | None, outbox: Path | None, rate: float | None,
+    connections: int, yes: bool, resume: bool, retry_failed: bool, show_status: bool, state: Path | None,
+    limit: int | None, templates_dir: Path | None,
 ) -> None:  # fmt: skip
     """Send FILE (a newsletter or event) to its lists: one personal message per recipient.
 
     Shows what will happen and asks first (--yes for scripts). SMTP settings come from
     REALLABOR_SMTP_*; --outbox DIR writes a Maildir instead.
     """
+    from rich.console import Console
+
+    from reallabor_mail.delivery.campaign import SendRequest, execute, prepare, status
+
     request = SendRequest(
         file=file, lists=lists, to=to, outbox=outbox, rate=rate, connections=connections, resume=resume,
         retry_failed=retry_failed, limit=limit, templates=templates_dir, state=state,
     )  # fmt: skip
     console = Console(highlight=False, soft_wrap=True)
     if show_status:
-        print_status(console, status(request))
+        print_status(console, status(request, settings=settings))
         return
-    with prepare(request) as prepared:
+    with prepare(request, settings=settings) as prepared:
         plan = prepared.plan
         for line in plan_lines(plan):
             console.print(line)

@@ -18,6 +18,7 @@ import PIL.Image
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from reallabor_mail.characters import TEXT_CONTROL
 from reallabor_mail.content.markdown import Body, ImageResolver, ResolvedImage, parse_body, read_image_path
 from reallabor_mail.content.models import LANGUAGES, EventFrontMatter, EventStatus, Language, Newsletter, Site
 from reallabor_mail.errors import Code, ContentError, Problem, ProblemLog, ReallaborError, display_path
@@ -296,19 +297,16 @@ def _split_language(path: Path) -> tuple[str, str | None]:
     return path.stem, None
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
 def strip_control_characters(text: str, path: str, problems: ProblemLog) -> str:
     """Remove invisible control characters (pasted from PDFs and Word) and say where they were."""
-    if not _CONTROL.search(text):
+    if not TEXT_CONTROL.search(text):
         return text
     for number, line in enumerate(text.splitlines(), start=1):
-        if found := _CONTROL.search(line):
+        if found := TEXT_CONTROL.search(line):
             character = f"U+{ord(found.group()):04X}"
             message = _("invisible control character {character} removed", character=character)
             problems.warning(path, number, message, Code.CONTROL_CHARACTER)
-    return _CONTROL.sub("", text)
+    return TEXT_CONTROL.sub("", text)
 
 
 class _Loader:

@@ -7,12 +7,10 @@ the steps that derive it.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,11 +23,13 @@ from pydantic import (
     model_validator,
 )
 
+from reallabor_mail.addresses import InvalidAddress, parse_address
+from reallabor_mail.characters import HEADER_UNSAFE
+
 Language = Literal["de", "uk", "en"]
 LANGUAGES: tuple[Language, ...] = ("de", "uk", "en")
 
 _TZ_ALIASES = {"Europe/Kiev": "Europe/Kyiv"}
-_HEADER_UNSAFE = re.compile(r"[\r\n\x00]")
 
 
 def _timezone_name(value: object) -> str:
@@ -47,13 +47,13 @@ def _email_address(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("an email address is expected")
     try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
+        return str(parse_address(value))
+    except InvalidAddress as exc:
+        raise ValueError(exc.detail) from None
 
 
 def _single_line(value: str) -> str:
-    if _HEADER_UNSAFE.search(value):
+    if HEADER_UNSAFE.search(value):
         raise ValueError("must be a single line (no line breaks or NUL characters)")
     return value.strip()
 

@@ -15,12 +15,13 @@ import os
 import sqlite3
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from zoneinfo import ZoneInfo
 
+from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import EventItem, NewsletterItem, is_event, load_content
 from reallabor_mail.content.models import Language, Site
 from reallabor_mail.db import connect, connect_read_only, state_path
@@ -31,20 +32,21 @@ from reallabor_mail.delivery.transport import (
     DeliveryError,
     MaildirTransport,
     RateLimiter,
-    SmtpSettings,
     SmtpTransport,
     Transport,
 )
 from reallabor_mail.errors import ReallaborError, display_path
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign
 from reallabor_mail.mail.stamp import MessageStamp
 from reallabor_mail.publish.build import default_templates
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.links import unsubscribe_url
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.recipients.tokens import load_secret
 from reallabor_mail.render.engine import RenderedEmail, Renderer
 from reallabor_mail.render.ics import EventPlan
+from reallabor_mail.settings import Settings
 
 Clock = Callable[[], dt.datetime]
 
@@ -117,7 +119,7 @@ class Composer:
                 self.site, self.email(language), Campaign(self.campaign, entry.list_name, self.date),
                 secret=self.secret, method=self.event_plan.method if self.event_plan else None,
             )  # fmt: skip
-        url = recipients.unsubscribe_url(self.site, person.email, entry.list_name, self.secret)
+        url = unsubscribe_url(self.site, person.email, entry.list_name, self.secret)
         ics = None
         if self.event_plan is not None:
             invitation = self.event_plan.invitation(person.email, language=language, name=person.display_name or None)
@@ -133,14 +135,14 @@ NO_SERVER = """no mail server configured. Either
     reallabor-mail send FILE --outbox outbox/"""
 
 
-def choose_transport(outbox: Path | None, environ: Mapping[str, str]) -> tuple[str, Callable[[], Transport]]:
+def choose_transport(outbox: Path | None, settings: Settings) -> tuple[str, Callable[[], Transport]]:
     """Where messages go (described for the plan) and how to open it (after the user agreed)."""
     if outbox is not None:
         return f"the Maildir {outbox}/ (nothing goes over the network)", lambda: MaildirTransport(outbox)
-    settings = SmtpSettings.from_env(environ)
-    if settings is None:
+    smtp = settings.smtp()
+    if smtp is None:
         raise DeliveryError(NO_SERVER)
-    return settings.describe(), lambda: SmtpTransport(settings)
+    return smtp.describe(), lambda: SmtpTransport(smtp)
 
 
 @dataclass
@@ -178,7 +180,7 @@ def _test_person(conn: sqlite3.Connection, email: str, site: Site) -> Recipient:
     stored = recipients.find(conn, email)
     if stored is not None:
         return stored.recipient
-    return Recipient(recipients.normalise_email(email), language=site.language)
+    return Recipient(address_key(email), language=site.language)
 
 
 def _subscribed(conn: sqlite3.Connection, lists: Sequence[str]) -> Iterator[tuple[Recipient, str]]:
@@ -252,18 +254,18 @@ def campaign_key(item: NewsletterItem | EventItem, event_plan: EventPlan | None)
 
 
 def prepare(
-    request: SendRequest, *, environ: Mapping[str, str] | None = None, clock: Clock | None = None
+    request: SendRequest, *, settings: Settings, clock: Clock | None = None
 ) -> Prepared:
     """Read content, settings and state, render the email in every language, count: nothing is sent."""
-    env = os.environ if environ is None else environ
     content = load_content(request.file.parent.parent)
     item = content.find(request.file)
-    via, open_transport = choose_transport(request.outbox, env)
-    signer = DkimSigner.from_env(env)
-    secret = load_secret()
+    via, open_transport = choose_transport(request.outbox, settings)
+    signer = DkimSigner.from_settings(settings.dkim())
+    secret = load_secret(settings)
     site = content.site
     clock = clock or (lambda: dt.datetime.now(ZoneInfo(site.timezone)))
-    conn = connect(state_path(request.state))
+    state = state_path(request.state, settings)
+    conn = connect(state)
     ledger = Ledger(conn, clock)
     renderer = Renderer(content, request.templates or default_templates())
     event: tuple[EventItem, EventPlan] | None = None
@@ -275,7 +277,7 @@ def prepare(
     else:
         render = lambda language: renderer.newsletter_email(item, language)  # noqa: E731
     campaign = campaign_key(item, event[1] if event else None) + ("#test" if request.to else "")
-    lock = lock_campaign(state_path(request.state), campaign)
+    lock = lock_campaign(state, campaign)
     try:
         lists = request.lists or tuple(item.meta.lists)
         plan = Plan(
@@ -339,11 +341,11 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
 
 
 def send(
-    request: SendRequest, *, environ: Mapping[str, str] | None = None, clock: Clock | None = None,
+    request: SendRequest, *, settings: Settings, clock: Clock | None = None,
     retry: RetryPolicy = DEFAULT_RETRY, progress: Progress | None = None,
 ) -> RunReport | None:  # fmt: skip
     """Prepare and execute without asking (scripts, tests); None if nothing was owed."""
-    with prepare(request, environ=environ, clock=clock) as prepared:
+    with prepare(request, settings=settings, clock=clock) as prepared:
         if prepared.plan.owed == 0:
             return None
         return execute(prepared, progress=progress, retry=retry)
@@ -388,11 +390,11 @@ def campaign_status(ledger: Ledger, campaign: str, title: str, path: str) -> Cam
     )  # fmt: skip
 
 
-def status(request: SendRequest) -> CampaignStatus:
+def status(request: SendRequest, *, settings: Settings) -> CampaignStatus:
     """``send … --status``: reads the state (creates nothing; no state file is an error that says so)."""
     content = load_content(request.file.parent.parent)
     item = content.find(request.file)
-    conn = connect_read_only(state_path(request.state))
+    conn = connect_read_only(state_path(request.state, settings))
     try:
         now: Clock = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
         event_plan = plan_event(content, item, conn, now) if is_event(item) else None

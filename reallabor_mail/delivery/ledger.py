@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from reallabor_mail.db import StateError, connect, transaction, utc_stamp
-from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients.person import Recipient
 
 State = Literal["pending", "sending", "sent", "retry", "failed", "unknown"]
 STATES: tuple[State, ...] = get_args(State)
@@ -40,6 +40,18 @@ _PERSON_FIELDS = tuple(f.name for f in fields(Recipient))
 
 def _person(recipient: Recipient) -> str:
     return json.dumps({name: getattr(recipient, name) for name in _PERSON_FIELDS}, ensure_ascii=False)
+
+
+def forget(conn: sqlite3.Connection, email: str, stand_in: str) -> None:
+    """An erased person leaves the ledger: rows still owed are dropped; the others (sent, failed, in
+    flight, unknown) keep their state, so campaign counts stay, with ``stand_in`` (a keyed hash) for
+    the address and no Message-ID, server reply or details."""
+    with transaction(conn):
+        conn.execute("DELETE FROM send_ledger WHERE email = ? AND state IN ('pending', 'retry')", (email,))
+        conn.execute(
+            "UPDATE send_ledger SET email = ?, message_id = NULL, reply = NULL, recipient = NULL WHERE email = ?",
+            (stand_in, email),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Getting bytes to a mail server (or a Maildir): settings, TLS rules, connections, rate and replies.
 
-SMTP settings come only from the environment (contract §3). TLS is on by default with the certificate
+SMTP settings (contract §3) are read by :mod:`reallabor_mail.settings`. TLS is on by default with the certificate
 and host name verified; ``starttls`` requires the upgrade (never a plaintext fallback); ``none`` is
 accepted only for loopback hosts. The password is wrapped in :class:`Secret`, whose repr hides it, and
 errors raised while logging in are re-raised without the library's frames, so it appears in no output,
@@ -17,112 +17,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import ipaddress
 import os
 import re
 import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import aiosmtplib
 
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.settings import ENV_PREFIX, Secret, SmtpSettings
 
-Security = Literal["starttls", "tls", "none"]
-SECURITIES: tuple[Security, ...] = ("starttls", "tls", "none")
-DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "tls": 465, "none": 25}
-ENV_PREFIX = "REALLABOR_SMTP_"
 CONNECT_TIMEOUT = 30.0
 
 
 class DeliveryError(ReallaborError):
     """The mail server cannot be used at all (settings, TLS, login): sending stops."""
-
-
-class Secret:
-    """A string that never shows itself in repr, str, logs or tracebacks; ``reveal()`` to use it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1)."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """Where and how to reach the mail server."""
-
-    host: str
-    port: int
-    security: Security = "starttls"
-    user: str | None = None
-    password: Secret | None = None
-
-    def __post_init__(self) -> None:
-        if self.security not in SECURITIES:
-            raise DeliveryError(f"{ENV_PREFIX}SECURITY: {self.security!r} is not one of {', '.join(SECURITIES)}")
-        if self.security == "none" and not is_loopback(self.host):
-            raise DeliveryError(
-                f"{ENV_PREFIX}SECURITY: 'none' (no encryption) is allowed only for a server on this machine "
-                f"(127.0.0.1, ::1, localhost), not {self.host}; use 'starttls' or 'tls'"
-            )
-        if (self.user is None) != (self.password is None):
-            raise DeliveryError(f"{ENV_PREFIX}USER and {ENV_PREFIX}PASSWORD must be set together")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> SmtpSettings | None:
-        """Settings from ``REALLABOR_SMTP_*``; None when no host is configured."""
-        env = os.environ if environ is None else environ
-        host = env.get(f"{ENV_PREFIX}HOST", "").strip()
-        if not host:
-            return None
-        text = env.get(f"{ENV_PREFIX}SECURITY", "starttls").strip().lower() or "starttls"
-        security = next((s for s in SECURITIES if s == text), None)
-        if security is None:
-            raise DeliveryError(f"{ENV_PREFIX}SECURITY: {text!r} is not one of {', '.join(SECURITIES)}")
-        port_text = env.get(f"{ENV_PREFIX}PORT", "").strip()
-        try:
-            port = int(port_text) if port_text else DEFAULT_PORTS[security]
-        except ValueError:
-            raise DeliveryError(f"{ENV_PREFIX}PORT: {port_text!r} is not a port number") from None
-        user = env.get(f"{ENV_PREFIX}USER") or None
-        password = env.get(f"{ENV_PREFIX}PASSWORD")
-        return cls(host, port, security, user, Secret(password) if password else None)
-
-    def describe(self) -> str:
-        """For the plan shown before sending: ``smtp.example.org:587 (STARTTLS, user becker)``."""
-        how = {"starttls": "STARTTLS", "tls": "TLS", "none": "unencrypted, loopback"}[self.security]
-        who = f", user {self.user}" if self.user else ""
-        return f"{self.host}:{self.port} ({how}{who})"
 
 
 # --- replies ---------------------------------------------------------------------------------------

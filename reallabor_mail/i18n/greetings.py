@@ -1,45 +1,33 @@
-"""Who a message is for and how a German office greets them, in German, Ukrainian and English."""
+"""How a German office greets a person, in German, Ukrainian and English."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Protocol
 
 from reallabor_mail.content.models import Language
 
 FEMALE = "Frau"
 MALE = "Herr"
 
-_SALUTATION_ALIASES = {
-    "frau": FEMALE, "ms": FEMALE, "ms.": FEMALE, "mrs": FEMALE, "mrs.": FEMALE, "пані": FEMALE,
-    "herr": MALE, "mr": MALE, "mr.": MALE, "пан": MALE,
-}  # fmt: skip
 
-
-def normalise_salutation(value: str | None) -> str | None:
-    """``Frau``/``Herr`` from the ways people write them; None for empty or anything else (no guessing)."""
-    if not value:
-        return None
-    return _SALUTATION_ALIASES.get(value.strip().lower())
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """One person a message goes to; only the email is required."""
-
-    email: str
-    salutation: str | None = None  # "Frau", "Herr" or None
-    title: str | None = None  # "Dr.", "Prof. Dr."
-    first_name: str | None = None
-    last_name: str | None = None
-    organisation: str | None = None
-    language: Language = "de"
+class Named(Protocol):
+    """The fields of a person a greeting reads (the recipient store's ``Recipient`` has them)."""
 
     @property
-    def display_name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p)
+    def salutation(self) -> str | None: ...  # "Frau", "Herr" or None
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def language(self) -> Language: ...
+    @property
+    def display_name(self) -> str: ...
 
 
-def greeting(person: Recipient, language: Language | None = None) -> str:
+def greeting(person: Named, language: Language | None = None) -> str:
     """The opening line: ``Sehr geehrte Frau Dr. Brockmann,`` and its Ukrainian and English kin."""
     language = language or person.language
     if language == "uk":
@@ -49,7 +37,7 @@ def greeting(person: Recipient, language: Language | None = None) -> str:
     return _greeting_de(person)
 
 
-def _greeting_de(p: Recipient) -> str:
+def _greeting_de(p: Named) -> str:
     if p.last_name and p.salutation in (FEMALE, MALE):
         opening = "Sehr geehrte Frau" if p.salutation == FEMALE else "Sehr geehrter Herr"
         return " ".join(x for x in (opening, p.title, p.last_name) if x) + ","
@@ -58,7 +46,7 @@ def _greeting_de(p: Recipient) -> str:
     return "Sehr geehrte Damen und Herren,"
 
 
-def _greeting_en(p: Recipient) -> str:
+def _greeting_en(p: Named) -> str:
     if p.last_name and p.title:
         return f"Dear {p.title.replace('Prof. Dr.', 'Professor').rstrip('.')} {p.last_name},"
     if p.last_name and p.salutation in (FEMALE, MALE):
@@ -68,7 +56,7 @@ def _greeting_en(p: Recipient) -> str:
     return "Dear Sir or Madam,"
 
 
-def _greeting_uk(p: Recipient) -> str:
+def _greeting_uk(p: Named) -> str:
     if p.salutation in (FEMALE, MALE) and (p.first_name or p.last_name):
         female = p.salutation == FEMALE
         name = vocative(p.first_name, female) if p.first_name else p.last_name

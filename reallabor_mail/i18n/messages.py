@@ -12,17 +12,15 @@ Staff language: ``REALLABOR_LANG``, else the locale (``LC_ALL``, ``LC_MESSAGES``
 from __future__ import annotations
 
 import gettext as _gettext
-import os
-from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
 from reallabor_mail.content.models import LANGUAGES, Language
+from reallabor_mail.settings import Settings
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 OFFICE_LANGUAGE: Language = "de"
-_LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
 
 
 @cache
@@ -44,20 +42,15 @@ def language_of_locale(value: str) -> Language | None:
     return code if code in LANGUAGES else None
 
 
-def staff_language(environ: Mapping[str, str], site_language: Language | None = None) -> Language:
+def staff_language(settings: Settings, site_language: Language | None = None) -> Language:
     """The language staff read: ``REALLABOR_LANG``, else the locale, else the site's, else German.
 
     Like gettext, the first locale variable that is set decides (``LC_ALL=C`` means no language).
     """
-    wanted = language_of_locale(environ.get("REALLABOR_LANG", ""))
-    if wanted:
-        return wanted
-    for name in _LOCALE_VARIABLES:
-        if environ.get(name):
-            found = language_of_locale(environ[name])
-            if found:
-                return found
-            break
+    for value in (settings.language, settings.locale):
+        found = language_of_locale(value or "")
+        if found:
+            return found
     return site_language or OFFICE_LANGUAGE
 
 
@@ -72,7 +65,7 @@ def activate_staff_language(language: Language) -> None:
 def current_staff_language() -> Language:
     if _active:
         return _active[0]
-    return staff_language(os.environ)
+    return staff_language(Settings.from_environ())  # outside the CLI (library use, tests)
 
 
 def _(message: str, /, **values: object) -> str:

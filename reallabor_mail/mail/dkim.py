@@ -1,4 +1,4 @@
-"""Optional DKIM signing of outgoing messages (dkimpy), configured from the environment.
+"""Optional DKIM signing of outgoing messages (dkimpy), configured from the environment (settings.py).
 
 ``REALLABOR_DKIM_KEY`` (path to a PEM private key), ``REALLABOR_DKIM_SELECTOR`` and
 ``REALLABOR_DKIM_DOMAIN``: all three or none. The signature covers the headers a receiver and the
@@ -9,18 +9,12 @@ break it.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dkim
 
-from reallabor_mail.errors import ReallaborError
-
-ENV_KEY = "REALLABOR_DKIM_KEY"
-ENV_SELECTOR = "REALLABOR_DKIM_SELECTOR"
-ENV_DOMAIN = "REALLABOR_DKIM_DOMAIN"
+from reallabor_mail.errors import SettingsError
+from reallabor_mail.settings import ENV_DKIM_KEY, DkimSettings
 
 SIGNED_HEADERS: tuple[bytes, ...] = (
     b"From", b"Reply-To", b"To", b"Subject", b"Date", b"Message-ID", b"List-Id",
@@ -28,7 +22,7 @@ SIGNED_HEADERS: tuple[bytes, ...] = (
 )  # fmt: skip
 
 
-class DkimError(ReallaborError):
+class DkimError(SettingsError):
     """The DKIM settings are incomplete or the key cannot be used."""
 
 
@@ -44,28 +38,18 @@ class DkimSigner:
         try:
             dkim.sign(b"From: a@b.c\r\n\r\nkey check\r\n", self.selector.encode(), self.domain.encode(), self.key)
         except (dkim.DKIMException, ValueError, IndexError) as exc:
-            raise DkimError(f"{ENV_KEY}: the key cannot sign ({exc}); expected an RSA private key (PEM)") from None
+            raise DkimError(f"{ENV_DKIM_KEY}: the key cannot sign ({exc}); expected an RSA private key (PEM)") from None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DkimSigner | None:
-        """The signer the environment describes, None if DKIM is not configured."""
-        env = os.environ if environ is None else environ
-        values = {name: env.get(name, "").strip() for name in (ENV_KEY, ENV_SELECTOR, ENV_DOMAIN)}
-        if not any(values.values()):
+    def from_settings(cls, settings: DkimSettings | None) -> DkimSigner | None:
+        """The signer the settings describe (reads the key file), None if DKIM is not configured."""
+        if settings is None:
             return None
-        missing = [name for name, value in values.items() if not value]
-        if missing:
-            raise DkimError(f"DKIM needs {ENV_KEY}, {ENV_SELECTOR} and {ENV_DOMAIN}; missing: {', '.join(missing)}")
-        path = Path(values[ENV_KEY])
         try:
-            key = path.read_bytes()
+            key = settings.key.read_bytes()
         except OSError as exc:
-            raise DkimError(f"{path}: cannot read the DKIM key ({exc.strerror})") from None
-        try:
-            domain = values[ENV_DOMAIN].encode("idna").decode("ascii")
-        except UnicodeError:
-            raise DkimError(f"{ENV_DOMAIN}: {values[ENV_DOMAIN]!r} is not a domain name") from None
-        return cls(values[ENV_SELECTOR], domain, key)
+            raise DkimError(f"{settings.key}: cannot read the DKIM key ({exc.strerror})") from None
+        return cls(settings.selector, settings.domain, key)
 
     def sign(self, message: bytes) -> bytes:
         """The message with a ``DKIM-Signature`` header in front."""

@@ -23,9 +23,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
+from reallabor_mail.addresses import ascii_domain, wire_address
+from reallabor_mail.characters import header_safe
 from reallabor_mail.content.models import Language, Site
-from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.i18n.greetings import greeting
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import RenderedEmail
 
 if TYPE_CHECKING:
@@ -33,10 +35,6 @@ if TYPE_CHECKING:
 
 # 7bit: every part is base64 or quoted-printable, whichever is smaller; lines stay under 998 octets.
 MAIL_POLICY = policy.SMTP.clone(cte_type="7bit", max_line_length=78)
-
-
-class HeaderInjectionError(ReallaborError):
-    """A value bound for a header contains a line break or NUL."""
 
 
 @dataclass(frozen=True)
@@ -57,37 +55,28 @@ class Campaign:
     date: dt.datetime
 
 
-def _safe(value: str, field: str) -> str:
-    if any(ch in value for ch in "\r\n\x00"):
-        raise HeaderInjectionError(f"{field}: line breaks are not allowed in a header value: {value!r}")
-    return value
-
-
 def ascii_address(email: str) -> tuple[str, str]:
-    """Split an address, turning an internationalised domain into punycode."""
-    local, _, domain = _safe(email, "address").rpartition("@")
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise ReallaborError(f"{email}: the domain cannot be encoded ({exc})") from None
+    """Local part and punycode domain of an address (IDNA 2008, see :mod:`reallabor_mail.addresses`)."""
+    local, _, domain = wire_address(email).rpartition("@")
     return local, domain
 
 
 def mailbox(name: str | None, email: str) -> Address:
+    """A ``From:``/``To:`` mailbox: the name as given (no line breaks), the address as on the wire."""
     local, domain = ascii_address(email)
-    return Address(display_name=_safe(name or "", "name"), username=local, domain=domain)
+    return Address(display_name=header_safe(name or "", "name"), username=local, domain=domain)
 
 
 def message_id(campaign_key: str, email: str, secret: bytes, domain: str) -> str:
     """Stable per campaign and recipient (a resend keeps it), unguessable without the secret."""
     digest = hmac.new(secret, f"{campaign_key}\x00{email.lower()}".encode(), hashlib.sha256).hexdigest()[:32]
-    return f"<{digest}@{ascii_address('x@' + domain)[1]}>"
+    return f"<{digest}@{ascii_domain(domain)}>"
 
 
 def list_id(site: Site, list_name: str) -> str:
     """The List-Id value, ``Name <list.domain>``, with a non-ASCII name already encoded."""
-    name = _safe(site.sender.name, "list name")
-    label = f"<{list_name}.{ascii_address('x@' + site.domain)[1]}>"
+    name = header_safe(site.sender.name, "list name")
+    label = f"<{list_name}.{ascii_domain(site.domain)}>"
     return f"{name} {label}" if name.isascii() else _encoded_words("List-Id", name, label)
 
 
@@ -140,7 +129,7 @@ def build_message(
     msg["Message-ID"] = message_id(campaign.key, recipient.email, secret, site.domain)
     msg.set_raw("List-Id", list_id(site, campaign.list_name))
     unsubscribe_mailto = f"mailto:{'@'.join(ascii_address(site.sender.email))}?subject=unsubscribe"
-    msg["List-Unsubscribe"] = f"<{_safe(unsubscribe_url, 'unsubscribe URL')}>, <{unsubscribe_mailto}>"
+    msg["List-Unsubscribe"] = f"<{header_safe(unsubscribe_url, 'unsubscribe URL')}>, <{unsubscribe_mailto}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["MIME-Version"] = "1.0"
 
@@ -171,7 +160,7 @@ def build_message(
 def _addressed(site: Site, subject: str, to: Address, date: dt.datetime) -> EmailMessage:
     """A new message with the headers every mail carries: Subject, From, Reply-To, To, Date."""
     msg = EmailMessage(policy=MAIL_POLICY)
-    set_header(msg, "Subject", _safe(subject, "subject"))
+    set_header(msg, "Subject", header_safe(subject, "subject"))
     set_header(msg, "From", mailbox(site.sender.name, site.sender.email))
     if site.reply_to:
         msg["Reply-To"] = mailbox(None, site.reply_to)

@@ -26,18 +26,20 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from reallabor_mail.characters import header_safe
 from reallabor_mail.content.models import Site
-from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.errors import MessageError
+from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.mail.message import (
     MAIL_POLICY,
     CalendarPart,
     Campaign,
-    _safe,
     build_message,
     mailbox,
     message_id,
     set_header,
 )
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import GREETING_MARK, UNSUBSCRIBE_MARK, RenderedEmail
 
 _TO = "rlm-recipient@rlm.invalid"
@@ -55,7 +57,7 @@ MAX_LINE = 998
 QP_LINE = 76
 
 
-class StampError(ValueError):
+class StampError(MessageError):
     """The skeleton message did not have the expected shape (message.py changed)."""
 
 
@@ -181,7 +183,7 @@ class MessageStamp:
 
     def message(self, recipient: Recipient, unsubscribe_url: str, ics: str | None = None) -> tuple[str, bytes]:
         """The Message-ID and wire bytes of one recipient's message."""
-        url = _safe(unsubscribe_url, "unsubscribe URL")
+        url = header_safe(unsubscribe_url, "unsubscribe URL")
         if len(url) + len("List-Unsubscribe: <>,") > MAX_LINE:
             raise StampError(f"{url[:60]}…: the unsubscribe URL is too long for a header line")
         opening = greeting(recipient, self.rendered.language)

@@ -7,6 +7,7 @@ before the first is written, so content with errors leaves the previous build un
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import shutil
 import tempfile
@@ -17,13 +18,14 @@ from zoneinfo import ZoneInfo
 
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Language, Newsletter
-from reallabor_mail.errors import Code, Problem, ProblemLog, display_path
-from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.errors import Code, OutputError, Problem, ProblemLog, display_path
+from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.messages import _
 from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render import paths as layout
-from reallabor_mail.render.engine import SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
+from reallabor_mail.render.engine import SHIPPED_TEMPLATES, SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
 from reallabor_mail.render.site import SitePages
 
 # Who the preview messages are addressed to: one plausible reader per language.
@@ -36,11 +38,8 @@ PREVIEW_SECRET = b"reallabor-preview"  # previews are public files; real sends u
 
 
 def default_templates() -> Path:
-    """``templates/`` in the working directory, else the templates shipped beside the package."""
-    local = Path("templates")
-    if local.is_dir():
-        return local
-    return Path(__file__).resolve().parent.parent / "templates"
+    """The templates shipped in the package (a ``--templates`` folder overrides them file by file)."""
+    return SHIPPED_TEMPLATES
 
 
 @dataclass
@@ -235,13 +234,26 @@ def build(
     output, warnings = render_all(
         content_dir, templates, strict=strict, today=today or dt.date.today(), now=now, sent=sent
     )
-    write_output(output, out)
+    try:
+        write_output(output, out)
+    except OSError as exc:
+        raise OutputError(unwritable(out, exc)) from None
     return BuildResult(out, len(output.files) + len(output.copies), tuple(warnings))
+
+
+def unwritable(out: Path, exc: OSError) -> str:
+    """Why ``--out`` cannot be written, starting with the folder as the user typed it."""
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{out}: {blocking} is a file, not a folder; choose another --out folder"
+    return f"{out}: cannot write the build there ({exc.strerror}); choose another --out folder"
 
 
 def write_output(output: Output, out: Path) -> None:
     """Write into a fresh folder beside ``out`` and swap it in, so a build is never half-written."""
     out = out.resolve()
+    if out.exists() and not out.is_dir():  # never swap a file the user keeps there for a folder
+        raise FileExistsError(errno.EEXIST, "is a file, not a folder", str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:

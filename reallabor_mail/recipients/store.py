@@ -8,37 +8,33 @@ Tables (created by the migrations of :mod:`reallabor_mail.db`):
   time, source, who, IP and the version of the consent text, the proof UWG §7 / GDPR Art. 7 ask for;
 - ``consent_texts``: the exact wording a sign-up agreed to, keyed by its version (a hash of it);
 - ``suppressions``: keyed hashes (HMAC with ``REALLABOR_SECRET``) of erased or hard-bounced addresses.
-  Nothing else of an erased person is kept; the hash keeps them out of later imports and sends.
+  Nothing else of an erased person is kept here (the send ledger keeps the same hash for campaign
+  counts, see :func:`reallabor_mail.delivery.ledger.forget`); the hash keeps them out of later
+  imports and sends.
 
 Writes that belong together run in one transaction (:func:`transaction`). Times are passed in.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import hmac
-import io
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Literal, get_args
 
-from email_validator import EmailNotValidError, validate_email
-
-from reallabor_mail.content.models import Language, Site
+from reallabor_mail.addresses import address_key
+from reallabor_mail.content.models import Language
 from reallabor_mail.db import transaction, utc_stamp
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.greetings import Recipient, normalise_salutation
-from reallabor_mail.recipients.tokens import InvalidToken, make_token, read_token
+from reallabor_mail.recipients.person import Recipient
 
 Status = Literal["pending", "subscribed", "unsubscribed", "bounced"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 PENDING_DAYS = 30  # unconfirmed sign-ups are deleted after this many days
-CONFIRM_DAYS = 7  # a confirmation link works this long; a second sign-up sends a fresh one
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -46,8 +42,6 @@ class RecipientError(ReallaborError):
     """A recipient operation cannot be done (unknown address, bad list name, wrong secret, …)."""
 
 
-class ImportRefused(ReallaborError):
-    """A CSV file could not be imported; the message lists every problem."""
 
 
 def check_list_name(name: str) -> str:
@@ -57,29 +51,12 @@ def check_list_name(name: str) -> str:
     return name
 
 
-# --- addresses, fields and the suppression hash -------------------------------------------------
-
-
-class InvalidAddress(ReallaborError):
-    """An email address that does not pass validation."""
-
-
-def normalise_email(raw: str) -> str:
-    """The stored form of an address: checked (no network), lower case, Unicode domain.
-
-    Internationalised domains are accepted (they are punycoded when sent); a non-ASCII local part is
-    refused because it needs SMTPUTF8, which many municipal mail servers do not offer.
-    """
-    text = raw.strip()
-    try:
-        return validate_email(text, check_deliverability=False, allow_smtputf8=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise InvalidAddress(f"{text!r} is not a valid email address: {exc}") from None
+# --- the suppression hash ---------------------------------------------------------------------
 
 
 def address_hash(email: str, secret: bytes) -> str:
     """The keyed hash that stands in for an erased address; without the secret it cannot be tested."""
-    return hmac.new(secret, b"suppression\x00" + normalise_email(email).encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(secret, b"suppression\x00" + address_key(email).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _check_secret(conn: sqlite3.Connection, secret: bytes) -> None:
@@ -126,7 +103,7 @@ def _suppress(conn: sqlite3.Connection, key: str, email: str, reason: str, statu
         "ON CONFLICT (address_hash) DO UPDATE SET reason = excluded.reason, at = excluded.at",
         (key, reason, moment),
     )
-    person = _person_id(conn, normalise_email(email))
+    person = _person_id(conn, address_key(email))
     if person is not None:
         for row in conn.execute(
             "SELECT list_name FROM memberships WHERE recipient_id = ? AND status IN ('pending', 'subscribed')",
@@ -140,77 +117,6 @@ def lift_suppression(conn: sqlite3.Connection, email: str, secret: bytes) -> Non
     """Remove an address from the suppression list (after a fresh, confirmed sign-up)."""
     _check_secret(conn, secret)
     conn.execute("DELETE FROM suppressions WHERE address_hash = ?", (address_hash(email, secret),))
-
-
-# --- person fields: one set of rules for CSV rows and the sign-up form --------------------------
-
-FIELD_LIMITS: dict[str, int] = {
-    "salutation": 20, "title": 40, "first_name": 100, "last_name": 100, "organisation": 200, "language": 20,
-}  # fmt: skip
-PERSON_FIELDS = ("email", *FIELD_LIMITS)
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_LANGUAGE_NAMES: dict[str, Language] = {
-    "de": "de", "deutsch": "de", "german": "de", "німецька": "de",
-    "uk": "uk", "ua": "uk", "ukrainisch": "uk", "ukrainian": "uk", "українська": "uk",
-    "en": "en", "englisch": "en", "english": "en", "англійська": "en",
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class FieldProblem:
-    """What is wrong with one field; ``code`` lets the web form say it in the reader's language."""
-
-    field: str
-    code: Literal["required", "email", "too_long", "line_break", "formula", "salutation", "language"]
-    message: str
-
-
-def clean_person(raw: Mapping[str, str | None]) -> tuple[Recipient | None, list[FieldProblem]]:
-    """A :class:`Recipient` from untrusted strings, or every problem found in them."""
-    problems: list[FieldProblem] = []
-    values: dict[str, str | None] = {}
-    for name in PERSON_FIELDS:
-        value = (raw.get(name) or "").strip()
-        label = name.replace("_", " ")
-        if any(ch in value for ch in "\r\n\x00"):
-            problems.append(FieldProblem(name, "line_break", f"{label} contains a line break"))
-        elif value.startswith(FORMULA_START) and name != "email":
-            problems.append(FieldProblem(
-                name, "formula", f"{label} {value[:30]!r} starts with {value[0]!r} like a spreadsheet formula"
-            ))
-        elif name in FIELD_LIMITS and len(value) > FIELD_LIMITS[name]:
-            problems.append(FieldProblem(name, "too_long", f"{label} is longer than {FIELD_LIMITS[name]} characters"))
-        values[name] = value or None
-    if not any(p.field == "email" for p in problems):
-        if not values["email"]:
-            problems.append(FieldProblem("email", "required", "the email address is missing"))
-        else:
-            try:
-                values["email"] = normalise_email(values["email"])
-            except InvalidAddress as exc:
-                problems.append(FieldProblem("email", "email", str(exc)))
-    salutation = values["salutation"]
-    if salutation and not any(p.field == "salutation" for p in problems):
-        values["salutation"] = normalise_salutation(salutation)
-        if values["salutation"] is None:
-            problems.append(FieldProblem(
-                "salutation", "salutation", f"salutation {salutation!r} is not Frau or Herr (leave it empty otherwise)"
-            ))
-    language = (values["language"] or "de").lower()
-    if language not in _LANGUAGE_NAMES and not any(p.field == "language" for p in problems):
-        problems.append(FieldProblem("language", "language", f"language {language!r} is not de, uk or en"))
-    if problems:
-        return None, problems
-    person = Recipient(
-        email=values["email"] or "",
-        salutation=values["salutation"],
-        title=values["title"],
-        first_name=values["first_name"],
-        last_name=values["last_name"],
-        organisation=values["organisation"],
-        language=_LANGUAGE_NAMES[language],
-    )
-    return person, []
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -257,7 +163,7 @@ def _record(
 
 def _upsert_person(conn: sqlite3.Connection, person: Recipient, moment: str, *, overwrite: bool) -> int:
     """Insert a person, or (with ``overwrite``) update the stored fields that ``person`` has values for."""
-    email = normalise_email(person.email)
+    email = address_key(person.email)
     existing = _person_id(conn, email)
     data = {f.name: getattr(person, f.name) for f in fields(Recipient) if f.name != "email"}
     if existing is None:
@@ -287,6 +193,74 @@ def add_recipient(
         person = _upsert_person(conn, recipient, moment, overwrite=True)
         _set_status(conn, person, check_list_name(list_name), status, moment)
         _record(conn, person, list_name, status, moment, source=source)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A field in which an import's value differs from the stored one."""
+
+    field: str
+    stored: str | None
+    imported: str | None
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What importing one person onto a list did."""
+
+    added: bool  # the person was not stored before
+    status: Status  # their status on the list now
+    kept: bool  # they had unsubscribed or bounced from the list, and stay so
+    changes: tuple[Change, ...]  # stored details the file has otherwise (taken only with ``update``)
+
+
+def import_person(
+    conn: sqlite3.Connection,
+    person: Recipient,
+    given: Collection[str],
+    list_name: str,
+    *,
+    status: Status,
+    update: bool,
+    source: str,
+    actor: str,
+    now: dt.datetime,
+) -> Imported:
+    """Put one person from a file on a list, recording file and importer as the consent's source.
+
+    Stored details are never overwritten silently: the fields in ``given`` (the file's non-empty cells)
+    that differ are returned, and are written only with ``update``. People new to the list get
+    ``status``; one already on it keeps an unsubscribed, bounced or subscribed status (a ``pending``
+    one becomes subscribed when the file says subscribed).
+    """
+    moment = utc_stamp(now)
+    with transaction(conn):
+        person_id = _person_id(conn, address_key(person.email))
+        added = person_id is None
+        changes: tuple[Change, ...] = ()
+        if person_id is None:
+            person_id = _upsert_person(conn, person, moment, overwrite=False)
+        else:
+            row = conn.execute("SELECT * FROM recipients WHERE id = ?", (person_id,)).fetchone()
+            stored = _recipient(row)
+            changes = tuple(
+                Change(name, getattr(stored, name), getattr(person, name))
+                for name in given
+                if name != "email" and getattr(stored, name) != getattr(person, name)
+            )
+            if update and changes:
+                assignments = ", ".join(f"{c.field} = ?" for c in changes)
+                conn.execute(
+                    f"UPDATE recipients SET {assignments}, updated = ? WHERE id = ?",
+                    (*(c.imported for c in changes), moment, person_id),
+                )
+        current = _status(conn, person_id, check_list_name(list_name))
+        if current is not None and not (current == "pending" and status == "subscribed") and current != status:
+            return Imported(added, current, True, changes)
+        if current != status:
+            _set_status(conn, person_id, list_name, status, moment)
+        _record(conn, person_id, list_name, "import", moment, source=source, actor=actor)
+    return Imported(added, status, False, changes)
 
 
 def _recipient(row: sqlite3.Row) -> Recipient:
@@ -324,38 +298,6 @@ def is_subscribed(conn: sqlite3.Connection, email: str, lists: Sequence[str]) ->
     return row.fetchone() is not None
 
 
-def unsubscribe_url(site: Site, email: str, list_name: str, secret: bytes) -> str:
-    """The List-Unsubscribe URL of one person and list (also the unsubscribe link in the footer).
-
-    It never expires: a mail read a year later must still let its reader leave.
-    """
-    token = make_token(secret, "unsubscribe", {"e": normalise_email(email), "l": list_name})
-    return f"{site.public_url}/unsubscribe/{token}"
-
-
-def read_unsubscribe_token(secret: bytes, token: str, *, now: dt.datetime) -> tuple[str, str]:
-    """The address and list of an unsubscribe link; :class:`InvalidToken` if it was forged."""
-    data = read_token(secret, "unsubscribe", token, now=now)
-    if "e" not in data or "l" not in data:
-        raise InvalidToken("the link is not valid: unexpected content")
-    return data["e"], data["l"]
-
-
-def confirm_url(site: Site, email: str, lists: Sequence[str], secret: bytes, *, now: dt.datetime) -> str:
-    """The link of the double opt-in mail; it expires after :data:`CONFIRM_DAYS` days."""
-    expires = now + dt.timedelta(days=CONFIRM_DAYS)
-    token = make_token(secret, "confirm", {"e": normalise_email(email), "l": ",".join(lists)}, expires=expires)
-    return f"{site.public_url}/confirm/{token}"
-
-
-def read_confirm_token(secret: bytes, token: str, *, now: dt.datetime) -> tuple[str, list[str]]:
-    """The address and lists of a confirmation link; :class:`InvalidToken` if forged or expired."""
-    data = read_token(secret, "confirm", token, now=now)
-    if "e" not in data or "l" not in data:
-        raise InvalidToken("the link is not valid: unexpected content")
-    return data["e"], data["l"].split(",")
-
-
 def consent_version(text: str, language: Language) -> str:
     """The version of a consent text: a short hash of its exact wording."""
     return f"{language}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
@@ -389,7 +331,7 @@ def sign_up(
     """
     moment = utc_stamp(now)
     version = consent_version(consent_text, consent_language)
-    email = normalise_email(person.email)
+    email = address_key(person.email)
     with transaction(conn):
         conn.execute(
             "INSERT OR IGNORE INTO consent_texts (version, language, text) VALUES (?, ?, ?)",
@@ -420,7 +362,7 @@ def confirm(
     moment = utc_stamp(now)
     confirmed: list[str] = []
     with transaction(conn):
-        person = _person_id(conn, normalise_email(email))
+        person = _person_id(conn, address_key(email))
         if person is None:
             return []
         for list_name in lists:
@@ -447,7 +389,7 @@ def unsubscribe(
     """Take a person off one list (or all with ``None``) at once; returns the lists left."""
     moment = utc_stamp(now)
     with transaction(conn):
-        person = _person_id(conn, normalise_email(email))
+        person = _person_id(conn, address_key(email))
         if person is None:
             return []
         rows = conn.execute(
@@ -465,14 +407,34 @@ def unsubscribe(
 
 def erase(conn: sqlite3.Connection, email: str, secret: bytes, *, now: dt.datetime) -> bool:
     """Erase everything about a person (GDPR Art. 17) and suppress the address; True if anything
-    was stored. An unknown address is suppressed too: the request is to never be mailed."""
-    address = normalise_email(email)
-    conn.execute("PRAGMA secure_delete = ON")  # overwrite the freed pages, not just unlink them
+    was stored. An unknown address is suppressed too: the request is to never be mailed.
+
+    Afterwards no copy is left in the file: deleted cells are zeroed (``secure_delete``), ``VACUUM``
+    rebuilds the file without its free pages, and the journal (``-wal``) is checkpointed and truncated
+    to zero bytes. Other tables that name the person (the send ledger) are cleared by their owner first.
+    """
+    address = address_key(email)
+    conn.execute("PRAGMA secure_delete = ON")  # zero the deleted cells, not just unlink them
     with transaction(conn):
         suppress(conn, address, "erased on request", secret, now=now)
         deleted = conn.execute("DELETE FROM recipients WHERE email = ?", (address,)).rowcount
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and drop the old pages from the journal
+    overwrite_freed(conn)
     return deleted > 0
+
+
+def overwrite_freed(conn: sqlite3.Connection) -> None:
+    """Leave no old copy of deleted rows in the state file or its journal (after an erasure).
+
+    :class:`RecipientError` if another program keeps reading the file, so the journal cannot be emptied.
+    """
+    conn.execute("VACUUM")
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        path = conn.execute("PRAGMA database_list").fetchone()[2]
+        raise RecipientError(
+            f"{path}-wal: another program is reading the state file, so old copies of the erased data are still "
+            "in its journal; stop it (e.g. serve) and run the same `recipients delete` again"
+        )
 
 
 def purge_unconfirmed(conn: sqlite3.Connection, now: dt.datetime) -> int:
@@ -524,7 +486,7 @@ class StoredPerson:
 
 def find(conn: sqlite3.Connection, email: str) -> StoredPerson | None:
     """One person with memberships and consent records, or None if the address is not stored."""
-    row = conn.execute("SELECT * FROM recipients WHERE email = ?", (normalise_email(email),)).fetchone()
+    row = conn.execute("SELECT * FROM recipients WHERE email = ?", (address_key(email),)).fetchone()
     if row is None:
         return None
     memberships = conn.execute(
@@ -557,252 +519,3 @@ def people(conn: sqlite3.Connection, list_name: str | None = None) -> list[Store
         rows = conn.execute("SELECT email FROM recipients ORDER BY email").fetchall()
     found = (find(conn, row["email"]) for row in rows)
     return [p for p in found if p is not None]
-
-
-# --- CSV import ---------------------------------------------------------------------------------
-
-_HEADER_ALIASES: dict[str, str] = {
-    "email": "email", "emailadresse": "email", "emailaddress": "email", "mail": "email",
-    "salutation": "salutation", "anrede": "salutation",
-    "title": "title", "titel": "title",
-    "firstname": "first_name", "vorname": "first_name", "givenname": "first_name",
-    "lastname": "last_name", "nachname": "last_name", "surname": "last_name", "familyname": "last_name",
-    "organisation": "organisation", "organization": "organisation", "institution": "organisation",
-    "language": "language", "sprache": "language",
-}  # fmt: skip
-KNOWN_COLUMNS = (
-    "email/E-Mail, salutation/Anrede, title/Titel, first_name/Vorname, last_name/Nachname, "
-    "organisation/Organisation, language/Sprache"
-)
-
-
-def _column(header: str) -> str | None:
-    return _HEADER_ALIASES.get(re.sub(r"[\s_\-.]", "", header.strip().lstrip("\ufeff").casefold()))
-
-
-def decode_csv(data: bytes, name: str) -> str:
-    """Text of a CSV as Excel saves it: UTF-8 with or without BOM, UTF-16 ("Unicode text"), or cp1252."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise ImportRefused(
-                f"{name}: starts as UTF-16 ('Unicode text') but is not valid UTF-16 (at byte offset {exc.start}); "
-                "save it again from Excel"
-            ) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError as exc:
-        raise ImportRefused(
-            f"{name}: neither UTF-8 nor Windows-1252 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-            "save it from Excel as 'CSV UTF-8'"
-        ) from None
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    row: int
-    message: str
-
-
-@dataclass
-class ImportReport:
-    """What an import did, row by row where it matters."""
-
-    source: str
-    list_name: str
-    added: int = 0
-    updated: int = 0
-    merged: list[RowProblem] = field(default_factory=list)
-    kept_out: list[RowProblem] = field(default_factory=list)
-    invalid: list[RowProblem] = field(default_factory=list)
-
-
-def _header(text: str, name: str) -> tuple[str, list[str]]:
-    """The delimiter and the columns: the delimiter is the one that makes the header name an email column."""
-    first_line = text.splitlines()[0] if text.strip() else ""
-    if not first_line.strip():
-        raise ImportRefused(f"{name}: the file is empty" if not text.strip() else f"{name}: the first line is empty")
-    best: tuple[int, str, list[str]] | None = None
-    for delimiter in (";", ",", "\t"):
-        cells = next(csv.reader([first_line], delimiter=delimiter))
-        columns = [_column(c) for c in cells]
-        if "email" in columns:
-            known = sum(c is not None for c in columns)
-            if best is None or known > best[0]:
-                best = (known, delimiter, cells)
-    if best is None:
-        raise ImportRefused(
-            f"{name}: no email column in the first line {first_line[:80]!r}. The columns must be separated by "
-            f"';' or ',' and named in the first line; known columns: {KNOWN_COLUMNS}"
-        )
-    _, delimiter, cells = best
-    columns = [_column(c) for c in cells]
-    unknown = [c for c, col in zip(cells, columns, strict=True) if col is None and c.strip()]
-    if unknown:
-        raise ImportRefused(
-            f"{name}: unknown column(s) {', '.join(repr(c) for c in unknown)}; known columns: {KNOWN_COLUMNS}"
-        )
-    doubled = sorted({c for c in columns if c and columns.count(c) > 1})
-    if doubled:
-        raise ImportRefused(f"{name}: column(s) {', '.join(doubled)} appear more than once")
-    return delimiter, [c or "" for c in columns]
-
-
-def parse_csv(data: bytes, name: str) -> tuple[list[tuple[int, Recipient]], list[RowProblem]]:
-    """The valid rows (with their row numbers, header = row 1) and a problem for every bad row."""
-    text = decode_csv(data, name)
-    delimiter, columns = _header(text, name)
-    good: list[tuple[int, Recipient]] = []
-    bad: list[RowProblem] = []
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        next(reader)
-        for number, cells in enumerate(reader, start=2):
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) > len(columns) and not any(c.strip() for c in cells[len(columns) :]):
-                cells = cells[: len(columns)]
-            if len(cells) != len(columns):
-                bad.append(RowProblem(number, (
-                    f"{len(cells)} field(s), but the header has {len(columns)} "
-                    f"(the file is separated by {delimiter!r}; is a value with {delimiter!r} missing its quotes?)"
-                )))
-                continue
-            person, problems = clean_person(dict(zip(columns, cells, strict=True)))
-            if person is None:
-                bad.extend(RowProblem(number, p.message) for p in problems)
-            else:
-                good.append((number, person))
-    except csv.Error as exc:
-        bad.append(RowProblem(reader.line_num, f"unreadable CSV ({exc}); nothing after this line was read"))
-    if not good and not bad:
-        raise ImportRefused(f"{name}: no rows below the header")
-    return good, bad
-
-
-def _merge(first: Recipient, later: Recipient) -> Recipient:
-    """The first row's values, gaps filled from a later row of the same address."""
-    updates = {
-        f.name: getattr(later, f.name)
-        for f in fields(Recipient)
-        if getattr(first, f.name) in (None, "") and getattr(later, f.name) not in (None, "")
-    }
-    return replace(first, **updates)
-
-
-def import_csv(
-    conn: sqlite3.Connection,
-    path: Path,
-    list_name: str,
-    *,
-    secret: bytes,
-    by: str,
-    now: dt.datetime,
-    skip_invalid: bool = False,
-) -> ImportReport:
-    """Import an Excel CSV onto a list as subscribed, with the file, date and person as consent record.
-
-    All or nothing: any invalid row refuses the whole file (every bad row listed) unless
-    ``skip_invalid``. Addresses that unsubscribed or bounced keep that status; erased addresses are
-    kept out (they can sign up again themselves). Duplicates in the file are merged.
-    """
-    check_list_name(list_name)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImportRefused(f"{path}: cannot read the file: {exc.strerror}") from None
-    rows, bad = parse_csv(data, str(path))
-    report = ImportReport(source=path.name, list_name=list_name, invalid=bad)
-    if bad and not skip_invalid:
-        lines = "\n".join(f"{path}: row {p.row}: {p.message}" for p in bad)
-        raise ImportRefused(
-            f"{path}: {len({p.row for p in bad})} invalid row(s); nothing was imported "
-            f"(correct them, or use --skip-invalid to import the valid rows):\n{lines}"
-        )
-    unique: dict[str, tuple[int, Recipient]] = {}
-    for number, person in rows:
-        if person.email in unique:
-            first_number, first = unique[person.email]
-            unique[person.email] = (first_number, _merge(first, person))
-            report.merged.append(RowProblem(number, f"{person.email} is also in row {first_number}; merged"))
-        else:
-            unique[person.email] = (number, person)
-    moment = utc_stamp(now)
-    with transaction(conn):
-        for number, person in unique.values():
-            if is_suppressed(conn, person.email, secret):
-                report.kept_out.append(RowProblem(number, (
-                    f"{person.email} was erased or bounced and is on the suppression list; "
-                    "not imported (the person can sign up again on the subscription page)"
-                )))
-                continue
-            known = _person_id(conn, person.email)
-            person_id = _upsert_person(conn, person, moment, overwrite=True)
-            status = _status(conn, person_id, list_name)
-            if status in ("unsubscribed", "bounced"):
-                report.kept_out.append(RowProblem(number, f"{person.email} is {status} from {list_name}; left so"))
-                continue
-            if known is None:
-                report.added += 1
-            else:
-                report.updated += 1
-            if status != "subscribed":
-                _set_status(conn, person_id, list_name, "subscribed", moment)
-            _record(conn, person_id, list_name, "import", moment, source=f"file {path.name}", actor=by)
-    return report
-
-
-# --- CSV export ---------------------------------------------------------------------------------
-
-
-def neutralise(value: str | None) -> str:
-    """A cell Excel shows as text: a leading ``= + - @`` (or tab/CR) gets a ``'`` in front."""
-    text = value or ""
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def _write_rows(out: io.StringIO, header: Sequence[str], rows: Iterable[Sequence[str | None]]) -> None:
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows([neutralise(v) for v in row] for row in rows)
-
-
-def _person_cells(person: Recipient) -> list[str | None]:
-    return [getattr(person, name) for name in PERSON_FIELDS]
-
-
-def export_list(conn: sqlite3.Connection, list_name: str) -> str:
-    """The people on a list with their status, as CSV that ``recipients import`` reads back."""
-    out = io.StringIO()
-    rows = []
-    for person in people(conn, check_list_name(list_name)):
-        membership = next(m for m in person.memberships if m.list_name == list_name)
-        rows.append([*_person_cells(person.recipient), membership.status, membership.changed])
-    _write_rows(out, [*PERSON_FIELDS, "status", "since"], rows)
-    return out.getvalue()
-
-
-def export_person(conn: sqlite3.Connection, email: str) -> str:
-    """Everything stored about one person, consent records included, as CSV in three blocks."""
-    person = find(conn, email)
-    if person is None:
-        raise RecipientError(f"{email}: not in the recipient list")
-    out = io.StringIO()
-    _write_rows(out, [*PERSON_FIELDS, "created", "updated"], [[*_person_cells(person.recipient), person.created,
-                                                                 person.updated]])
-    out.write("\r\n")
-    _write_rows(out, ["list", "status", "since"], [[m.list_name, m.status, m.changed] for m in person.memberships])
-    out.write("\r\n")
-    _write_rows(
-        out,
-        ["at", "list", "action", "source", "by", "ip", "consent_version", "consent_text"],
-        [[e.at, e.list_name, e.action, e.source, e.actor, e.ip, e.consent_version, e.consent_text]
-         for e in person.events],
-    )
-    return out.getvalue()
-

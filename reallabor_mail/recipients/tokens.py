@@ -16,15 +16,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
 
-from reallabor_mail.errors import ReallaborError
+from reallabor_mail.errors import ReallaborError, SettingsError
+from reallabor_mail.settings import ENV_SECRET, Settings
 
-ENV_SECRET = "REALLABOR_SECRET"
 MIN_SECRET_LENGTH = 16
 
 
-class SecretMissing(ReallaborError):
+class SecretMissing(SettingsError):
     """``REALLABOR_SECRET`` is not set or too short."""
 
 
@@ -32,9 +31,9 @@ class InvalidToken(ReallaborError):
     """A token was forged, tampered with, made for another purpose, or has expired."""
 
 
-def load_secret() -> bytes:
+def load_secret(settings: Settings) -> bytes:
     """The signing secret from ``$REALLABOR_SECRET``; without it no link can be made or checked."""
-    value = os.environ.get(ENV_SECRET, "")
+    value = settings.secret.reveal() if settings.secret else ""
     if len(value) < MIN_SECRET_LENGTH:
         problem = "is not set" if not value else f"is shorter than {MIN_SECRET_LENGTH} characters"
         raise SecretMissing(

@@ -35,6 +35,7 @@ UNSUBSCRIBE_MARK = "__RLM_UNSUBSCRIBE__"
 
 SIZE_WARNING_BYTES = 80 * 1024  # Gmail clips at about 102 KB; leave room for headers and encoding.
 
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _DOCTYPE = "<!DOCTYPE html>\n"
 _MRML_PREVIEW_STYLE = '<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;'
 _PREVIEW_STYLE = '<div style="display:none;mso-hide:all;font-size:1px;color:#4a5568;line-height:1px;'
@@ -118,21 +119,42 @@ def _template_location(exc: BaseException, templates: Path) -> tuple[str, int | 
     return str(templates), None
 
 
+def _unreadable_template(exc: UnicodeDecodeError, fallback: Path) -> Problem:
+    """The template file Jinja's loader failed to decode (the loader's frame knows which one)."""
+    tb = exc.__traceback__
+    filename: object = str(fallback)
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "get_source":
+            filename = tb.tb_frame.f_locals.get("filename", filename)
+        tb = tb.tb_next
+    return Problem(str(filename), None, _("the template is not UTF-8; save it as UTF-8"), Code.TEMPLATE_NOT_UTF8)
+
+
 @dataclass
 class Templates:
     """The Jinja environments of a templates folder: strict undefined, autoescape for HTML and MJML.
 
     One environment per language, each with that language's catalog installed for ``{% trans %}``
-    and ``_()``, so pages in different languages can render side by side.
+    and ``_()``, so pages in different languages can render side by side. A folder other than the
+    shipped one overrides the shipped templates file by file (that folder first, then the package's),
+    so staff copy only the template they change.
     """
 
     root: Path
+    folders: list[Path] = field(init=False, default_factory=list)  # where templates are looked up, in order
     _environments: dict[Language, jinja2.Environment] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.root.is_dir():
+            message = _("not a templates folder (not found); pass --templates DIR")
+            raise RenderError(Problem(str(self.root), None, message, Code.TEMPLATES_FOLDER_MISSING))
+        shipped_only = self.root.resolve() == SHIPPED_TEMPLATES
+        self.folders = [self.root] if shipped_only else [self.root, SHIPPED_TEMPLATES]
 
     def environment(self, language: Language) -> jinja2.Environment:
         if language not in self._environments:
             env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader(str(self.root)),
+                loader=jinja2.FileSystemLoader([str(folder) for folder in self.folders]),
                 undefined=jinja2.StrictUndefined,
                 autoescape=lambda name: name is not None and name.endswith((".mjml.j2", ".html.j2", ".xml.j2")),
                 trim_blocks=True,
@@ -156,6 +178,8 @@ class Templates:
         except jinja2.TemplateNotFound as exc:
             message = _("template {name!r} not found", name=exc.name)
             raise RenderError(Problem(str(self.root / name), None, message, Code.TEMPLATE_NOT_FOUND)) from None
+        except UnicodeDecodeError as exc:
+            raise RenderError(_unreadable_template(exc, self.root / name)) from None
         except jinja2.TemplateError as exc:
             where, line = _template_location(exc, self.root)
             message = _("template error: {detail}", detail=exc.message or exc)

@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from reallabor_mail.addresses import wire_address
 from reallabor_mail.content.loader import Content, EventItem, Version
 from reallabor_mail.content.markdown import LinkReferences
 from reallabor_mail.content.models import EventFormat, EventFrontMatter, EventStatus, Language, Site
@@ -211,17 +212,8 @@ def _param_text(value: str) -> str:
     return " ".join(cleaned.split())
 
 
-def _wire_address(email: str) -> str:
-    """The address as the envelope and ``To:`` carry it: the domain in punycode (a mailto URI is ASCII)."""
-    local, _, domain = email.rpartition("@")
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError as exc:
-        raise CalendarError(f"{email}: the domain cannot be encoded ({exc})") from None
-
-
 def _address(person: Attendee, **params: str) -> icalendar.vCalAddress:
-    address = icalendar.vCalAddress(f"mailto:{_wire_address(person.email)}")
+    address = icalendar.vCalAddress(f"mailto:{wire_address(person.email)}")
     name = _param_text(person.name or "")
     if name:
         address.params["CN"] = name

@@ -29,7 +29,6 @@ from typing import Any
 import click
 import uvicorn
 import watchfiles
-from email_validator import EmailNotValidError, validate_email
 from markupsafe import escape
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -38,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from reallabor_mail.addresses import InvalidAddress, parse_address
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_cancelled, load_content
 from reallabor_mail.content.models import Language
 from reallabor_mail.errors import ContentError, Problem, ReallaborError, display_path
@@ -46,11 +46,11 @@ from reallabor_mail.i18n.words import long_date, strings
 from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, Builder
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.checks import Check, email_checks, public_path
-from reallabor_mail.render.engine import RenderedEmail, RenderError, Templates
+from reallabor_mail.render.engine import SHIPPED_TEMPLATES, RenderedEmail, RenderError, Templates
+from reallabor_mail.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 POLL_MS = 250  # how often an open page asks whether the files changed
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
 # Paths under site.public_url that the public app (web.py) answers rather than the built archive.
@@ -326,13 +326,13 @@ def parse_headers(eml: bytes | None) -> tuple[list[tuple[str, str]], list[str]]:
     return headers, parts
 
 
-def sending_path(templates: Path, state: Path | None) -> TestSender:
+def sending_path(templates: Path, state: Path | None, settings: Settings) -> TestSender:
     """The test send of the sending path (``send FILE --to EMAIL --yes``), its report as one line."""
 
     def send_test(file: Path, to: str) -> str:
         from reallabor_mail.delivery.campaign import SendRequest, send
 
-        report = send(SendRequest(file, to=to, templates=templates, state=state))
+        report = send(SendRequest(file, to=to, templates=templates, state=state), settings=settings)
         if report is not None and report.sent:
             return f"Sent a test to {to} (in the language stored for that address, else the site's)."
         reason = report.stopped if report is not None and report.stopped else "the server did not accept it"
@@ -341,15 +341,16 @@ def sending_path(templates: Path, state: Path | None) -> TestSender:
     return send_test
 
 
-def smtp_status() -> str | None:
-    """None when SMTP is configured, else why test mails cannot go out."""
-    from reallabor_mail.delivery.transport import SmtpSettings
+NO_SENDING = "sending is not available in this installation"
 
+
+def smtp_status(settings: Settings) -> str | None:
+    """None when SMTP is configured, else why test mails cannot go out."""
     try:
-        settings = SmtpSettings.from_env()
+        smtp = settings.smtp()
     except ReallaborError as exc:
         return str(exc)
-    if settings is None:
+    if smtp is None:
         return (
             "SMTP is not configured: set REALLABOR_SMTP_HOST (and REALLABOR_SMTP_PORT, REALLABOR_SMTP_USER, "
             "REALLABOR_SMTP_PASSWORD) in the environment of `reallabor-mail serve` to send test mails"
@@ -375,8 +376,10 @@ class Preview:
         state: Path | None = None,
         today: Today = dt.date.today,
         send_test: TestSender | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.content_dir = content_dir
+        self.settings = settings or Settings()  # no settings: test mails say SMTP is not configured
         self.templates = templates
         self.state = state
         self.today = today
@@ -517,7 +520,7 @@ class Preview:
             ics_url=url_with_lang(request, "preview:ics", params, language),
             eml_url=url_with_lang(request, "preview:eml", params, language),
             send_url=str(request.url_for("preview:send", **params).path),
-            smtp_problem=smtp_status() if self.send_test else "sending is not available in this installation",
+            smtp_problem=smtp_status(self.settings) if self.send_test else NO_SENDING,
             notice=notice, last_send=last_send(self.state, kind, stem),
         )  # fmt: skip
 
@@ -589,13 +592,13 @@ class Preview:
         if item is None:
             return respond("this item no longer exists")
         sender = self.send_test
-        problem = smtp_status() if sender else "sending is not available in this installation"
+        problem = smtp_status(self.settings) if sender else NO_SENDING
         if sender is None or problem is not None:
             return respond(f"Not sent: {problem}")
         try:
-            address = validate_email(to, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            return respond(f"Not sent: {to!r} is not a valid address ({exc})")
+            address = str(parse_address(to, "to"))
+        except InvalidAddress as exc:
+            return respond(f"Not sent: {exc.detail}")
         try:
             result = await run_in_threadpool(sender, item.path, address)
         except ReallaborError as exc:
@@ -645,13 +648,16 @@ def free_socket(port: int | None) -> socket.socket:
     return sock
 
 
-def run_preview(content_dir: Path, templates: Path, *, state: Path | None, port: int | None) -> None:
+def run_preview(
+    content_dir: Path, templates: Path, *, state: Path | None, port: int | None, settings: Settings
+) -> None:
     """``reallabor-mail serve``: the staff app on 127.0.0.1 (a free port unless --port), URL printed."""
     from reallabor_mail.web.public import create_app
 
     if not content_dir.is_dir():
         raise ReallaborError(f"{content_dir}: content folder not found; pass --content DIR")
-    preview = Preview(content_dir, templates, state=state, send_test=sending_path(templates, state))
+    send_test = sending_path(templates, state, settings)
+    preview = Preview(content_dir, templates, state=state, send_test=send_test, settings=settings)
     sock = free_socket(port)
     address = f"http://127.0.0.1:{sock.getsockname()[1]}/preview/"
     click.echo(f"Preview of {content_dir}/ at {address}  (follows your files; Ctrl+C stops)")

@@ -43,11 +43,13 @@ from starlette.types import Scope
 from reallabor_mail.content.models import LANGUAGES, Language, Site
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.transport import Transport
-from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.words import strings
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import build_notice
+from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import PERSON_FIELDS, Recipient, clean_person
 from reallabor_mail.recipients.tokens import InvalidToken
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.engine import Templates
@@ -365,9 +367,9 @@ class PublicSite:
         words = WORDS[language]
         if str(form.get("website") or ""):  # the honeypot: people do not see it, bots fill it in
             return self.message("check_inbox", language)
-        raw = {name: str(form.get(name) or "") for name in recipients.PERSON_FIELDS}
+        raw = {name: str(form.get(name) or "") for name in PERSON_FIELDS}
         chosen = [name for name in form.getlist("lists") if name in self.config.lists]
-        person, problems = recipients.clean_person(raw)
+        person, problems = clean_person(raw)
         errors = {p.field: words[f"err_{p.code}"] for p in problems}
         if not chosen:
             errors["lists"] = words["err_lists"]
@@ -400,7 +402,7 @@ class PublicSite:
             return None
         language = mail.language
         words = WORDS[language]
-        link = recipients.confirm_url(self.site, mail.email, lists, self.config.secret, now=now)
+        link = links.confirm_url(self.site, mail.email, lists, self.config.secret, now=now)
         body = self.templates.render("email/confirm.txt.j2", {
             "site": self.site, "t": strings(language), "w": words, "link": link,
             "greeting": greeting(Recipient(mail.email), language),
@@ -416,7 +418,7 @@ class PublicSite:
 
     def confirm_token(self, request: Request) -> tuple[str, list[str]] | None:
         try:
-            return recipients.read_confirm_token(self.config.secret, request.path_params["token"],
+            return links.read_confirm_token(self.config.secret, request.path_params["token"],
                                                  now=self.config.clock())  # fmt: skip
         except InvalidToken:
             return None
@@ -443,7 +445,7 @@ class PublicSite:
 
     def unsubscribe_token(self, request: Request) -> tuple[str, str] | None:
         try:
-            return recipients.read_unsubscribe_token(self.config.secret, request.path_params["token"],
+            return links.read_unsubscribe_token(self.config.secret, request.path_params["token"],
                                                      now=self.config.clock())  # fmt: skip
         except InvalidToken:
             return None

@@ -63,6 +63,11 @@ class QueuedMail:
 Compose = Callable[[QueuedMail, dt.datetime], EmailMessage | None]
 
 
+def forget(conn: sqlite3.Connection, email: str) -> None:
+    """Drop confirmation mails still queued for an erased address (the attempts hold only keyed hashes)."""
+    conn.execute("DELETE FROM web_confirmation_outbox WHERE email = ?", (email,))
+
+
 def mailbox_key(email: str, secret: bytes) -> str:
     """The keyed hash of the mailbox an address reaches: ``+tag`` dropped, case-folded, domain in
     IDNA 2008/UTS 46 form."""

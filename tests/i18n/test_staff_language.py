@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from reallabor_mail.cli.main import main
 from reallabor_mail.i18n.messages import staff_language
+from reallabor_mail.settings import Settings
 
 from ..conftest import ROOT
 
@@ -31,7 +32,7 @@ NO_LANGUAGE = {"REALLABOR_LANG": None, "LC_ALL": None, "LC_MESSAGES": None, "LAN
     ],
 )
 def test_staff_language_order(environ: dict[str, str], site: str | None, expected: str) -> None:
-    assert staff_language(environ, site) == expected  # type: ignore[arg-type]
+    assert staff_language(Settings.from_environ(environ), site) == expected  # type: ignore[arg-type]
 
 
 def broken(content: Path) -> int:

@@ -15,9 +15,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from reallabor_mail.content.loader import Content, EventItem, load_content
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
 from reallabor_mail.publish.build import PREVIEW_SECRET, build, unsubscribe_preview_url
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render.engine import Renderer
 

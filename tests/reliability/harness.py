@@ -20,8 +20,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from reallabor_mail.db import connect, transaction
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients.person import Recipient
 from tests.conftest import ROOT, free_port
 
 SECRET = "reliability-secret-0123456789"

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from reallabor_mail.content.loader import load_content
 from reallabor_mail.errors import ContentError
-from reallabor_mail.i18n.greetings import Recipient, greeting
+from reallabor_mail.i18n.greetings import greeting
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import Renderer
 
 from ..conftest import SAMPLE_CONTENT, TEMPLATES

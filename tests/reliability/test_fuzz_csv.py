@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from reallabor_mail.db import connect
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.recipients import store as recipients
+from reallabor_mail.recipients import spreadsheet
 from tests.reliability.conftest import Row
 
 SECRET = b"fuzz-csv-secret-0123456789"
@@ -90,7 +90,7 @@ def import_one(conn: sqlite3.Connection, path: Path, data: bytes, skip_invalid: 
     """Import ``data`` from ``path``; returns the outcome or records a problem."""
     path.write_bytes(data)
     try:
-        report = recipients.import_csv(conn, path, "newsletter", secret=SECRET, by="fuzz", now=NOW,
+        report = spreadsheet.import_csv(conn, path, "newsletter", secret=SECRET, by="fuzz", now=NOW,
                                        skip_invalid=skip_invalid)  # fmt: skip
     except ReallaborError as exc:
         message = str(exc)

@@ -25,6 +25,7 @@ from reallabor_mail.cli.recipients import load_site
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.engine import BATCH
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
+from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.web.public import PublicConfig, public_app
 from tests.conftest import ROOT, TEMPLATES, free_port, serving
@@ -89,7 +90,7 @@ def test_send_while_others_import_and_unsubscribe(tmp_path: Path, content_copy: 
                                          "newsletter", "--by", "load test"], env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)  # fmt: skip
             key = SECRET.encode()
-            paths = {e: urlsplit(recipients.unsubscribe_url(site, e, "newsletter", key)).path for e in leaving}
+            paths = {e: urlsplit(links.unsubscribe_url(site, e, "newsletter", key)).path for e in leaving}
             urls = "".join(f"{email} {base}{path}\n" for email, path in paths.items())
             unsubscriber = subprocess.run([sys.executable, "-c", UNSUBSCRIBER], input=urls, capture_output=True,
                                           text=True, timeout=300, cwd=ROOT)  # fmt: skip

@@ -10,6 +10,7 @@ the state issue 4 defines; nothing stays pending or sending; nobody gets a messa
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from reallabor_mail.delivery.engine import RetryPolicy, deliver_all
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.recipients import store as recipients
+from reallabor_mail.settings import Settings
 from tests.reliability.conftest import Row
 from tests.reliability.harness import NEWSLETTER, NOW, SECRET, ledger_states, person, populate, serving_smtp
 from tests.smtp_faults import FaultHandler, Faults
@@ -104,7 +106,7 @@ def test_every_fault_at_once_ends_as_issue_4_defines(
         env = {"REALLABOR_SMTP_HOST": "127.0.0.1", "REALLABOR_SMTP_PORT": str(port),
                "REALLABOR_SMTP_SECURITY": "none"}  # fmt: skip
         request = SendRequest(file=content_copy / NEWSLETTER, connections=4, state=state)
-        send(request, environ=env, retry=FAST)
+        send(request, settings=Settings.from_environ({**os.environ, **env}), retry=FAST)
     received = handler.received_by()
     states = ledger_states(state)
     wrong = {email: (states.get(email), want) for email, want in expect.items() if states.get(email) != want}

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reallabor_mail.cli.recipients import public_config
+from reallabor_mail.settings import Settings
 from reallabor_mail.web.public import PublicSite
 from reallabor_mail.web.signup_queue import SignupLimits
 
@@ -33,21 +34,18 @@ def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
     return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
-async def test_confirmation_mail_from_serve_public_is_signed(
-    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_confirmation_mail_from_serve_public_is_signed(tmp_path: Path, smtp_server: SmtpServer) -> None:
     key_path, record = dkim_key(tmp_path)
     (tmp_path / "build").mkdir()
     (tmp_path / "build" / "index.html").write_text("<h1>Archiv</h1>", encoding="utf-8")
-    for name, value in {
+    settings = Settings.from_environ({
         "REALLABOR_SECRET": SECRET.decode(), "REALLABOR_SMTP_HOST": "127.0.0.1",
         "REALLABOR_SMTP_PORT": str(smtp_server.port), "REALLABOR_SMTP_SECURITY": "none",
         "REALLABOR_DKIM_KEY": str(key_path), "REALLABOR_DKIM_SELECTOR": "rlm2026",
         "REALLABOR_DKIM_DOMAIN": "auslandsgesellschaft.de",
-    }.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
+    })  # fmt: skip
     config = public_config(SAMPLE_CONTENT, TEMPLATES, tmp_path / "build", tmp_path / "state.sqlite3",
-                           ("newsletter",), SignupLimits())  # fmt: skip
+                           ("newsletter",), SignupLimits(), settings)  # fmt: skip
     site = PublicSite(config)
     host = config.site.public_url.split("/")[2]
     transport = httpx.ASGITransport(app=site.app(), client=(CLIENT_IP, 50000))

@@ -8,8 +8,9 @@ import datetime as dt
 import httpx
 import pytest
 
-from reallabor_mail.i18n.greetings import Recipient
+from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as rcp
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.recipients.tokens import InvalidToken, make_token, read_token
 
 from .conftest import SECRET, START, Setup
@@ -62,7 +63,7 @@ def test_a_token_has_one_spelling() -> None:
 async def test_another_spelling_of_a_link_changes_nothing(setup: Setup, client: httpx.AsyncClient) -> None:
     rcp.add_recipient(setup.db(), Recipient("anna@example.org"), "newsletter", status="subscribed", source="test",
                       now=START)  # fmt: skip
-    url = rcp.unsubscribe_url(setup.config.site, "anna@example.org", "newsletter", SECRET)
+    url = links.unsubscribe_url(setup.config.site, "anna@example.org", "newsletter", SECRET)
     base, token = url.rsplit("/", 1)
     for other in (s for s in spellings(token) if s and "\n" not in s):
         answer = await client.post(f"{base}/{other}", data={"List-Unsubscribe": "One-Click"})

@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from reallabor_mail.content.loader import load_content
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.mail.message import Campaign, as_bytes, build_message, envelope
+from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as rcp
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import Renderer
 
 from ..conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer, free_port
@@ -105,7 +106,7 @@ async def test_confirmation_mail_in_the_chosen_language(setup: Setup, client: ht
         ({"email": "x" * 300 + "@example.org"}, "email", "Diese E-Mail-Adresse ist ungültig."),
         ({"email": ""}, "email", "Bitte geben Sie Ihre E-Mail-Adresse an."),
         ({"organisation": "=HYPERLINK(1)"}, "organisation", "Bitte nicht mit =, +, - oder @ beginnen."),
-        ({"salutation": "Divers"}, "salutation", "Bitte wählen Sie Frau, Herr oder keine Angabe."),
+        ({"salutation": "Familie"}, "salutation", "Bitte wählen Sie Frau, Herr oder keine Angabe."),
         ({"consent": ""}, "consent", "Bitte bestätigen Sie die Einwilligung."),
         ({"lists": "secret-staff-list"}, "lists", "Bitte wählen Sie mindestens eine Liste."),
     ],
@@ -176,8 +177,8 @@ async def test_rate_limit_per_ip(setup: Setup, client: httpx.AsyncClient) -> Non
 async def test_forged_and_tampered_links_change_nothing(setup: Setup, client: httpx.AsyncClient) -> None:
     rcp.add_recipient(setup.db(), Recipient("anna.mueller@dortmund.de"), "newsletter", status="subscribed",
                       source="test", now=START)  # fmt: skip
-    good = rcp.unsubscribe_url(setup.config.site, "anna.mueller@dortmund.de", "newsletter", SECRET)
-    forged = rcp.unsubscribe_url(setup.config.site, "anna.mueller@dortmund.de", "newsletter", b"guessed-secret-xyz!")
+    good = links.unsubscribe_url(setup.config.site, "anna.mueller@dortmund.de", "newsletter", SECRET)
+    forged = links.unsubscribe_url(setup.config.site, "anna.mueller@dortmund.de", "newsletter", b"guessed-secret-xyz!")
     payload, signature = good.rsplit("/", 1)[1].split(".")
     tampered = f"/unsubscribe/{payload[:-2]}AA.{signature}"
     for url in (forged, tampered, "/unsubscribe/garbage", "/confirm/" + good.rsplit("/", 1)[1]):
@@ -190,7 +191,7 @@ async def test_forged_and_tampered_links_change_nothing(setup: Setup, client: ht
 async def test_unsubscribe_page_has_one_button(setup: Setup, client: httpx.AsyncClient) -> None:
     rcp.add_recipient(setup.db(), Recipient("olena@hromada.example.org", language="uk"), "reallabor",
                       status="subscribed", source="test", now=START)  # fmt: skip
-    url = rcp.unsubscribe_url(setup.config.site, "olena@hromada.example.org", "reallabor", SECRET)
+    url = links.unsubscribe_url(setup.config.site, "olena@hromada.example.org", "reallabor", SECRET)
     page = await client.get(url)
     assert "Відписати olena@hromada.example.org від «Запрошення до «Реальної лабораторії Україна»»?" in page.text
     assert page.text.count("<button") == 1 and page.headers["referrer-policy"] == "no-referrer"
@@ -226,7 +227,7 @@ def send_newsletter(setup: Setup, person: Recipient) -> EmailMessage:
     content = load_content(SAMPLE_CONTENT)
     item = next(n for n in content.newsletters if n.stem == "2023-3")
     rendered = Renderer(content, TEMPLATES).newsletter_email(item, "de")
-    url = rcp.unsubscribe_url(setup.config.site, person.email, "newsletter", SECRET)
+    url = links.unsubscribe_url(setup.config.site, person.email, "newsletter", SECRET)
     campaign = Campaign("newsletter:2023-3", "newsletter", START)
     message = build_message(setup.config.site, rendered, person, campaign, secret=SECRET, unsubscribe_url=url)
 

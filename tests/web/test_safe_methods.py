@@ -9,8 +9,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.recipients import store as rcp
+from reallabor_mail.recipients.links import unsubscribe_url
+from reallabor_mail.recipients.person import Recipient
 
 from .conftest import FORM, SECRET, START, Setup, link_in
 
@@ -31,7 +32,7 @@ async def test_get_and_head_on_every_link_change_nothing(setup: Setup, client: h
     await client.post("/subscribe", data=FORM)
     await client.post("/subscribe", data={**FORM, "email": "erased@example.org"})  # a stranger signs up an erased one
     confirm_links = [link_in(m.message, "confirm") for m in await setup.delivered()]
-    unsubscribe = rcp.unsubscribe_url(setup.config.site, "olena@hromada.example.org", "newsletter", SECRET)
+    unsubscribe = unsubscribe_url(setup.config.site, "olena@hromada.example.org", "newsletter", SECRET)
     links = [*confirm_links, unsubscribe, unsubscribe + "?lang=de"]
     assert len(links) == 4
     before = dump(setup)
@@ -55,7 +56,7 @@ async def test_get_and_head_on_every_link_change_nothing(setup: Setup, client: h
 async def test_other_methods_are_refused(setup: Setup, client: httpx.AsyncClient, method: str) -> None:
     rcp.add_recipient(setup.db(), Recipient("anna@example.org"), "newsletter", status="subscribed", source="test",
                       now=START)  # fmt: skip
-    url = rcp.unsubscribe_url(setup.config.site, "anna@example.org", "newsletter", SECRET)
+    url = unsubscribe_url(setup.config.site, "anna@example.org", "newsletter", SECRET)
     answer = await client.request(method, url, content=b"List-Unsubscribe=One-Click")
     assert answer.status_code == 405
     assert setup.statuses("anna@example.org") == {"newsletter": "subscribed"}

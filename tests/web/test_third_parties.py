@@ -16,8 +16,8 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from reallabor_mail.i18n.greetings import Recipient
 from reallabor_mail.recipients import store as rcp
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.web.public import SlidingWindow
 from reallabor_mail.web.signup_queue import SignupLimits
 

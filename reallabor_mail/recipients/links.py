@@ -1,0 +1,44 @@
+"""The signed public links of the mails: unsubscribe (never expires) and confirm (double opt-in)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from reallabor_mail.addresses import address_key
+from reallabor_mail.content.models import Site
+from reallabor_mail.recipients.tokens import InvalidToken, make_token, read_token
+
+CONFIRM_DAYS = 7  # a confirmation link works this long; a second sign-up sends a fresh one
+
+
+def unsubscribe_url(site: Site, email: str, list_name: str, secret: bytes) -> str:
+    """The List-Unsubscribe URL of one person and list (also the unsubscribe link in the footer).
+
+    It never expires: a mail read a year later must still let its reader leave.
+    """
+    token = make_token(secret, "unsubscribe", {"e": address_key(email), "l": list_name})
+    return f"{site.public_url}/unsubscribe/{token}"
+
+
+def read_unsubscribe_token(secret: bytes, token: str, *, now: dt.datetime) -> tuple[str, str]:
+    """The address and list of an unsubscribe link; :class:`InvalidToken` if it was forged."""
+    data = read_token(secret, "unsubscribe", token, now=now)
+    if "e" not in data or "l" not in data:
+        raise InvalidToken("the link is not valid: unexpected content")
+    return data["e"], data["l"]
+
+
+def confirm_url(site: Site, email: str, lists: Sequence[str], secret: bytes, *, now: dt.datetime) -> str:
+    """The link of the double opt-in mail; it expires after :data:`CONFIRM_DAYS` days."""
+    expires = now + dt.timedelta(days=CONFIRM_DAYS)
+    token = make_token(secret, "confirm", {"e": address_key(email), "l": ",".join(lists)}, expires=expires)
+    return f"{site.public_url}/confirm/{token}"
+
+
+def read_confirm_token(secret: bytes, token: str, *, now: dt.datetime) -> tuple[str, list[str]]:
+    """The address and lists of a confirmation link; :class:`InvalidToken` if forged or expired."""
+    data = read_token(secret, "confirm", token, now=now)
+    if "e" not in data or "l" not in data:
+        raise InvalidToken("the link is not valid: unexpected content")
+    return data["e"], data["l"].split(",")

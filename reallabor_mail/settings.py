@@ -1,0 +1,178 @@
+"""Everything the environment configures, read in one place and once: by the CLI, which passes it down.
+
+No other module reads ``os.environ`` (a test checks this), so a library function's behaviour depends
+only on its arguments. ``REALLABOR_STATE``, ``REALLABOR_SECRET``, ``REALLABOR_LANG`` and the locale
+(``LC_ALL``/``LC_MESSAGES``/``LANG``) are read as they are; the mail server (``REALLABOR_SMTP_*``) and
+DKIM (``REALLABOR_DKIM_*``) settings are checked only when a command asks for them, so ``build`` does
+not fail on a typo in a setting only ``send`` uses.
+
+A small typed dataclass reader rather than pydantic-settings: eight variables do not need a new
+dependency, and our own reader gives errors in the house format (``VARIABLE: what is wrong; what to
+do``) instead of pydantic's validation report. Secrets are :class:`Secret`, whose repr hides them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from reallabor_mail.errors import SettingsError
+
+Security = Literal["starttls", "tls", "none"]
+SECURITIES: tuple[Security, ...] = ("starttls", "tls", "none")
+DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "tls": 465, "none": 25}
+ENV_STATE = "REALLABOR_STATE"
+ENV_SECRET = "REALLABOR_SECRET"
+ENV_LANG = "REALLABOR_LANG"
+ENV_PREFIX = "REALLABOR_SMTP_"
+ENV_DKIM_KEY = "REALLABOR_DKIM_KEY"
+ENV_DKIM_SELECTOR = "REALLABOR_DKIM_SELECTOR"
+ENV_DKIM_DOMAIN = "REALLABOR_DKIM_DOMAIN"
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+class Secret:
+    """A string that never shows itself in repr, str, logs or tracebacks; ``reveal()`` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to reach the mail server (contract §3): TLS unless the server is on this machine."""
+
+    host: str
+    port: int
+    security: Security = "starttls"
+    user: str | None = None
+    password: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITIES:
+            raise SettingsError(f"{ENV_PREFIX}SECURITY: {self.security!r} is not one of {', '.join(SECURITIES)}")
+        if self.security == "none" and not is_loopback(self.host):
+            raise SettingsError(
+                f"{ENV_PREFIX}SECURITY: 'none' (no encryption) is allowed only for a server on this machine "
+                f"(127.0.0.1, ::1, localhost), not {self.host}; use 'starttls' or 'tls'"
+            )
+        if (self.user is None) != (self.password is None):
+            raise SettingsError(f"{ENV_PREFIX}USER and {ENV_PREFIX}PASSWORD must be set together")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SmtpSettings | None:
+        """Settings from the ``REALLABOR_SMTP_*`` entries of ``environ``; None when no host is configured."""
+        host = environ.get(f"{ENV_PREFIX}HOST", "").strip()
+        if not host:
+            return None
+        text = environ.get(f"{ENV_PREFIX}SECURITY", "starttls").strip().lower() or "starttls"
+        security = next((s for s in SECURITIES if s == text), None)
+        if security is None:
+            raise SettingsError(f"{ENV_PREFIX}SECURITY: {text!r} is not one of {', '.join(SECURITIES)}")
+        port_text = environ.get(f"{ENV_PREFIX}PORT", "").strip()
+        try:
+            port = int(port_text) if port_text else DEFAULT_PORTS[security]
+        except ValueError:
+            raise SettingsError(f"{ENV_PREFIX}PORT: {port_text!r} is not a port number") from None
+        user = environ.get(f"{ENV_PREFIX}USER") or None
+        password = environ.get(f"{ENV_PREFIX}PASSWORD")
+        return cls(host, port, security, user, Secret(password) if password else None)
+
+    def describe(self) -> str:
+        """For the plan shown before sending: ``smtp.example.org:587 (STARTTLS, user becker)``."""
+        how = {"starttls": "STARTTLS", "tls": "TLS", "none": "unencrypted, loopback"}[self.security]
+        who = f", user {self.user}" if self.user else ""
+        return f"{self.host}:{self.port} ({how}{who})"
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """Where the DKIM key is and what it signs as; the key itself is read by :mod:`reallabor_mail.mail.dkim`."""
+
+    key: Path
+    selector: str
+    domain: str  # ASCII (IDNA) form
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> DkimSettings | None:
+        """``REALLABOR_DKIM_KEY``, ``_SELECTOR`` and ``_DOMAIN``: all three or none (None)."""
+        names = (ENV_DKIM_KEY, ENV_DKIM_SELECTOR, ENV_DKIM_DOMAIN)
+        values = {name: environ.get(name, "").strip() for name in names}
+        if not any(values.values()):
+            return None
+        missing = [name for name, value in values.items() if not value]
+        if missing:
+            raise SettingsError(f"DKIM needs {', '.join(names[:2])} and {names[2]}; missing: {', '.join(missing)}")
+        try:
+            domain = values[ENV_DKIM_DOMAIN].encode("idna").decode("ascii")
+        except UnicodeError:
+            raise SettingsError(f"{ENV_DKIM_DOMAIN}: {values[ENV_DKIM_DOMAIN]!r} is not a domain name") from None
+        return cls(Path(values[ENV_DKIM_KEY]), values[ENV_DKIM_SELECTOR], domain)
+
+
+def _locale(environ: Mapping[str, str]) -> str | None:
+    """The first locale variable that is set, as POSIX looks them up (it decides, even if it is ``C``)."""
+    return next((environ[name].strip() for name in LOCALE_VARIABLES if environ.get(name, "").strip()), None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment of one run, typed. Build it with :meth:`from_environ`; tests pass a mapping."""
+
+    state: Path | None = None
+    secret: Secret | None = None
+    language: str | None = None  # REALLABOR_LANG: the staff-facing language
+    locale: str | None = None  # LC_ALL, else LC_MESSAGES, else LANG
+    _mail: Mapping[str, str] = field(default_factory=dict, repr=False)  # REALLABOR_SMTP_*, REALLABOR_DKIM_*
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the process environment (or ``environ``) once."""
+        env = os.environ if environ is None else environ
+        state = env.get(ENV_STATE, "").strip()
+        secret = env.get(ENV_SECRET, "")
+        return cls(
+            state=Path(state) if state else None,
+            secret=Secret(secret) if secret else None,
+            language=env.get(ENV_LANG, "").strip() or None,
+            locale=_locale(env),
+            _mail={k: v for k, v in env.items() if k.startswith((ENV_PREFIX, "REALLABOR_DKIM_"))},
+        )
+
+    def smtp(self) -> SmtpSettings | None:
+        """The mail server, None when ``REALLABOR_SMTP_HOST`` is not set; :class:`SettingsError` if broken."""
+        return SmtpSettings.from_env(self._mail)
+
+    def dkim(self) -> DkimSettings | None:
+        """DKIM signing, None when not configured; :class:`SettingsError` if incomplete."""
+        return DkimSettings.from_env(self._mail)
