@@ -7,7 +7,7 @@ because the language is only known once the command runs (``REALLABOR_LANG``, th
 
 A porch, not a hall: this module imports only click, the base modules and the catalogs at start, and
 each command imports its library inside its function, so ``--help`` and ``check`` do not load the web
-server, the SMTP client or the email toolchain they do not use (tests/test_cli.py checks this). The
+server, the SMTP client or the email toolchain they do not use (tests/cli/test_cli.py checks this). The
 environment is read once, here, into a :class:`~reallabor_mail.settings.Settings` the commands pass down.
 """
 

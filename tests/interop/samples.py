@@ -21,8 +21,8 @@ from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render.engine import Renderer
 
+from ..calendar.test_calendar import CLOSING, event_named, plan_in_person, set_front_matter
 from ..conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
-from ..test_calendar import CLOSING, event_named, plan_in_person, set_front_matter
 
 # stem → (zone, start, end): years ahead, the days around the switches of 2031 and 2040, two zones
 FAR_EVENTS = {

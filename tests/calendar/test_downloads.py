@@ -24,7 +24,7 @@ from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.settings import Settings
 
-from .conftest import TEMPLATES, TODAY, SmtpServer
+from ..conftest import TEMPLATES, TODAY, SmtpServer
 from .test_calendar import CLOSING, agreed, plan_in_person, set_front_matter
 
 NOW = dt.datetime(2024, 5, 20, 10, 0, tzinfo=dt.UTC)

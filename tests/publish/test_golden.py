@@ -1,8 +1,8 @@
-"""Golden files: the rendered sample content, in the readable form of tests/golden_format.py.
+"""Golden files: the rendered sample content, in the readable form of tests/publish/golden_format.py.
 
 HTML is stored one tag per line and messages with every part decoded, so a reviewer reads what changed.
 After an intended change, regenerate and review the diff:
-    REALLABOR_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py && git diff tests/golden
+    REALLABOR_UPDATE_GOLDEN=1 .venv/bin/pytest tests/publish/test_golden.py && git diff tests/publish/golden
 Byte-identical builds are checked separately (building twice gives the same bytes).
 """
 

@@ -32,7 +32,7 @@ from reallabor_mail.render import ics as calendar
 from reallabor_mail.render.calendar_links import calendar_links
 from reallabor_mail.render.engine import Renderer
 
-from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
+from ..conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
 
 CLOSING = "2024-06-19-abschlussveranstaltung"
 DOMAIN = "auslandsgesellschaft.de"

@@ -20,7 +20,7 @@ from reallabor_mail.publish.build import render_all
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render.calendar_links import calendar_links
 
-from .conftest import TEMPLATES, TODAY
+from ..conftest import TEMPLATES, TODAY
 from .test_calendar import agreed, calendar_parts, event_named, fresh_vobject, part_text, set_front_matter
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -22,8 +22,8 @@ from reallabor_mail.delivery import event_versions
 from reallabor_mail.publish.build import render_all
 from reallabor_mail.render import ics as calendar
 
-from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY, free_port
-from .interop.samples import make_samples
+from ..conftest import SAMPLE_CONTENT, TEMPLATES, TODAY, free_port
+from ..interop.samples import make_samples
 from .test_calendar import CLOSING, Clock, event_named, plan_in_person, set_front_matter
 
 
