@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reallabor_mail.cli.main import main
+from reallabor_mail.db import connect
 from reallabor_mail.errors import Code
 from reallabor_mail.mail.dkim import DkimError, DkimSigner
-from reallabor_mail.db import connect
 from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import clean_person
@@ -89,14 +89,13 @@ def test_dkim_signs_for_the_idna_2008_form_of_the_domain(tmp_path: Path) -> None
     (tmp_path / "dkim.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                           serialization.PrivateFormat.PKCS8,
                                                           serialization.NoEncryption()))  # fmt: skip
-    settings = Settings.from_environ({"REALLABOR_DKIM_KEY": str(tmp_path / "dkim.pem"),
-                                      "REALLABOR_DKIM_SELECTOR": "rlm", "REALLABOR_DKIM_DOMAIN": "Straße.de"})  # fmt: skip
+    dkim_env = {"REALLABOR_DKIM_KEY": str(tmp_path / "dkim.pem"), "REALLABOR_DKIM_SELECTOR": "rlm"}
+    settings = Settings.from_environ({**dkim_env, "REALLABOR_DKIM_DOMAIN": "Straße.de"})
     signer = DkimSigner.from_settings(settings.dkim())
     assert signer is not None and signer.domain == "xn--strae-oqa.de"  # IDNA 2003 would sign as strasse.de
     signed = signer.sign(b"From: becker@xn--strae-oqa.de\r\nSubject: Test\r\n\r\nHallo\r\n")
     assert b" d=xn--strae-oqa.de;" in signed.split(b"\r\nFrom:")[0].replace(b"\r\n", b"")
-    emoji = Settings.from_environ({"REALLABOR_DKIM_KEY": str(tmp_path / "dkim.pem"),
-                                   "REALLABOR_DKIM_SELECTOR": "rlm", "REALLABOR_DKIM_DOMAIN": "👍.de"})  # fmt: skip
+    emoji = Settings.from_environ({**dkim_env, "REALLABOR_DKIM_DOMAIN": "👍.de"})
     with pytest.raises(DkimError, match=r"^REALLABOR_DKIM_DOMAIN: '👍.de' is not a domain name"):
         DkimSigner.from_settings(emoji.dkim())
 

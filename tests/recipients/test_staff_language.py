@@ -71,7 +71,9 @@ def test_the_summary_has_german_plural_forms(tmp_path: Path) -> None:
     done = staff(tmp_path, "de_DE.UTF-8", "recipients", "import", "verteiler.csv", "--list", "newsletter",
                  "--skip-invalid")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "verteiler.csv: 1 hinzugefügt, 0 schon auf der Liste „newsletter“; 1 ungültige Zeile übersprungen\n"
+    assert done.stdout == (
+        "verteiler.csv: 1 hinzugefügt, 0 schon auf der Liste „newsletter“; 1 ungültige Zeile übersprungen\n"
+    )
     listed = staff(tmp_path, "de_DE.UTF-8", "recipients", "list")
     assert listed.stderr == "1 Empfänger\n"
     purged = staff(tmp_path, "de_DE.UTF-8", "recipients", "purge")
@@ -80,7 +82,8 @@ def test_the_summary_has_german_plural_forms(tmp_path: Path) -> None:
 
 def test_an_erasure_asks_in_german_and_takes_a_german_yes(tmp_path: Path) -> None:
     (tmp_path / "verteiler.csv").write_bytes(csv_bytes(GERMAN, [["a@example.org", "", "", "", "", "", ""]]))
-    assert staff(tmp_path, "de_DE.UTF-8", "recipients", "import", "verteiler.csv", "--list", "newsletter").returncode == 0
+    imported = staff(tmp_path, "de_DE.UTF-8", "recipients", "import", "verteiler.csv", "--list", "newsletter")
+    assert imported.returncode == 0, imported.stderr
     kept = staff(tmp_path, "de_DE.UTF-8", "recipients", "delete", "a@example.org", stdin="n\n")
     assert kept.stdout.startswith(
         "Wirklich alles löschen, was über a@example.org gespeichert ist? Das lässt sich nicht rückgängig machen. [j/N]"
