@@ -86,7 +86,8 @@ class StoreAudience:
         return StoreAudience(connect(path), self.secret, self.clock, self.lists)
 
     def suppress(self, email: str, reason: str) -> None:
-        recipients.suppress(self.conn, email, reason, self.secret, now=self.clock())
+        bounced = recipients.Suppression.BOUNCED  # the engine suppresses only permanent failures
+        recipients.suppress(self.conn, email, bounced, self.secret, detail=reason, now=self.clock())
 
 
 class Composer:
