@@ -132,7 +132,7 @@ def worker(
         try:
             _round(round_)
         except KeyboardInterrupt:
-            _log(round_, _("worker stopped during a send; the next worker run continues it"))
+            _log(round_, _("worker stopped during a round; the next worker run continues what it did not finish"))
             return
         except ReallaborError as exc:  # the state file is busy or unreadable for a moment: log, go on
             _log(round_, str(exc))
