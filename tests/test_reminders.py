@@ -3,20 +3,21 @@ sent by ``worker --once`` once per version to the invited who have neither decli
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from reallabor_mail.db import connect
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
+from tests import test_schedule
 from tests.conftest import SmtpServer
-from tests.test_schedule import Office, office  # noqa: F401  (the fixture)
+from tests.test_schedule import Office
 from tests.test_sending import EVENT, NOW, PEOPLE, by_recipient
 
 STEM = "2024-06-19-abschlussveranstaltung"
 UNSUBSCRIBED = "kim@bochum.example"
 DECLINED = "info@hamm.example"
+
+office = test_schedule.office  # the fixture: people, SMTP settings and a test clock
 
 
 def edit(office: Office, old: str, new: str) -> None:
@@ -27,7 +28,7 @@ def edit(office: Office, old: str, new: str) -> None:
 
 
 @pytest.fixture
-def invited(office: Office, smtp_server: SmtpServer) -> Office:  # noqa: F811
+def invited(office: Office, smtp_server: SmtpServer) -> Office:
     """The event asks for a reminder a day ahead; its invitation went to all seven. Then one person
     unsubscribed, one declined, and one subscribed who was never invited."""
     edit(office, "status: scheduled", "status: scheduled\nreminder: 24h")
@@ -100,10 +101,11 @@ def test_an_event_moved_after_its_reminder_gets_one_for_the_new_version(invited:
     result = invited.worker("2024-06-25 10:00")
     # the update reached the newcomer too, so they are invited now
     assert f"reminder reminder:{STEM}:1" in result.output and "6 sent" in result.output
-    assert "Mittwoch, 26. Juni 2024" in str(by_recipient(smtp_server)["brockmann@dortmund.example"].get_body(("plain",)))
+    anke = by_recipient(smtp_server)["brockmann@dortmund.example"]
+    assert "Mittwoch, 26. Juni 2024" in str(anke.get_body(("plain",)))
 
 
-def test_the_site_default_applies_and_an_event_can_turn_it_off(office: Office,  # noqa: F811
+def test_the_site_default_applies_and_an_event_can_turn_it_off(office: Office,
                                                                smtp_server: SmtpServer) -> None:  # fmt: skip
     site = office.content / "site.yaml"
     site.write_text(site.read_text(encoding="utf-8") + "reminder: 2d\n", encoding="utf-8")
@@ -117,7 +119,7 @@ def test_the_site_default_applies_and_an_event_can_turn_it_off(office: Office,  
     assert office.worker("2024-06-17 11:00").output == ""
 
 
-def test_a_reminder_lead_that_is_not_a_duration_is_a_content_error(office: Office) -> None:  # noqa: F811
+def test_a_reminder_lead_that_is_not_a_duration_is_a_content_error(office: Office) -> None:
     edit(office, "status: scheduled", "status: scheduled\nreminder: morgen")
     result = office.run("check", "--content", str(office.content))
     assert result.exit_code != 0

@@ -15,14 +15,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import test_schedule
 from tests.conftest import ROOT, SmtpServer
-from tests.test_schedule import Office, office  # noqa: F401  (the fixture)
+from tests.test_schedule import Office
 from tests.test_sending import NEWSLETTER, PEOPLE
 
 CLI = [sys.executable, "-c", "from reallabor_mail.cli.main import run; run()"]
 
+office = test_schedule.office  # the fixture: people, SMTP settings and a test clock
 
-def schedule_half_an_hour_ago(office: Office) -> None:  # noqa: F811
+
+def schedule_half_an_hour_ago(office: Office) -> None:
     now = dt.datetime.now(ZoneInfo("Europe/Berlin"))
     office.clock.now = now - dt.timedelta(hours=1)
     at = f"{now - dt.timedelta(minutes=30):%Y-%m-%d %H:%M}"
@@ -30,13 +33,13 @@ def schedule_half_an_hour_ago(office: Office) -> None:  # noqa: F811
     assert result.exit_code == 0, result.output
 
 
-def start_worker(office: Office, *options: str) -> subprocess.Popen[str]:  # noqa: F811
-    env = {**os.environ, **{k: v for k, v in _environ(office).items()}}
+def start_worker(office: Office, *options: str) -> subprocess.Popen[str]:
+    env = {**os.environ, **_environ(office)}
     return subprocess.Popen([*CLI, "worker", "--content", str(office.content), *options], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def _environ(office: Office) -> dict[str, str]:  # noqa: F811
+def _environ(office: Office) -> dict[str, str]:
     smtp = office.settings.smtp()
     assert smtp is not None and office.settings.secret is not None
     return {
@@ -53,7 +56,7 @@ def wait_for(condition: object, timeout: float = 60) -> None:
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_the_worker_sends_what_is_due_and_stops_cleanly(office: Office, smtp_server: SmtpServer,  # noqa: F811
+def test_the_worker_sends_what_is_due_and_stops_cleanly(office: Office, smtp_server: SmtpServer,
                                                         stop: signal.Signals) -> None:  # fmt: skip
     schedule_half_an_hour_ago(office)
     worker = start_worker(office, "--interval", "1")
@@ -70,7 +73,7 @@ def test_the_worker_sends_what_is_due_and_stops_cleanly(office: Office, smtp_ser
     assert len(smtp_server.messages) == len(PEOPLE)
 
 
-def test_once_does_what_is_due_and_exits(office: Office, smtp_server: SmtpServer) -> None:  # noqa: F811
+def test_once_does_what_is_due_and_exits(office: Office, smtp_server: SmtpServer) -> None:
     schedule_half_an_hour_ago(office)
     worker = start_worker(office, "--once")
     out, err = worker.communicate(timeout=120)
@@ -78,7 +81,7 @@ def test_once_does_what_is_due_and_exits(office: Office, smtp_server: SmtpServer
     assert "7 sent" in out and len(smtp_server.messages) == len(PEOPLE)
 
 
-def test_once_exits_non_zero_when_a_due_send_cannot_go_out(office: Office, tmp_path: Path) -> None:  # noqa: F811
+def test_once_exits_non_zero_when_a_due_send_cannot_go_out(office: Office) -> None:
     schedule_half_an_hour_ago(office)
     file = office.content / NEWSLETTER
     file.write_text(file.read_text(encoding="utf-8").replace("title: ", "titel: ", 1), encoding="utf-8")
