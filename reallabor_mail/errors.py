@@ -23,6 +23,7 @@ read or written), so nothing above that line needs to know the library.
     │   ├── HeaderInjectionError       a header value with a line break or NUL (characters.py)
     │   └── StampError                 one recipient's message cannot be stamped (mail/stamp.py)
     ├── RecipientError                 a recipient operation cannot be done (recipients/store.py)
+    ├── ScheduleError                  a send cannot be scheduled or unscheduled as asked (delivery/schedule.py)
     ├── ImportRefused                  a CSV file cannot be imported (recipients/spreadsheet.py)
     ├── InvalidAddress                 an address that does not pass validation (addresses.py)
     ├── InvalidToken                   a link forged, altered, for another purpose or expired (recipients/tokens.py)

@@ -139,6 +139,10 @@ from reallabor_mail.cli.send import send_command  # noqa: E402
 
 main.add_command(send_command)
 
+from reallabor_mail.cli.worker import worker  # noqa: E402
+
+main.add_command(worker)
+
 
 def run() -> None:
     """Entry point: our errors become `path:line: message` lines and exit code 1, never a traceback."""
