@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,9 +25,9 @@ from pydantic import (
 
 from reallabor_mail.addresses import InvalidAddress, parse_address
 from reallabor_mail.characters import HEADER_UNSAFE
+from reallabor_mail.i18n.languages import LANGUAGES, Language
 
-Language = Literal["de", "uk", "en"]
-LANGUAGES: tuple[Language, ...] = ("de", "uk", "en")
+__all__ = ["LANGUAGES", "Language"]  # re-exported: the layers above name them from here
 
 _TZ_ALIASES = {"Europe/Kiev": "Europe/Kyiv"}
 

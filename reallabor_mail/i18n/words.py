@@ -8,8 +8,8 @@ module when the last caller has moved.
 
 from __future__ import annotations
 
-from reallabor_mail.content.models import LANGUAGES
 from reallabor_mail.i18n.dates import date_line, long_date
+from reallabor_mail.i18n.languages import LANGUAGES
 from reallabor_mail.i18n.messages import language_name, translations
 
 __all__ = ["date_line", "long_date", "strings"]
