@@ -137,7 +137,8 @@ def test_pages_have_landmarks_ordered_headings_and_no_tracking(out: Path) -> Non
         for before, after in zip(page.headings, page.headings[1:], strict=False):
             assert after <= before + 1, f"{name}: h{before} followed by h{after}"
         for tag, url in page.resources:  # nothing loads from elsewhere: no trackers, fonts, pixels or scripts
-            assert tag == "img" and url.startswith(PUBLIC + "/"), f"{name}: {tag} {url}"
+            assert tag == "img" and (file.parent / url).resolve().is_relative_to(out), f"{name}: {tag} {url}"
+            assert (file.parent / url).is_file(), f"{name}: {url}"  # the build's own copy, also from disk
         text = file.read_text(encoding="utf-8")
         assert "<script" not in text and "<iframe" not in text
 
@@ -193,4 +194,71 @@ def test_text_contrast_and_print_layout(out: Path, chromium: Any) -> None:
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         page.emulate_media(media="screen")
     assert page.pdf()[:4] == b"%PDF"  # it prints
+    page.close()
+
+
+WIDE_TABLE = """
+## Förderprogramme im Überblick
+
+| Programm | Träger | Förderhöhe | Antragsfrist | Ansprechpartner |
+|---|---|---|---|---|
+| Kleinprojektefonds | Auswärtiges Amt | bis 25.000 Euro | 31.01.2027 | Servicestelle Kommunen |
+| Partnerschaftsanbahnung | Engagement Global | Fahrtkostenzuschuss | 15.03.2027 | Netzwerkstelle Städte |
+| Wiederaufbauprojekte | Staatskanzlei NRW | Personalkostenförderung | 30.06.2027 | Auslandsgesellschaft |
+"""
+
+CONTENT_CELLS = "table:not([role=presentation]) td, table:not([role=presentation]) th"  # not MJML's layout tables
+
+# For every cell of a content table: the words whose characters do not all sit on one line.
+SPLIT_WORDS_JS = """
+(selector) => {
+  const split = [];
+  for (const cell of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.data.matchAll(/[^\\s\\-–\\/]+/g)) {
+        const tops = new Set();
+        for (let i = word.index; i < word.index + word[0].length; i++) {
+          const range = document.createRange();
+          range.setStart(node, i); range.setEnd(node, i + 1);
+          const rect = range.getBoundingClientRect();
+          if (rect.width > 0) tops.add(Math.round(rect.top));
+        }
+        if (tops.size > 1) split.push(word[0]);
+      }
+    }
+  }
+  return split;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def built_with_wide_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import shutil
+
+    from reallabor_mail.publish.build import build
+
+    from .conftest import TEMPLATES, TODAY
+
+    content = tmp_path_factory.mktemp("wide") / "content"
+    shutil.copytree(SAMPLE_CONTENT, content)
+    issue = content / "newsletters" / "2024-1.md"
+    issue.write_text(issue.read_text(encoding="utf-8") + WIDE_TABLE, encoding="utf-8")
+    out = content.parent / "build"
+    build(content, TEMPLATES, out, today=TODAY)
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [600, 375])
+def test_no_word_in_a_table_cell_is_split(built_with_wide_table: Path, chromium: Any, width: int) -> None:
+    """Email and web page: "Förderh|öhe" or "31.01.2|027" never; the table scrolls in its box or stacks."""
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    for name in ("newsletters/2024-1/email.html", "newsletters/2024-1/index.html", "newsletters/2023-3/email.html",
+                 "newsletters/2023-3/index.uk.html"):  # fmt: skip
+        page.goto((built_with_wide_table / name).as_uri())
+        assert page.evaluate(f"document.querySelectorAll('{CONTENT_CELLS}').length") >= 12, name
+        assert page.evaluate(SPLIT_WORDS_JS, CONTENT_CELLS) == [], f"{name} at {width} px"
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} at {width} px"
     page.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reallabor_mail.content.loader import load_content
+from reallabor_mail.content.markdown import deceptive_links
 from reallabor_mail.errors import ContentError
 from reallabor_mail.i18n.words import date_line
 from reallabor_mail.publish.build import build
@@ -100,6 +101,71 @@ def test_upcoming_events_are_listed_with_both_zones(built_site: Path) -> None:
     assert "Termine\n=======" in text
     assert "Donnerstag, 26. Oktober 2023, 14:00–16:00 Uhr (Berlin) · 15:00–17:00 (Київ)" in text
     assert "2023-09-19" not in text.split("Termine", 1)[1]  # only events after the issue's date
+
+
+def listed_events(content: Path, stem: str) -> list[str]:
+    loaded = load_content(content)
+    issue = next(n for n in loaded.newsletters if n.stem == stem)
+    return [e.stem for e in Renderer(loaded, TEMPLATES).upcoming(issue)]
+
+
+def test_termine_end_at_the_next_issue_or_after_120_days() -> None:
+    # 3/2023 of 5 Oct 2023: 120 days reach 2 Feb 2024, before the next issue (15 Feb 2024)
+    assert listed_events(SAMPLE_CONTENT, "2023-3") == [
+        "2023-10-26-kommunale-unternehmen", "2023-11-08-konferenz-kommunale-aussenpolitik",
+        "2023-11-30-kollegialer-austausch", "2024-01-23-ferien-vom-krieg",
+    ]  # fmt: skip
+
+
+def test_termine_window_is_set_per_issue_and_capped(content_copy: Path) -> None:
+    issue = content_copy / "newsletters" / "2023-3.md"
+    text = issue.read_text(encoding="utf-8")
+    issue.write_text(text.replace("upcoming_events: true", "upcoming_events: true\nupcoming_days: 40"), "utf-8")
+    assert listed_events(content_copy, "2023-3") == [
+        "2023-10-26-kommunale-unternehmen", "2023-11-08-konferenz-kommunale-aussenpolitik",
+    ]  # fmt: skip
+    issue.write_text(text.replace("upcoming_events: true", "upcoming_events: true\nupcoming_days: 366"), "utf-8")
+    assert len(listed_events(content_copy, "2023-3")) == 8
+
+
+def test_termine_link_to_all_events(built_site: Path) -> None:
+    archive = f"{load_content(SAMPLE_CONTENT).site.public_url}/#kommende"
+    text = (built_site / "newsletters" / "2023-3" / "email.txt").read_text(encoding="utf-8")
+    assert f"Alle kommenden Termine im Archiv: {archive}" in text
+    for name in ("email.html", "index.html"):
+        html = (built_site / "newsletters" / "2023-3" / name).read_text(encoding="utf-8")
+        assert f'href="{archive}"' in html, name
+
+
+def test_files_opened_from_disk_show_the_built_images_and_what_is_sent_stays_absolute(built_site: Path) -> None:
+    public = load_content(SAMPLE_CONTENT).site.public_url
+    folder = built_site / "newsletters" / "2023-3"
+    for name in ("email.html", "index.html", "email.uk.html", "index.uk.html"):
+        sources = [a["src"] for t, a in tags((folder / name).read_text(encoding="utf-8")) if t == "img"]
+        assert sources == ["../../images/austausch-2023-09.png"], name
+        assert all((folder / str(src)).resolve().is_file() for src in sources)
+    sent = message_from_bytes((folder / "preview.eml").read_bytes(), policy=policy.default)
+    html = sent.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert f'src="{public}/images/austausch-2023-09.png"' in html and 'src="../' not in html
+
+
+def all_built_html(out: Path) -> list[Path]:
+    return sorted(out.rglob("*.html"))
+
+
+def test_no_relative_address_reaches_any_email_or_page(built_site: Path) -> None:
+    for file in all_built_html(built_site):
+        for tag, attrs in tags(file.read_text(encoding="utf-8")):
+            href = attrs.get("href")
+            if href is not None:
+                assert href.startswith(("https://", "mailto:", "#")), f"{file}: <{tag} href={href!r}>"
+            if tag == "img":
+                assert str(attrs.get("src", "")).startswith("../"), file  # the build's own images/
+
+
+def test_no_link_text_names_another_domain(built_site: Path) -> None:
+    for file in all_built_html(built_site):
+        assert deceptive_links(file.read_text(encoding="utf-8")) == [], file
 
 
 def test_preview_eml_is_a_complete_message(built_site: Path) -> None:
@@ -208,10 +274,21 @@ def test_date_line_languages() -> None:
 def test_html_sanitising_reaches_the_email(content_copy: Path, tmp_path: Path) -> None:
     event = content_copy / "events" / "2023-09-19-kollegialer-austausch.md"
     event.write_text(
-        event.read_text(encoding="utf-8") + '\n<script>alert(1)</script><a href="javascript:x" onclick="y">z</a>\n'
+        event.read_text(encoding="utf-8")
+        + '\n<script>alert(1)</script><a href="https://example.org/" onclick="y">z</a>\n'
+        + '<img src="images/portraits-2024.png" alt="Porträts" onerror="javascript:x">\n'
     )
     out = tmp_path / "out"
     build(content_copy, TEMPLATES, out, today=TODAY)
     for name in ("invitation.html", "index.html"):
         html = (out / "events" / "2023-09-19-kollegialer-austausch" / name).read_text(encoding="utf-8").lower()
         assert "<script>alert" not in html and "javascript:" not in html and "onclick" not in html
+
+
+def test_a_link_without_scheme_stops_the_build_and_never_reaches_output(content_copy: Path, tmp_path: Path) -> None:
+    issue = content_copy / "newsletters" / "2023-3.md"
+    issue.write_text(issue.read_text(encoding="utf-8") + "\nMehr beim [PAD](www.kmk-pad.org).\n", "utf-8")
+    with pytest.raises(ContentError) as info:
+        build(content_copy, TEMPLATES, tmp_path / "out", today=TODAY)
+    assert [p.code for p in info.value.problems if "www.kmk-pad.org" in p.message] == ["RLM207"]
+    assert not (tmp_path / "out").exists()

@@ -112,6 +112,7 @@ class Newsletter(Strict):
     preheader: SingleLine | None = None
     lists: list[ListName] = Field(default_factory=lambda: ["newsletter"])
     upcoming_events: bool = False
+    upcoming_days: int | None = Field(default=None, ge=1, le=366)  # how far ahead "Termine" looks
 
     @field_validator("date", mode="before")
     @classmethod

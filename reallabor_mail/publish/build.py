@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
+from reallabor_mail.content.images import published
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Language, Newsletter
 from reallabor_mail.errors import Code, OutputError, Problem, ProblemLog, display_path
@@ -25,7 +26,14 @@ from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render import paths as layout
-from reallabor_mail.render.engine import SHIPPED_TEMPLATES, SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
+from reallabor_mail.render.engine import (
+    SHIPPED_TEMPLATES,
+    SIZE_WARNING_BYTES,
+    RenderedEmail,
+    Renderer,
+    RenderError,
+    with_local_images,
+)
 from reallabor_mail.render.site import SitePages
 
 # Who the preview messages are addressed to: one plausible reader per language.
@@ -44,13 +52,29 @@ def default_templates() -> Path:
 
 @dataclass
 class Output:
-    """Everything a build writes, held in memory until it is complete."""
+    """Everything a build writes, held in memory until it is complete.
 
+    ``files`` hold what is published (absolute ``public_url`` addresses, as sent); the ``pages`` among
+    them are written to disk with their images relative to the build, so they show when opened from disk.
+    """
+
+    public_url: str = ""
     files: dict[PurePosixPath, bytes] = field(default_factory=dict)
-    copies: dict[PurePosixPath, Path] = field(default_factory=dict)
+    pages: set[PurePosixPath] = field(default_factory=set)
 
     def add(self, path: PurePosixPath, data: str | bytes) -> None:
         self.files[path] = data.encode("utf-8") if isinstance(data, str) else data
+
+    def add_page(self, path: PurePosixPath, html: str) -> None:
+        self.add(path, html)
+        self.pages.add(path)
+
+    def on_disk(self, path: PurePosixPath) -> bytes:
+        """The bytes of a file as ``build`` writes it."""
+        data = self.files[path]
+        if path not in self.pages:
+            return data
+        return with_local_images(data.decode("utf-8"), self.public_url, path).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -80,7 +104,7 @@ class Builder:
         self.pages = SitePages(self.renderer, today)
         self.problems = ProblemLog()
         self.problems.extend(content.warnings)
-        self.output = Output()
+        self.output = Output(content.site.public_url)
 
     def _guard(self, render: Callable[[], None]) -> None:
         try:
@@ -138,9 +162,9 @@ class Builder:
                 email = self.renderer.newsletter_email(item, language)
                 self._check_size(email, item.versions[language].path)
                 html, text = self._personal_sample(email)
-                self.output.add(file("email.html"), html)
+                self.output.add_page(file("email.html"), html)
                 self.output.add(file("email.txt"), text)
-                self.output.add(file("index.html"), self.pages.newsletter_page(item, language))
+                self.output.add_page(file("index.html"), self.pages.newsletter_page(item, language))
                 self.output.add(file("preview.eml"), self._preview(email, item, item.meta.lists[0], "newsletter"))
 
             self._guard(render)
@@ -158,9 +182,9 @@ class Builder:
                 email = self.renderer.invitation_email(event, language)
                 self._check_size(email, event.versions[language].path)
                 html, text = self._personal_sample(email)
-                self.output.add(file("invitation.html"), html)
+                self.output.add_page(file("invitation.html"), html)
                 self.output.add(file("invitation.txt"), text)
-                self.output.add(file("index.html"), self.pages.event_page(event, language))
+                self.output.add_page(file("index.html"), self.pages.event_page(event, language))
                 self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, stamp))
                 recipient = SAMPLE_RECIPIENTS[language]
                 invite = calendar.preview_plan(site, event, stamp).invitation(
@@ -181,8 +205,9 @@ class Builder:
         self._guard(lambda: self.output.add(layout.ATOM_FEED, self.pages.atom_feed()))
         site = self.content.site
         self.output.add(layout.CALENDAR_FEED, calendar.feed_ics(self.content, lambda e: preview_date(e, site.timezone)))
-        for image in sorted(self.content.images):
-            self.output.copies[PurePosixPath(image.relative_to(self.content.root.resolve()).as_posix())] = image
+        root = self.content.root.resolve()
+        for image in sorted(self.content.images):  # scaled to the width emails and pages use
+            self.output.add(PurePosixPath(image.relative_to(root).as_posix()), published(image).data)
         return self.output
 
 
@@ -210,7 +235,7 @@ def build(
         write_output(output, out)
     except OSError as exc:
         raise OutputError(unwritable(out, exc)) from None
-    return BuildResult(out, len(output.files) + len(output.copies), tuple(warnings))
+    return BuildResult(out, len(output.files), tuple(warnings))
 
 
 def unwritable(out: Path, exc: OSError) -> str:
@@ -229,14 +254,10 @@ def write_output(output: Output, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        for rel, data in output.files.items():
+        for rel in output.files:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        for rel, source in output.copies.items():
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            target.write_bytes(output.on_disk(rel))
         os.chmod(staging, 0o755)
         if out.exists():
             old = out.with_name(f".{out.name}-old")
