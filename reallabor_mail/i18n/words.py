@@ -1,7 +1,7 @@
 """Transitional: the old ``strings(language)["key"]`` lookups, answered from the gettext catalogs.
 
-Only for the callers that are not yet on gettext (``render/ics.py``, ``web/public.py``,
-``web/preview.py`` and the templates they render with ``t.…``); new code calls
+Only for the callers that are not yet on gettext (``render/ics.py``, ``render/calendar_links.py``,
+``web/public.py`` and the templates they render with ``t.…``); new code calls
 :func:`reallabor_mail.i18n.messages.translations` with the English sentence itself. Remove this
 module when the last caller has moved.
 """
