@@ -7,7 +7,7 @@ because the language is only known once the command runs (``REALLABOR_LANG``, th
 
 A porch, not a hall: this module imports only click, the base modules and the catalogs at start, and
 each command imports its library inside its function, so ``--help`` and ``check`` do not load the web
-server, the SMTP client or the email toolchain they do not use (tests/test_cli.py checks this). The
+server, the SMTP client or the email toolchain they do not use (tests/cli/test_cli.py checks this). The
 environment is read once, here, into a :class:`~reallabor_mail.settings.Settings` the commands pass down.
 """
 
@@ -23,6 +23,7 @@ import click
 
 from reallabor_mail import __version__
 from reallabor_mail.content.loader import site_language
+from reallabor_mail.db import state_path
 from reallabor_mail.errors import ContentError, Problem, ReallaborError
 from reallabor_mail.i18n.messages import N_, _, activate_staff_language, ngettext, staff_language
 from reallabor_mail.settings import Settings
@@ -115,13 +116,21 @@ N_("Newsletter and event mailing of the Netzwerkstelle Städtepartnerschaften.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"),
          help=N_("The folder the archive is written to (default: build)."))  # fmt: skip
 @STRICT
+@click.option("--state", "state_option", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=N_("State file whose sent event versions the .ics downloads carry (read only; default: "
+                      "$REALLABOR_STATE or .reallabor/state.sqlite3 if it exists)."))  # fmt: skip
 @click.pass_obj
-def build(settings: Settings, content_dir: Path, templates_dir: Path | None, out: Path, strict: bool) -> None:
+def build(
+    settings: Settings, content_dir: Path, templates_dir: Path | None, out: Path, strict: bool,
+    state_option: Path | None,
+) -> None:
+    from reallabor_mail.delivery.event_versions import sent_versions
     from reallabor_mail.publish.build import build as build_site
     from reallabor_mail.publish.build import default_templates
 
     use_staff_language(settings, content_dir)
-    result = build_site(content_dir, templates_dir or default_templates(), out, strict=strict)
+    sent = sent_versions(state_path(state_option, settings), required=state_option is not None)
+    result = build_site(content_dir, templates_dir or default_templates(), out, strict=strict, sent=sent)
     _print_problems(result.warnings)
     click.echo(
         ngettext(

@@ -336,7 +336,7 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
     report.unknown = unknown
     if prepared.event is not None and report.sent and prepared.test_person is None:
         event, event_plan = prepared.event
-        record_sent_version(prepared.conn, event, event_plan.sequence, event_plan.fingerprint, ledger.clock())
+        record_sent_version(prepared.conn, event, event_plan.sequence, event_plan.fingerprint, event_plan.dtstamp)
     return report
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, SAMPLE_CONTENT
+from ..conftest import ROOT, SAMPLE_CONTENT
 
 
 def sh(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from reallabor_mail.content.loader import load_content
 
-from .conftest import SAMPLE_CONTENT
+from ..conftest import SAMPLE_CONTENT
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PUBLIC = load_content(SAMPLE_CONTENT).site.public_url
@@ -239,7 +239,7 @@ def built_with_wide_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from reallabor_mail.publish.build import build
 
-    from .conftest import TEMPLATES, TODAY
+    from ..conftest import TEMPLATES, TODAY
 
     content = tmp_path_factory.mktemp("wide") / "content"
     shutil.copytree(SAMPLE_CONTENT, content)

@@ -1,7 +1,9 @@
-"""Golden files: the rendered sample content, byte for byte.
+"""Golden files: the rendered sample content, in the readable form of tests/publish/golden_format.py.
 
+HTML is stored one tag per line and messages with every part decoded, so a reviewer reads what changed.
 After an intended change, regenerate and review the diff:
-    REALLABOR_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py && git diff tests/golden
+    REALLABOR_UPDATE_GOLDEN=1 .venv/bin/pytest tests/publish/test_golden.py && git diff tests/publish/golden
+Byte-identical builds are checked separately (building twice gives the same bytes).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from .golden_format import readable
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = [
@@ -30,17 +34,17 @@ UPDATE = os.environ.get("REALLABOR_UPDATE_GOLDEN") == "1"
 
 @pytest.mark.parametrize("name", FILES)
 def test_matches_golden(built_site: Path, name: str) -> None:
-    actual = (built_site / name).read_bytes()
-    golden = GOLDEN / name
+    actual = readable(name, (built_site / name).read_bytes())
+    golden = GOLDEN / (name + ".txt" if name.endswith(".eml") else name)
     if UPDATE:
         golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_bytes(actual)
+        golden.write_text(actual, encoding="utf-8", newline="\n")
     assert golden.exists(), f"no golden file; run REALLABOR_UPDATE_GOLDEN=1 pytest {__file__}"
-    expected = golden.read_bytes()
+    expected = golden.read_text(encoding="utf-8")
     if actual != expected:
         diff = difflib.unified_diff(
-            expected.decode("utf-8", "replace").splitlines(),
-            actual.decode("utf-8", "replace").splitlines(),
+            expected.splitlines(),
+            actual.splitlines(),
             "golden/" + name,
             "build/" + name,
             lineterm="",

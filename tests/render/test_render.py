@@ -18,7 +18,7 @@ from reallabor_mail.publish.build import build
 from reallabor_mail.render.engine import GREETING_MARK, UNSUBSCRIBE_MARK, Renderer
 from reallabor_mail.render.site import SitePages
 
-from .conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
+from ..conftest import SAMPLE_CONTENT, TEMPLATES, TODAY
 
 
 class Tags(HTMLParser):

@@ -1,10 +1,8 @@
-"""Round trips through a real CalDAV server (Radicale on 127.0.0.1) and the independent ICS check tool."""
+"""Round trips through a real CalDAV server: a throw-away Radicale on 127.0.0.1, started by the tests."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,18 +22,9 @@ from reallabor_mail.delivery import event_versions
 from reallabor_mail.publish.build import render_all
 from reallabor_mail.render import ics as calendar
 
-from .conftest import ROOT, SAMPLE_CONTENT, TEMPLATES, TODAY, free_port
-from .test_calendar import (
-    CLOSING,
-    Clock,
-    calendar_parts,
-    event_named,
-    part_text,
-    plan_in_person,
-    set_front_matter,
-)
-
-ICS_CHECK = ROOT.parent / "shared" / "tools" / "ics_check.py"
+from ..conftest import SAMPLE_CONTENT, TEMPLATES, TODAY, free_port
+from ..interop.samples import make_samples
+from .test_calendar import CLOSING, Clock, event_named, plan_in_person, set_front_matter
 
 
 @dataclass
@@ -159,37 +148,31 @@ def test_feed_uploads_as_a_whole_calendar(radicale: CalDav) -> None:
     assert uids == sorted(f"{e.stem}@auslandsgesellschaft.de" for e in load_content(SAMPLE_CONTENT).events)
 
 
-@pytest.mark.skipif(not ICS_CHECK.is_file(), reason="shared/tools/ics_check.py is not beside the project")
-def test_independent_ics_check_passes_on_the_build(tmp_path: Path) -> None:
-    """The tool on the three kinds of event (in person, online, the moved closing event), both forms each.
+def test_radicale_finds_every_event_at_its_intended_time_years_ahead(radicale: CalDav, tmp_path: Path) -> None:
+    """Every download and every invitation's calendar part in one Radicale process, which keeps the first
+    VTIMEZONE it saw per TZID: its own time-range search finds each event at its start and at its end.
 
-    (Every built file goes through the same three parsers in test_calendar.py; the tool's CalDAV
-    step takes about a second per file, so here it sees a sample.)
+    (An hour late misses the start, an hour early misses the end.)
     """
-    output, _ = render_all(SAMPLE_CONTENT, TEMPLATES, strict=False, today=TODAY)
-    sample = {CLOSING, "2023-03-29-auftaktveranstaltung", "2023-09-19-kollegialer-austausch"}
-    single = []
-    for rel, data in output.files.items():
-        if rel.parts[0] != "events" or rel.parent.name not in sample:
+    samples = make_samples(tmp_path)
+    collections: list[tuple[caldav.Calendar, set[str]]] = []  # a collection holds a UID once
+    for number, (name, text) in enumerate(sorted(samples.ics.items())):
+        if name == "calendar.ics":
             continue
-        if rel.name == "event.ics":
-            single.append(tmp_path / f"{rel.parent.name}.ics")
-            single[-1].write_bytes(data)
-        elif rel.name == "preview.eml":
-            _, parts = calendar_parts(data)
-            single.append(tmp_path / f"{rel.parent.name}.invite.ics")
-            single[-1].write_text(part_text(parts[0]), encoding="utf-8", newline="")
-    feed = tmp_path / "calendar.ics"
-    feed.write_bytes(output.files[PurePosixPath("calendar.ics")])
-    env = {**os.environ, "PEERS_PY": sys.executable}
-    python = shutil.which("python3") or sys.executable
-    runs = [
-        subprocess.run([python, str(ICS_CHECK), *map(str, single)], capture_output=True, text=True, env=env),
-        # the feed holds many UIDs: a CalDAV item holds one, so the tool's single-item PUT does not apply
-        subprocess.run([python, str(ICS_CHECK), "--only", "lint,ical,vobject", str(feed)],
-                       capture_output=True, text=True, env=env),
-    ]
-    for run in runs:
-        assert run.returncode == 0, run.stdout + run.stderr
-        assert "ics_check: 0 failure(s)" in run.stdout
-    assert len(single) == 6 and runs[0].stdout.count("\tPASS\t") == 4 * len(single)
+        (uid,) = {str(e["UID"]) for e in icalendar.Calendar.from_ical(text).events}
+        free = next((c for c in collections if uid not in c[1]), None)
+        if free is None:
+            free = (radicale.new_calendar(f"samples-{len(collections)}"), set())
+            collections.append(free)
+        radicale.put(free[0], f"{number:03d}.ics", text)
+        free[1].add(uid)
+    minute = dt.timedelta(minutes=1)
+    wrong = []
+    for collection, uids in collections:
+        for uid in sorted(uids):
+            meta = samples.event(uid).meta
+            for moment in (meta.start, meta.end - minute):
+                found = collection.search(start=moment, end=moment + minute, event=True)
+                if uid not in {str(e["UID"]) for obj in found for e in icalendar.Calendar.from_ical(obj.data).events}:
+                    wrong.append(f"{collection.url}: {uid} not at {moment.isoformat()}")
+    assert not wrong, wrong[:5]

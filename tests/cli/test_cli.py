@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ROOT, SAMPLE_CONTENT
+from ..conftest import ROOT, SAMPLE_CONTENT
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
