@@ -315,6 +315,7 @@ def test_checks_panel_shows_planted_problems(live: Live, chromium: Any) -> None:
     text = re.sub(r"!\[[^\]]+\]\(images/portraits-2024\.png\)", "![](images/portraits-2024.png)", text)
     text = text.replace("ziehen eine erste Zwischenbilanz", "ziehen eine [erste Zwischenbilanz](#nirgends)")
     file.write_text(text, encoding="utf-8")
+    wait_for(lambda: live.get(NEWSLETTER).text, lambda page: "#nirgends" in page)  # the watcher saw the change
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     page.goto(live.url + NEWSLETTER)
     alt = page.locator('[data-check="alt-texts"]')

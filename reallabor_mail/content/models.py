@@ -58,11 +58,13 @@ def _email_address(value: object) -> str:
     except InvalidAddress:
         if not value.rpartition("@")[0].isascii():
             raise ValueError(_(
-                "'{address}' has non-ASCII letters before the @, which mail servers without SMTPUTF8 cannot "
-                "deliver; use an address written in ASCII (e.g. joerg.weiss@…)", address=value
+                "'{address}' is not an address mail can be sent to: the part before the @ has non-ASCII letters, "
+                "which mail servers without SMTPUTF8 cannot deliver; use an address written in ASCII "
+                "(e.g. joerg.weiss@…)",
+                address=value,
             )) from None  # fmt: skip
         raise ValueError(
-            _("'{address}' is not an email address mail can be sent to; write it as name@example.org", address=value)
+            _("'{address}' is not an address mail can be sent to; write it as name@example.org", address=value)
         ) from None
 
 

@@ -674,7 +674,7 @@ class Preview:
         try:
             address = str(parse_address(to, "to"))
         except InvalidAddress:
-            return respond(not_sent(_("'{address}' is not an email address mail can be sent to", address=to)))
+            return respond(not_sent(_("'{address}' is not an address mail can be sent to", address=to)))
         try:
             result = await run_in_threadpool(sender, item.path, address)
         except ReallaborError as exc:

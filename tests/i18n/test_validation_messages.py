@@ -48,7 +48,7 @@ EXPECTED = {
     "de": [
         "„format“: „webinar“ ist nicht erlaubt; möglich sind: online, in_person, hybrid",
         "„online_url“: keine Webadresse; geben Sie sie vollständig an, beginnend mit https://",
-        "„registration.email“: „anmeldung(at)example.org“ ist keine E-Mail-Adresse, an die sich Mails senden "
+        "„registration.email“: „anmeldung(at)example.org“ ist keine Adresse, an die sich Mails senden "
         "lassen; geben Sie sie in der Form name@example.org an",
         "„registration.deadline“: kein Datum; schreiben Sie Daten als JJJJ-MM-TT, z. B. 2023-10-05",
         "„lists“: „Reallabor“ ist kein Verteilername; erlaubt sind Kleinbuchstaben, Ziffern, „-“ und „_“, "
@@ -61,7 +61,7 @@ EXPECTED = {
     "en": [
         "'format': 'webinar' is not allowed; write one of: online, in_person, hybrid",
         "'online_url': not a web address; write it in full, starting with https://",
-        "'registration.email': 'anmeldung(at)example.org' is not an email address mail can be sent to; write it as "
+        "'registration.email': 'anmeldung(at)example.org' is not an address mail can be sent to; write it as "
         "name@example.org",
         "'registration.deadline': not a date; write dates as YYYY-MM-DD, e.g. 2023-10-05",
         "'lists': 'Reallabor' is not a list name; use lower-case letters, digits, '-' and '_', e.g. newsletter",
