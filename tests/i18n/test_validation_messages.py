@@ -54,7 +54,7 @@ EXPECTED = {
         "„lists“: „Reallabor“ ist kein Verteilername; erlaubt sind Kleinbuchstaben, Ziffern, „-“ und „_“, "
         "z. B. newsletter",
         "unbekannter Schlüssel „ort“; erlaubt sind: title, kind, timezone, start, end, format, location, online_url, "
-        "registration, status, lists",
+        "registration, status, lists, reminder",
         "der Pflichtschlüssel „title“ fehlt; ergänzen Sie ihn im Vorspann (Front Matter)",
         "„upcoming_events“: schreiben Sie true oder false",
     ],
@@ -66,7 +66,7 @@ EXPECTED = {
         "'registration.deadline': not a date; write dates as YYYY-MM-DD, e.g. 2023-10-05",
         "'lists': 'Reallabor' is not a list name; use lower-case letters, digits, '-' and '_', e.g. newsletter",
         "unknown key 'ort'; allowed keys are: title, kind, timezone, start, end, format, location, online_url, "
-        "registration, status, lists",
+        "registration, status, lists, reminder",
         "missing required key 'title'; add it to the front matter",
         "'upcoming_events': write true or false",
     ],
