@@ -77,7 +77,7 @@ def test_five_hundred_idle_connections_do_not_lock_out_a_reader(live: tuple[Setu
     """A bounded slowloris: 500 connections that send half a request line, one byte a while; the header
     deadline closes them and normal requests are served meanwhile and after."""
     setup, port = live
-    limits = ServerLimits(header_seconds=1.0, connections=300)  # fewer slots than attackers
+    limits = ServerLimits(header_seconds=1.0, connections=300, connections_per_client=1000)  # fewer slots than attackers
     with running(setup.app, port, limits=limits) as base:
         idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(500)]
         try:
