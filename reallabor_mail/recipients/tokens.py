@@ -80,7 +80,7 @@ def read_token(secret: bytes, purpose: str, token: str, *, now: dt.datetime) -> 
             raise ValueError
         if not hmac.compare_digest(_unb64(signature), _mac(secret, purpose, payload)):
             raise InvalidToken("the link is not valid: its signature does not match (altered or forged)")
-        data = json.loads(_unb64(payload))
+        data = json.loads(_unb64(payload).decode("utf-8"))  # json.loads would also take UTF-16 and -32
     except (ValueError, binascii.Error, RecursionError):  # RecursionError: nesting deeper than json can read
         raise InvalidToken("the link is not valid: it is incomplete or garbled") from None
     expires = data.pop("x", None) if isinstance(data, dict) else None
