@@ -24,7 +24,7 @@ from reallabor_mail.recipients import links
 from reallabor_mail.recipients import store as rcp
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.web.limits import ForwardedClient, Proxies, client_key
-from reallabor_mail.web.public import PublicSite
+from reallabor_mail.web.public import PublicConfig, PublicSite
 
 from ..conftest import SmtpServer
 from .conftest import FORM, SECRET, START, Setup, make_setup
@@ -118,7 +118,10 @@ async def test_a_forwarded_value_that_is_no_ip_counts_as_the_proxy(setup: Setup)
 async def test_the_client_limit_survives_a_restart(setup: Setup) -> None:
     for n in range(10):
         await post(setup.app, "203.0.113.7", {**FORM, "email": f"p{n}@example.org"})
-    restarted = PublicSite(setup.config).app()  # a new server process on the same state file
+    c = setup.config  # a new server process: the same settings and state file, nothing else carried over
+    restarted = PublicSite(PublicConfig(site=c.site, templates=c.templates, state=c.state, secret=c.secret,
+                                        lists=c.lists, transport=c.transport, build_dir=c.build_dir,
+                                        clock=c.clock)).app()  # fmt: skip
     assert (await post(restarted, "203.0.113.7", FORM)).status_code == 429
     stored = " ".join(str(v) for row in setup.db().execute("SELECT * FROM web_client_attempts") for v in row)
     assert "203.0.113" not in stored  # a keyed hash, not the IP address
