@@ -49,7 +49,7 @@ from reallabor_mail.addresses import address_key
 from reallabor_mail.content.models import LANGUAGES, Language, Site
 from reallabor_mail.db import connect, transaction
 from reallabor_mail.delivery.transport import Transport
-from reallabor_mail.errors import ReallaborError
+from reallabor_mail.errors import Code, ReallaborError
 from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.messages import language_name, translations
 from reallabor_mail.mail.dkim import DkimSigner
@@ -75,21 +75,17 @@ def list_label(name: str, words: GNUTranslations) -> str:
     return name
 
 
-def field_error(code: str, words: GNUTranslations) -> str:
+def field_error(code: Code, words: GNUTranslations) -> str:
     """What the form says under a field with a :class:`~reallabor_mail.recipients.person.FieldProblem`."""
-    if code == "required":
-        return words.gettext("Please enter your email address.")
-    if code == "email":
-        return words.gettext("This email address is not valid.")
-    if code == "too_long":
-        return words.gettext("This is too long.")
-    if code == "line_break":
-        return words.gettext("Please use a single line, without special characters.")
-    if code == "formula":
-        return words.gettext("Please do not start with =, +, - or @.")
-    if code == "salutation":
-        return words.gettext("Please choose Ms, Mr or none.")
-    return words.gettext("Please choose a language.")
+    return {
+        Code.FIELD_REQUIRED: words.gettext("Please enter your email address."),
+        Code.FIELD_EMAIL: words.gettext("This email address is not valid."),
+        Code.FIELD_TOO_LONG: words.gettext("This is too long."),
+        Code.FIELD_CONTROL_CHARACTER: words.gettext("Please use a single line, without special characters."),
+        Code.FIELD_FORMULA: words.gettext("Please do not start with =, +, - or @."),
+        Code.FIELD_SALUTATION: words.gettext("Please choose Ms, Mr or none."),
+        Code.FIELD_LANGUAGE: words.gettext("Please choose a language."),
+    }[code]
 
 
 @dataclass

@@ -15,7 +15,7 @@ Accepted offers go into the outbox table; :meth:`ConfirmationQueue.run` (a backg
 server process) sends what is due through the one transport and retries later when the mail server
 is down or answers 4xx. A row leaves the outbox once sent, refused for good, or no longer needed
 (confirmed, erased or purged meanwhile; subscribed already). The tables are created by migrations 2
-and 3 of :mod:`reallabor_mail.db`.
+and 4 of :mod:`reallabor_mail.db`.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def test_enumeration_states_and_answers(tmp_path: Path, smtp_server: SmtpServer,
         rcp.add_recipient(conn, Recipient(f"{state}@example.org"), "newsletter",
                           status="pending" if state == "pending" else "subscribed", source="t", now=START)  # fmt: skip
     rcp.unsubscribe(conn, "unsubscribed@example.org", None, source="t", now=START)
-    rcp.suppress(conn, "bounced@example.org", "bounce: 550 5.1.1", SECRET, now=START)
+    rcp.suppress(conn, "bounced@example.org", rcp.Suppression.BOUNCED, SECRET, detail="550 5.1.1", now=START)
     rcp.erase(conn, "erased@example.org", SECRET, now=START)
     states = ("new", "pending", "subscribed", "unsubscribed", "bounced", "erased")
     statements: list[str] = []

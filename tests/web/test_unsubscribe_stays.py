@@ -83,7 +83,7 @@ async def test_bounced_and_suppressed_memberships_stay(cli_setup: Setup) -> None
     conn = setup.db()
     now = setup.clock.now
     rcp.add_recipient(conn, Recipient("bounced@example.org"), "newsletter", status="subscribed", source="t", now=now)
-    rcp.suppress(conn, "bounced@example.org", "bounce: 550 5.1.1", SECRET, now=now)
+    rcp.suppress(conn, "bounced@example.org", rcp.Suppression.BOUNCED, SECRET, detail="550 5.1.1", now=now)
     assert (await sign_up(setup, "bounced@example.org")).status_code == 200
     assert setup.statuses("bounced@example.org") == {"newsletter": "bounced"}
     assert rcp.is_suppressed(conn, "bounced@example.org", SECRET)
