@@ -55,7 +55,8 @@ def prepare_states(setup: Setup) -> dict[str, str]:
                           status="pending" if state == "pending" else "subscribed", source="t",
                           now=START - dt.timedelta(days=2))  # fmt: skip
     rcp.unsubscribe(conn, "unsubscribed@example.org", None, source="t", now=START - dt.timedelta(days=2))
-    rcp.suppress(conn, "bounced@example.org", rcp.Suppression.BOUNCED, SECRET, detail="550 5.1.1", now=START - dt.timedelta(days=2))
+    rcp.suppress(conn, "bounced@example.org", rcp.Suppression.BOUNCED, SECRET, detail="550 5.1.1",
+                 now=START - dt.timedelta(days=2))
     rcp.erase(conn, "erased@example.org", SECRET, now=START - dt.timedelta(days=2))
     states = ("new", "pending", "subscribed", "unsubscribed", "bounced", "erased")
     return {state: f"{state}@example.org" for state in states}
