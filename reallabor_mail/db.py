@@ -139,6 +139,17 @@ CREATE TABLE IF NOT EXISTS event_declines (
     PRIMARY KEY (event, email)
 );
 """
+_WEB_LIMITS = """
+ALTER TABLE web_signup_attempts ADD COLUMN due TEXT;  -- when its mail may leave (NULL: no mail queued)
+UPDATE web_signup_attempts SET due = at WHERE outcome = 'queued';
+CREATE INDEX IF NOT EXISTS web_signup_attempts_due ON web_signup_attempts (due);
+CREATE TABLE IF NOT EXISTS web_client_attempts (
+    at      TEXT NOT NULL,  -- UTC, ISO 8601
+    client  TEXT NOT NULL   -- keyed hash of the client (IPv4 address or IPv6 /64), never the address
+);
+CREATE INDEX IF NOT EXISTS web_client_attempts_client ON web_client_attempts (client, at);
+CREATE INDEX IF NOT EXISTS web_client_attempts_at ON web_client_attempts (at);
+"""
 MIGRATIONS: tuple[str, ...] = (
     # 1: the mailing list (recipients, memberships, consent, suppressions), the send ledger, event versions
     _RECIPIENTS + _SEND_LEDGER + _EVENT_VERSIONS,
@@ -146,6 +157,8 @@ MIGRATIONS: tuple[str, ...] = (
     _WEB_SIGNUPS,
     # 3: campaigns as records with a life (scheduled sending, reminders; delivery/schedule.py) and declines
     _CAMPAIGNS,
+    # 4: confirmation mails held back by the hourly cap (their due hour), the per-client limit (web/limits.py)
+    _WEB_LIMITS,
 )
 LATEST_VERSION = len(MIGRATIONS)
 
