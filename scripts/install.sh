@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "test" ]; then
-  pkgs=(chromium postfix spamassassin nginx)
+  pkgs=(chromium postfix spamassassin nginx dovecot-imapd)
   missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
