@@ -137,7 +137,7 @@ CREATE TABLE IF NOT EXISTS event_answers (
     sequence         INTEGER NOT NULL,  -- the SEQUENCE the answer is for
     current_sequence INTEGER,           -- the event's latest SEQUENCE sent when the answer came
     answered_at      TEXT    NOT NULL,  -- the reply's DTSTAMP (UTC)
-    message_key      TEXT    NOT NULL REFERENCES inbox_messages(key)
+    message_key      TEXT    NOT NULL  -- the inbox_messages row it came from
 );
 CREATE INDEX IF NOT EXISTS event_answers_by_event ON event_answers (event, email);
 CREATE TABLE IF NOT EXISTS bounce_events (
@@ -147,7 +147,7 @@ CREATE TABLE IF NOT EXISTS bounce_events (
     permanent   INTEGER NOT NULL,
     status      TEXT,              -- DSN status and diagnostic, as reported
     at          TEXT    NOT NULL,  -- when the bounce was written (its Date, never later than the run)
-    message_key TEXT    NOT NULL REFERENCES inbox_messages(key)
+    message_key TEXT    NOT NULL   -- the inbox_messages row it came from
 );
 CREATE INDEX IF NOT EXISTS bounce_events_by_email ON bounce_events (email, at);
 CREATE TABLE IF NOT EXISTS imap_watermarks (

@@ -66,7 +66,9 @@ def attendance(conn: sqlite3.Connection, event: EventItem) -> Attendance:
         "LEFT JOIN recipients r ON r.email = i.email",
         params,
     ).fetchall()
-    people = [Invitee(*row[:6], given.get(row[0])) for row in rows]
+    people = [
+        Invitee(row[0], row[1], row[2], row[3], row[4], row[5], given.get(row[0])) for row in rows
+    ]
     people.sort(key=lambda p: (STATES.index(p.state), p.email))
     return Attendance(event, current_sequence(conn, event.stem), tuple(people))
 

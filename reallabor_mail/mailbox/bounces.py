@@ -18,6 +18,7 @@ temporary one is counted: :data:`DEFAULT_LIMIT` days with a temporary failure wi
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ from flufl.bounce import all_failures
 from reallabor_mail.addresses import InvalidAddress, address_key
 from reallabor_mail.db import utc_stamp
 from reallabor_mail.recipients import store as recipients
+
+# flufl.bounce logs a detector's exception with its traceback before re-raising it; the run handles the
+# error (the message is left for staff), so the log must not reach the terminal through logging's last resort.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
 
 DEFAULT_LIMIT = 3
 DEFAULT_DAYS = 30

@@ -52,11 +52,13 @@ def message_key(data: bytes) -> tuple[str, str | None]:
     """The key a message is recorded under (sha256 of Message-ID and body) and its Message-ID.
 
     The body, not the whole message: a copy delivered again (other Received lines) is the same message.
+    A message without Message-ID is keyed by all of it.
     """
     head, _, body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
     found = re.search(rb"^message-id:[ \t]*(.*(?:\n[ \t].*)*)", head, re.IGNORECASE | re.MULTILINE)
     message_id = " ".join(found.group(1).decode("ascii", errors="replace").split()) if found else None
-    digest = hashlib.sha256((message_id or "").encode() + b"\x00" + hashlib.sha256(body).digest()).hexdigest()
+    content = body if message_id else data  # without a Message-ID the whole message is all there is
+    digest = hashlib.sha256((message_id or "").encode() + b"\x00" + hashlib.sha256(content).digest()).hexdigest()
     return digest, message_id
 
 

@@ -60,7 +60,7 @@ def _calendar_parts(msg: Message) -> Iterator[bytes]:
         if part.get_content_type() in CALENDAR_TYPES or name.endswith(".ics"):
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes) and payload.strip():
-                yield payload
+                yield payload.replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # also a CR doubled on the way
 
 
 def _address(value: object) -> str | None:
