@@ -50,15 +50,19 @@ def _b64(text: str) -> str:
     return base64.encodebytes(text.encode("utf-8")).decode("ascii")
 
 
-def outlook_reply(invite: EmailMessage, partstat: str = "ACCEPTED", *, sender: str | None = None,
-                  sequence: int | None = None, attendee: str | None = None, uid: str | None = None) -> bytes:  # fmt: skip
+def outlook_reply(
+    invite: EmailMessage, partstat: str = "ACCEPTED", *, sender: str | None = None, sequence: int | None = None,
+    attendee: str | None = None, uid: str | None = None,
+) -> bytes:  # fmt: skip
     """Outlook/Exchange: multipart/alternative, text/calendar method=REPLY in base64, German subject, MAILTO upper."""
     invited_uid, _, organizer, invited = invitation_parts(invite)
     attendee = attendee or invited
     subject = {"ACCEPTED": "Angenommen", "DECLINED": "Abgelehnt", "TENTATIVE": "Mit Vorbehalt angenommen"}[partstat]
     ics = _reply_ics(invite, partstat, "Microsoft Exchange Server 2010", sequence=sequence, attendee=attendee)
     ics = ics.replace("mailto:", "MAILTO:").replace(f"UID:{invited_uid}", f"UID:{uid or invited_uid}")
-    return f"""Received: from AM6PR02MB4325.eurprd02.prod.outlook.com ([fe80::1]) by AM6PR02MB4325 with mapi id 15.20.7633.021;
+    digest = hashlib.sha256(ics.encode()).hexdigest()[:20].upper()
+    return f"""Received: from AM6PR02MB4325.eurprd02.prod.outlook.com ([fe80::1]) by AM6PR02MB4325 with mapi id
+ 15.20.7633.021;
  Mon, 10 Jun 2024 07:12:44 +0000
 From: Anke Brockmann <{sender or attendee}>
 To: Netzwerkstelle =?iso-8859-1?Q?St=E4dtepartnerschaften?= <{organizer}>
@@ -66,7 +70,7 @@ Subject: {subject}: Abschlussveranstaltung des Reallabors
 Thread-Topic: Abschlussveranstaltung des Reallabors
 Thread-Index: AQHatQ2V1n0qZ3J0T0uLJ2r1Pq9ZbQ==
 Date: {WHEN}
-Message-ID: <AM6PR02MB4325{hashlib.sha256(ics.encode()).hexdigest()[:20].upper()}@AM6PR02MB4325.eurprd02.prod.outlook.com>
+Message-ID: <AM6PR02MB4325{digest}@AM6PR02MB4325.eurprd02.prod.outlook.com>
 Accept-Language: de-DE, en-US
 Content-Language: de-DE
 X-MS-Has-Attach:
@@ -205,7 +209,8 @@ def counter(invite: EmailMessage) -> bytes:
     """Outlook "Neue Zeit vorschlagen": METHOD:COUNTER with the proposed DTSTART/DTEND."""
     _, _, organizer, attendee = invitation_parts(invite)
     ics = _reply_ics(invite, "TENTATIVE", "Microsoft Exchange Server 2010", method="COUNTER",
-                     extra="COMMENT:Geht es auch um 14 Uhr?").replace("T100000", "T140000").replace("T130000", "T170000")  # fmt: skip
+                     extra="COMMENT:Geht es auch um 14 Uhr?")
+    ics = ics.replace("T100000", "T140000").replace("T130000", "T170000")
     return f"""From: Kim Schmidt <{attendee}>
 To: {organizer}
 Subject: Neuer Zeitvorschlag: Abschlussveranstaltung des Reallabors

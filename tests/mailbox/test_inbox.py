@@ -67,7 +67,7 @@ def dump(state: Path) -> list[tuple[object, ...]]:
     """Every row of every table (what "changes nothing" compares)."""
     conn = sqlite3.connect(state)
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    rows = [(t, *row) for t in tables for row in conn.execute(f"SELECT * FROM {t}")]  # noqa: S608
+    rows = [(t, *row) for t in tables for row in conn.execute(f"SELECT * FROM {t}")]
     conn.close()
     return rows
 
@@ -115,8 +115,7 @@ def test_every_client_writes_its_answer_differently_and_each_is_read(invited: In
 def test_a_later_answer_replaces_an_earlier_one(invited: Invited, tmp_path: Path) -> None:
     folder = maildir(tmp_path / "Maildir", samples.outlook_reply(invited.messages[ANKE], "ACCEPTED"))
     inbox_maildir(invited, folder)
-    changed = samples.outlook_reply(invited.messages[ANKE], "DECLINED").replace(b"20240610T071244Z", b"20240611T080000Z")
-    inbox_maildir(invited, maildir(folder, changed))
+    inbox_maildir(invited, maildir(folder, samples.outlook_reply(invited.messages[ANKE], "DECLINED")))
     assert "accepted 0, tentative 0, declined 1" in registrations(invited)
 
 
@@ -187,7 +186,8 @@ def test_temporary_failures_suppress_only_after_the_threshold(invited: Invited, 
     now = dt.datetime.now(dt.UTC)
     folder = tmp_path / "Maildir"
     for day in (1, 2):
-        soft = samples.postfix_dsn(invited.messages[JOERG], status="4.2.2", when=samples.dated(now - dt.timedelta(days=day)),
+        when = samples.dated(now - dt.timedelta(days=day))
+        soft = samples.postfix_dsn(invited.messages[JOERG], status="4.2.2", when=when,
                                    message_id=f"<soft-{day}@mail.auslandsgesellschaft.de>")  # fmt: skip
         output = inbox_maildir(invited, maildir(folder, soft))
         assert "bounces: 1" in output and "Suppressed" not in output
@@ -300,9 +300,9 @@ def test_imap_settings_follow_the_smtp_rules() -> None:
     settings = ImapSettings.from_env(base)
     assert settings is not None and (settings.security, settings.port, settings.folder) == ("tls", 993, "INBOX")
     assert repr(settings.password) == "Secret('********')"
-    with pytest.raises(SettingsError, match="^REALLABOR_IMAP_SECURITY: 'none'"):
+    with pytest.raises(SettingsError, match=r"^REALLABOR_IMAP_SECURITY: 'none'"):
         ImapSettings.from_env({**base, "REALLABOR_IMAP_SECURITY": "none"})
-    with pytest.raises(SettingsError, match="^REALLABOR_IMAP_USER and REALLABOR_IMAP_PASSWORD"):
+    with pytest.raises(SettingsError, match=r"^REALLABOR_IMAP_USER and REALLABOR_IMAP_PASSWORD"):
         ImapSettings.from_env({"REALLABOR_IMAP_HOST": "imap.example.org"})
     assert ImapSettings.from_env({**base, "REALLABOR_IMAP_SECURITY": "starttls"}).port == 143  # type: ignore[union-attr]
 
