@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS web_confirmation_outbox (
 """
 _MAILBOX = """
 CREATE TABLE IF NOT EXISTS inbox_messages (
-    key          TEXT PRIMARY KEY,  -- sha256 of the Message-ID and the body: one row per message ever read
+    key          TEXT PRIMARY KEY,  -- sha256 of Message-ID, From, Subject, Date, body (mailbox/classify.py)
     message_id   TEXT,
     kind         TEXT NOT NULL,     -- calendar_reply | counter | bounce | unsubscribe | auto_reply | other
     for_staff    INTEGER NOT NULL,  -- 1: left for a human, unread

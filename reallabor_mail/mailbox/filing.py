@@ -136,7 +136,7 @@ def _file(raw: RawMessage, key: str, filing: Filing, report: InboxReport) -> Fil
         msg = parse(raw.data)
         sender = parseaddr(str(msg.get("From", "")))[1] or None
         subject = " ".join(str(msg.get("Subject", "")).split())[:200] or None
-        classified = classify(msg)
+        classified = classify(msg, raw.data)
     except Exception as exc:  # untrusted bytes through the email parser and flufl.bounce: any error, one message
         return Filed(Kind.OTHER, Reason.UNREADABLE, raw.location, None, None, f"{type(exc).__name__}: {exc}"[:200])
     reason, detail = _act(msg, classified, sender, key, filing, report)
