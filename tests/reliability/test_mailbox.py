@@ -11,8 +11,8 @@ import pytest
 
 from reallabor_mail.db import connect
 from reallabor_mail.recipients import store as recipients
-from tests.mailbox import samples
 from tests.mailbox import conftest as mailbox_fixtures
+from tests.mailbox import samples
 from tests.mailbox.conftest import PEOPLE, Dovecot, Invited, cli
 from tests.mailbox.test_inbox import dump, maildir, registrations
 from tests.reliability.conftest import Row
