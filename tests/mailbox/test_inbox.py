@@ -317,3 +317,18 @@ def test_registrations_of_an_event_nothing_was_sent_for(invited: Invited) -> Non
     result = cli("registrations", str(other))
     assert result.exit_code == 0 and "0 invited" in result.output
     assert EVENT  # the sent one is another file
+
+
+def test_the_report_and_the_list_speak_the_staff_language(
+    invited: Invited, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REALLABOR_LANG", "de")
+    folder = maildir(tmp_path / "Maildir", samples.outlook_reply(invited.messages[ANKE]),
+                     samples.postfix_dsn(invited.messages[KIM]), samples.human())  # fmt: skip
+    output = inbox_maildir(invited, folder)
+    assert "3 neue Nachrichten" in output and "Kalenderantwort: 1" in output
+    assert f"Gesperrt: {KIM}: bounced: 5.1.1" in output and "zur Bearbeitung (ungelesen im Postfach): 1" in output
+    shown = registrations(invited, "--csv", str(tmp_path / "liste.csv"))
+    assert "6 eingeladen: zugesagt 1, vorläufig 0, abgesagt 0, keine Antwort 5" in shown
+    header = (tmp_path / "liste.csv").read_bytes()[3:].decode("utf-8").splitlines()[0]
+    assert header.startswith("Antwort;Anrede;Titel;Vorname;Nachname;Organisation;E-Mail")
