@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from reallabor_mail.cli.recipients import CONTENT, STATE, load_site
+from reallabor_mail.cli.recipients import CONTENT, STATE
+from reallabor_mail.cli.translated import TranslatedCommand
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.messages import _, ngettext
+from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import ENV_IMAP_PREFIX, Settings
 
 if TYPE_CHECKING:
     from reallabor_mail.mailbox.filing import Filed, InboxReport
 
-NO_MAILBOX = (
-    "no mailbox configured: set {prefix}HOST, {prefix}USER and {prefix}PASSWORD (and {prefix}FOLDER, "
-    "{prefix}PORT, {prefix}SECURITY=tls|starttls|none), or read a Maildir with --maildir DIR"
+NO_MAILBOX = N_(
+    "{prefix}HOST is not set, so there is no mailbox to read: set {prefix}HOST, {prefix}USER and {prefix}PASSWORD "
+    "(and {prefix}FOLDER, {prefix}PORT, {prefix}SECURITY=tls|starttls|none), or read a Maildir with --maildir DIR"
 )
 
 
@@ -77,25 +77,26 @@ def report_lines(report: InboxReport) -> list[str]:
     return lines
 
 
-@click.command("inbox")
+@click.command("inbox", cls=TranslatedCommand, help=N_(
+    "Read new mail of the organiser's mailbox once: calendar answers, bounces, unsubscribes, auto-replies. "
+    "Everything else stays unread for a human. Running it twice changes nothing."
+))  # fmt: skip
 @click.option("--maildir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
-              help="Read this Maildir instead of the IMAP mailbox of REALLABOR_IMAP_*.")  # fmt: skip
+              help=N_("Read this Maildir instead of the IMAP mailbox of REALLABOR_IMAP_*."))  # fmt: skip
 @CONTENT
 @STATE
 @click.option("--bounce-limit", type=click.IntRange(1), default=3, show_default=True,
-              help="Days with a temporary failure that suppress an address ...")  # fmt: skip
+              help=N_("Days with a temporary failure that suppress an address (within --bounce-days)."))  # fmt: skip
 @click.option("--bounce-days", type=click.IntRange(1), default=30, show_default=True,
-              help="... within this many days.")  # fmt: skip
+              help=N_("The window of days in which temporary failures count."))  # fmt: skip
 @click.pass_obj
 def inbox_command(
     settings: Settings, maildir: Path | None, content_dir: Path, state_option: Path | None, bounce_limit: int,
     bounce_days: int,
 ) -> None:  # fmt: skip
-    """Read new mail of the organiser's mailbox once: calendar answers, bounces, unsubscribes, auto-replies.
-
-    Everything else stays unread for a human. Running it twice changes nothing.
-    """
+    """``inbox``: read the mailbox, file each new message, print the report."""
     from reallabor_mail.cli.main import use_staff_language
+    from reallabor_mail.content.loader import load_site
     from reallabor_mail.db import connect, state_path
     from reallabor_mail.mailbox.bounces import BouncePolicy
     from reallabor_mail.mailbox.filing import Filing, process
@@ -112,10 +113,10 @@ def inbox_command(
     else:
         imap = settings.imap()
         if imap is None:
-            raise ReallaborError(NO_MAILBOX.format(prefix=ENV_IMAP_PREFIX))
+            raise ReallaborError(_(NO_MAILBOX, prefix=ENV_IMAP_PREFIX))
         source = ImapSource(imap, conn)
     try:
-        filing = Filing(conn, site, secret, lambda: dt.datetime.now(dt.UTC), BouncePolicy(bounce_limit, bounce_days))
+        filing = Filing(conn, site, secret, settings.now, BouncePolicy(bounce_limit, bounce_days))
         report = process(source, filing)
     finally:
         source.close()

@@ -7,19 +7,22 @@ from pathlib import Path
 import click
 
 from reallabor_mail.cli.recipients import STATE
+from reallabor_mail.cli.translated import TranslatedCommand
 from reallabor_mail.errors import OutputError, ReallaborError, display_path
-from reallabor_mail.i18n.messages import _, ngettext
+from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
 
 
-@click.command("registrations")
+@click.command("registrations", cls=TranslatedCommand, help=N_(
+    "The answers to an event's invitation: accepted, tentative, declined, no answer, with counts."
+))  # fmt: skip
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
-              help="Also write the list as an Excel CSV (UTF-8, ;) for the sign-in desk.")  # fmt: skip
+              help=N_("Also write the list as an Excel CSV (UTF-8, ;) for the sign-in desk."))  # fmt: skip
 @STATE
 @click.pass_obj
 def registrations_command(settings: Settings, file: Path, csv_file: Path | None, state_option: Path | None) -> None:
-    """The answers to an event's invitation: accepted, tentative, declined, no answer, with counts."""
+    """``registrations``: everyone invited to the event and their calendar answer; the desk's CSV."""
     from reallabor_mail.cli.main import use_staff_language
     from reallabor_mail.content.loader import is_event, load_content
     from reallabor_mail.db import connect_read_only, state_path
@@ -52,5 +55,6 @@ def registrations_command(settings: Settings, file: Path, csv_file: Path | None,
         try:
             csv_file.write_bytes(attendance_csv(found))
         except OSError as exc:
-            raise OutputError(f"{csv_file}: cannot write the list ({exc.strerror})") from None
+            message = _("{path}: cannot write the list ({reason})", path=csv_file, reason=exc.strerror)
+            raise OutputError(message) from None
         click.echo(_("List written to {path}", path=csv_file))

@@ -432,6 +432,18 @@ class _Loader:
         return Item(stem, versions, language)
 
 
+def load_site(root: Path) -> Site:
+    """Only ``site.yaml`` of ``root``, by the rules :func:`load_content` reads it with; ContentError otherwise.
+
+    The public server needs no more: it must keep running while a draft newsletter has errors.
+    """
+    loader = _Loader(root)
+    site = loader.load_site()
+    loader.problems.raise_if_errors()
+    assert site is not None
+    return site
+
+
 def load_content(root: Path) -> Content:
     """Read and validate the whole content folder; raise ContentError with every problem found."""
     if not root.is_dir():

@@ -25,6 +25,7 @@ from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import EventItem, NewsletterItem, is_event, load_content
 from reallabor_mail.content.models import Language, Site
 from reallabor_mail.db import connect, connect_read_only, state_path
+from reallabor_mail.delivery import schedule
 from reallabor_mail.delivery.engine import DEFAULT_RETRY, Progress, RetryPolicy, RunReport, deliver
 from reallabor_mail.delivery.event_versions import plan_event, record_sent_version
 from reallabor_mail.delivery.ledger import Entry, Ledger, Row, Summary
@@ -86,7 +87,8 @@ class StoreAudience:
         return StoreAudience(connect(path), self.secret, self.clock, self.lists)
 
     def suppress(self, email: str, reason: str) -> None:
-        recipients.suppress(self.conn, email, reason, self.secret, now=self.clock())
+        bounced = recipients.Suppression.BOUNCED  # the engine suppresses only permanent failures
+        recipients.suppress(self.conn, email, bounced, self.secret, detail=reason, now=self.clock())
 
 
 class Composer:
@@ -316,6 +318,8 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
     """Record who is owed the message and send it; ``progress`` hears the total, then every outcome."""
     request, ledger, campaign = prepared.request, prepared.ledger, prepared.plan.campaign
     transport = prepared.open_transport()
+    if prepared.test_person is None:
+        schedule.mark(prepared.conn, campaign, "sending", ledger.clock())
     unknown = ledger.recover(campaign) if request.resume else []
     if request.retry_failed:
         ledger.requeue(campaign)
@@ -336,7 +340,9 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
     report.unknown = unknown
     if prepared.event is not None and report.sent and prepared.test_person is None:
         event, event_plan = prepared.event
-        record_sent_version(prepared.conn, event, event_plan.sequence, event_plan.fingerprint, ledger.clock())
+        record_sent_version(prepared.conn, event, event_plan.sequence, event_plan.fingerprint, event_plan.dtstamp)
+    if prepared.test_person is None:
+        schedule.mark_finished(prepared.conn, campaign, ledger.summary(campaign), ledger.clock())
     return report
 
 

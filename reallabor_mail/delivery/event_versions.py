@@ -2,8 +2,9 @@
 
 The pure decision (first invitation, resend, update, cancellation) is
 :func:`reallabor_mail.render.ics.plan_version`; this module gives it the last version sent and records a
-version once its campaign went out. Recording is idempotent for the same (event, SEQUENCE, fingerprint),
-so a resumed campaign may record again.
+version once its campaign went out, with the DTSTAMP its mails carried (column ``sent_at``). Recording is
+idempotent for the same (event, SEQUENCE, fingerprint), so a resumed campaign may record again.
+``build`` reads the last versions (:func:`sent_versions`, read-only) so downloads carry them too.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from reallabor_mail.content.loader import Content, EventItem
-from reallabor_mail.db import transaction
+from reallabor_mail.db import connect_read_only, transaction
 from reallabor_mail.render.ics import CalendarError, EventPlan, SentVersion, plan_version, utc
 
 Clock = Callable[[], dt.datetime]
@@ -31,10 +33,30 @@ def last_sent_version(conn: sqlite3.Connection, event: EventItem) -> SentVersion
     return SentVersion(row[0], int(row[1]), row[2], dt.datetime.fromisoformat(row[3]))
 
 
+def sent_versions(path: Path, *, required: bool) -> dict[str, SentVersion]:
+    """The last version sent of every event (by file stem), read-only: nothing is created.
+
+    Without the file: an empty record if the path is only the default (no send yet), else
+    :class:`~reallabor_mail.db.NoState` (the user named a file that is not there).
+    """
+    if not required and not path.is_file():
+        return {}
+    conn = connect_read_only(path)
+    try:
+        rows = conn.execute(
+            "SELECT event, sequence, fingerprint, sent_at FROM event_versions AS v WHERE sequence = "
+            "(SELECT MAX(sequence) FROM event_versions WHERE event = v.event)"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {row[0]: SentVersion(row[0], int(row[1]), row[2], dt.datetime.fromisoformat(row[3])) for row in rows}
+
+
 def record_sent_version(
     conn: sqlite3.Connection, event: EventItem, sequence: int, fingerprint: str, sent_at: dt.datetime
 ) -> None:
-    """Record that version ``sequence`` (with ``fingerprint``) of an event went out.
+    """Record that version ``sequence`` (with ``fingerprint``) of an event went out; ``sent_at`` is the
+    DTSTAMP its mails carried (a resend of the version carries it again, and so do downloads).
 
     Recording the same version again is a no-op (a resumed campaign); the same SEQUENCE with another
     fingerprint is refused, since recipients would hold two different entries under one version.

@@ -179,5 +179,5 @@ def record_bounce(
                 f"(last {bounce.status or 'no status'}, {moment.date().isoformat()})"
             )
     if reason is not None:
-        recipients.suppress(conn, sent.email, reason, secret, now=now)
+        recipients.suppress(conn, sent.email, recipients.Suppression.BOUNCED, secret, detail=reason, now=now)
     return reason

@@ -12,7 +12,8 @@ for the highest SEQUENCE, then the newest DTSTAMP. An answer to an older SEQUENC
 sent is recorded with both numbers, so staff see "accepted version 0, the event moved since".
 
 :func:`declined` is the hook the reminder and update code asks: the addresses whose current answer
-to an event is a decline.
+to an event is a decline. The same set is kept in table ``event_declines``, which the reminders
+(delivery/schedule.py ``declined``, on the same layer) read without importing this module.
 """
 
 from __future__ import annotations
@@ -158,13 +159,25 @@ def record_answer(
     conn: sqlite3.Connection, stem: str, email: str, answer: Answer, reply: CalendarAnswer, message_key: str,
     received: dt.datetime,
 ) -> int | None:  # fmt: skip
-    """Store one answer (inside the caller's transaction); returns the event's current SEQUENCE."""
+    """Store one answer (inside the caller's transaction); returns the event's current SEQUENCE.
+
+    ``event_declines`` (read by the reminders, delivery/schedule.py ``declined``) follows the answer that
+    counts: a decline adds the person, a later acceptance takes them off again.
+    """
     current = current_sequence(conn, stem)
     conn.execute(
         "INSERT INTO event_answers (event, email, answer, sequence, current_sequence, answered_at, message_key) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (stem, email, answer, reply.sequence, current, utc_stamp(reply.dtstamp or received), message_key),
     )
+    counts = answers(conn, stem).get(email)
+    if counts is not None and counts.answer == "declined":
+        conn.execute(
+            "INSERT INTO event_declines (event, email, at) VALUES (?, ?, ?) ON CONFLICT (event, email) DO NOTHING",
+            (stem, email, counts.answered_at),
+        )
+    else:
+        conn.execute("DELETE FROM event_declines WHERE event = ? AND email = ?", (stem, email))
     return current
 
 

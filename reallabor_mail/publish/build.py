@@ -11,7 +11,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
@@ -96,15 +96,33 @@ def unsubscribe_preview_url(public_url: str) -> str:
 
 
 class Builder:
-    """Renders every output of contract §2 into an :class:`Output`, collecting problems."""
+    """Renders every output of contract §2 into an :class:`Output`, collecting problems.
 
-    def __init__(self, content: Content, templates: Path, today: dt.date) -> None:
+    ``sent`` holds the last version sent of each event (read from the state by the caller): downloads
+    carry its SEQUENCE and DTSTAMP. Before any send their DTSTAMP is the preview date or, if that is
+    later, the start of the build's day (``now``, default the start of ``today``), so it is never later
+    than the build and the same day's builds are byte-identical.
+    """
+
+    def __init__(
+        self, content: Content, templates: Path, today: dt.date, *, now: dt.datetime | None = None,
+        sent: Mapping[str, calendar.SentVersion] | None = None,
+    ) -> None:
         self.content = content
+        zone = ZoneInfo(content.site.timezone)
+        moment = now.astimezone(zone) if now is not None else dt.datetime.combine(today, dt.time(0), zone)
+        self.build_day = dt.datetime.combine(moment.date(), dt.time(0), zone)
+        self.sent = dict(sent or {})
         self.renderer = Renderer(content, templates)
         self.pages = SitePages(self.renderer, today)
         self.problems = ProblemLog()
         self.problems.extend(content.warnings)
         self.output = Output(content.site.public_url)
+
+    def published(self, event: EventItem) -> calendar.Published:
+        """SEQUENCE and DTSTAMP of the event's downloads (event.ics, its entry in calendar.ics)."""
+        unsent = min(preview_date(event, self.content.site.timezone), self.build_day)
+        return calendar.Published.of(event, self.sent.get(event.stem), unsent)
 
     def _guard(self, render: Callable[[], None]) -> None:
         try:
@@ -185,7 +203,7 @@ class Builder:
                 self.output.add_page(file("invitation.html"), html)
                 self.output.add(file("invitation.txt"), text)
                 self.output.add_page(file("index.html"), self.pages.event_page(event, language))
-                self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, stamp))
+                self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, self.published(event)))
                 recipient = SAMPLE_RECIPIENTS[language]
                 invite = calendar.preview_plan(site, event, stamp).invitation(
                     recipient.email, language=language, name=recipient.display_name
@@ -203,18 +221,20 @@ class Builder:
             self.event(event)
         self._guard(lambda: self.output.add(layout.ARCHIVE, self.pages.archive_page()))
         self._guard(lambda: self.output.add(layout.ATOM_FEED, self.pages.atom_feed()))
-        site = self.content.site
-        self.output.add(layout.CALENDAR_FEED, calendar.feed_ics(self.content, lambda e: preview_date(e, site.timezone)))
+        self.output.add(layout.CALENDAR_FEED, calendar.feed_ics(self.content, self.published))
         root = self.content.root.resolve()
         for image in sorted(self.content.images):  # scaled to the width emails and pages use
             self.output.add(PurePosixPath(image.relative_to(root).as_posix()), published(image).data)
         return self.output
 
 
-def render_all(content_dir: Path, templates: Path, *, strict: bool, today: dt.date) -> tuple[Output, list[Problem]]:
+def render_all(
+    content_dir: Path, templates: Path, *, strict: bool, today: dt.date, now: dt.datetime | None = None,
+    sent: Mapping[str, calendar.SentVersion] | None = None,
+) -> tuple[Output, list[Problem]]:
     """Validate and render everything; raise ContentError listing every problem if any is an error."""
     content = load_content(content_dir)
-    builder = Builder(content, templates, today)
+    builder = Builder(content, templates, today, now=now, sent=sent)
     output = builder.run()
     builder.problems.raise_if_errors(strict=strict)
     return output, builder.problems.warnings
@@ -227,10 +247,18 @@ def check(content_dir: Path, templates: Path, *, strict: bool = False, today: dt
 
 
 def build(
-    content_dir: Path, templates: Path, out: Path, *, strict: bool = False, today: dt.date | None = None
+    content_dir: Path, templates: Path, out: Path, *, strict: bool = False, today: dt.date | None = None,
+    sent: Mapping[str, calendar.SentVersion] | None = None,
 ) -> BuildResult:
-    """Write every output of contract §2; on any error nothing is written."""
-    output, warnings = render_all(content_dir, templates, strict=strict, today=today or dt.date.today())
+    """Write every output of contract §2; on any error nothing is written.
+
+    ``sent``: the last version sent of each event (:func:`reallabor_mail.delivery.event_versions.sent_versions`).
+    Without ``today`` the build's clock is the real one.
+    """
+    now = None if today is not None else dt.datetime.now(dt.UTC)
+    output, warnings = render_all(
+        content_dir, templates, strict=strict, today=today or dt.date.today(), now=now, sent=sent
+    )
     try:
         write_output(output, out)
     except OSError as exc:

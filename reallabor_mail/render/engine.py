@@ -372,6 +372,20 @@ class Renderer:
         window = [e for e in self.content.upcoming_events(meta.date) if e.meta.start.date() <= until]
         return window[:UPCOMING_LIMIT]
 
+    def reminder_email(self, event: EventItem, language: Language) -> RenderedEmail:
+        """The reminder a while before an event: when (both zones), the link or the address, the calendar links."""
+        view = self.event_view(event, language)
+        words = translations(language)
+        return self._email(
+            "reminder",
+            language,
+            subject=words.gettext("Reminder: {title}").format(title=view.title),
+            preheader=f"{view.date_line} · {view.format_label}",
+            web_url=view.page_url,
+            context={"kicker": words.gettext("Reminder"), "heading": view.title, "event": view},
+            version=event.version(language),
+        )
+
 
 def format_label(event_format: EventFormat, language: Language) -> str:
     """How an event takes place, as its facts table says it: ``Online``, ``In Präsenz``, ``Hybrid (…)``."""

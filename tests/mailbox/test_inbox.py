@@ -13,6 +13,7 @@ import pytest
 
 from reallabor_mail.content.loader import load_content
 from reallabor_mail.db import connect
+from reallabor_mail.delivery import schedule
 from reallabor_mail.errors import SettingsError
 from reallabor_mail.mailbox.itip import declined
 from reallabor_mail.recipients import store as recipients
@@ -109,6 +110,7 @@ def test_every_client_writes_its_answer_differently_and_each_is_read(invited: In
     event = load_content(invited.content).find(invited.event)
     conn = connect(invited.state)
     assert declined(conn, event) == {OLENA, KIM}  # the hook the reminders call
+    assert schedule.declined(conn, event.stem) == {OLENA, KIM}  # what they read today: table event_declines
     conn.close()
 
 
@@ -117,6 +119,11 @@ def test_a_later_answer_replaces_an_earlier_one(invited: Invited, tmp_path: Path
     inbox_maildir(invited, folder)
     inbox_maildir(invited, maildir(folder, samples.outlook_reply(invited.messages[ANKE], "DECLINED")))
     assert "accepted 0, tentative 0, declined 1" in registrations(invited)
+    inbox_maildir(invited, maildir(folder, samples.outlook_reply(invited.messages[ANKE], "TENTATIVE")))
+    assert "accepted 0, tentative 1, declined 0" in registrations(invited)
+    conn = connect(invited.state)
+    assert schedule.declined(conn, "2024-06-19-abschlussveranstaltung") == frozenset()  # no longer declined
+    conn.close()
 
 
 def test_an_answer_to_an_older_sequence_is_recorded_as_such(invited: Invited, tmp_path: Path) -> None:
