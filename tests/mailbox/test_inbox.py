@@ -15,6 +15,7 @@ from reallabor_mail.content.loader import load_content
 from reallabor_mail.db import connect
 from reallabor_mail.delivery import schedule
 from reallabor_mail.errors import SettingsError
+from reallabor_mail.i18n import messages as staff_messages
 from reallabor_mail.mailbox.itip import declined
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.settings import ImapSettings
@@ -330,6 +331,7 @@ def test_the_report_and_the_list_speak_the_staff_language(
     invited: Invited, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REALLABOR_LANG", "de")
+    monkeypatch.setattr(staff_messages, "_active", [])  # the CLI activates German; later tests get English back
     folder = maildir(tmp_path / "Maildir", samples.outlook_reply(invited.messages[ANKE]),
                      samples.postfix_dsn(invited.messages[KIM]), samples.human())  # fmt: skip
     output = inbox_maildir(invited, folder)
