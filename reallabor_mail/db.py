@@ -12,6 +12,7 @@ version 1: migration 1 is the tables that code created, ``CREATE … IF NOT EXIS
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,7 +214,9 @@ def connect(path: Path) -> sqlite3.Connection:
     so each state change is committed before the step that depends on it.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Personal data: the file is the owner's alone (SQLite gives its -wal and -shm the same mode).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")

@@ -221,8 +221,15 @@ def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> 
             )
             problems.error(path, line, message, Code.QUOTES_NOT_STRAIGHT)
             return None
-        detail = exc.problem or exc.context
-        message = _("invalid YAML: {detail}; check indentation and quoting", detail=detail)
+        if "\t" in source:
+            message = _("a tab character: YAML indents with spaces only; replace the tab with spaces")
+        elif exc.problem == "mapping values are not allowed here":
+            message = _(
+                "a second colon in a value: put the whole text in straight quotes, e.g. title: \"Thema: Untertitel\""
+            )
+        else:
+            detail = exc.problem or exc.context
+            message = _("invalid YAML: {detail}; check indentation and quoting", detail=detail)
         problems.error(path, line, message, Code.INVALID_YAML)
         return None
     except yaml.YAMLError as exc:
