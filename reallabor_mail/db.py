@@ -1,5 +1,5 @@
-"""The state database (contract §3): one SQLite file for recipients, consent, the send ledger and
-event versions, with a schema version (``PRAGMA user_version``).
+"""The state database (contract §3): one SQLite file for recipients, consent, the send ledger, event
+versions and what the mailbox brought back (answers, bounces), with a schema version (``PRAGMA user_version``).
 
 Every table is created here, by numbered migrations: :data:`MIGRATIONS` ``[n - 1]`` brings a file from
 version ``n - 1`` to ``n``. :func:`connect` (for commands that write) applies those a file still lacks,
@@ -150,6 +150,47 @@ CREATE TABLE IF NOT EXISTS web_client_attempts (
 CREATE INDEX IF NOT EXISTS web_client_attempts_client ON web_client_attempts (client, at);
 CREATE INDEX IF NOT EXISTS web_client_attempts_at ON web_client_attempts (at);
 """
+_MAILBOX = """
+CREATE TABLE IF NOT EXISTS inbox_messages (
+    key          TEXT PRIMARY KEY,  -- sha256 of Message-ID, From, Subject, Date, body (mailbox/classify.py)
+    message_id   TEXT,
+    kind         TEXT NOT NULL,     -- calendar_reply | counter | bounce | unsubscribe | auto_reply | other
+    for_staff    INTEGER NOT NULL,  -- 1: left for a human, unread
+    reason       TEXT NOT NULL,     -- what was done, or why it was left (mailbox/filing.py Reason)
+    detail       TEXT,              -- the address, event or proposed time it is about
+    sender       TEXT,
+    subject      TEXT,
+    location     TEXT,              -- where it was read (IMAP folder and UID, or the Maildir file)
+    processed_at TEXT NOT NULL      -- UTC, ISO 8601
+);
+CREATE INDEX IF NOT EXISTS inbox_messages_for_staff ON inbox_messages (for_staff, processed_at);
+CREATE TABLE IF NOT EXISTS event_answers (
+    id               INTEGER PRIMARY KEY,
+    event            TEXT    NOT NULL,  -- the event's file name (stem), as in its UID
+    email            TEXT    NOT NULL,  -- the attendee, stored form (recipients.email)
+    answer           TEXT    NOT NULL CHECK (answer IN ('accepted', 'declined', 'tentative')),
+    sequence         INTEGER NOT NULL,  -- the SEQUENCE the answer is for
+    current_sequence INTEGER,           -- the event's latest SEQUENCE sent when the answer came
+    answered_at      TEXT    NOT NULL,  -- the reply's DTSTAMP (UTC)
+    message_key      TEXT    NOT NULL  -- the inbox_messages row it came from
+);
+CREATE INDEX IF NOT EXISTS event_answers_by_event ON event_answers (event, email);
+CREATE TABLE IF NOT EXISTS bounce_events (
+    id          INTEGER PRIMARY KEY,
+    email       TEXT    NOT NULL,  -- the address we sent to, stored form
+    campaign    TEXT    NOT NULL,
+    permanent   INTEGER NOT NULL,
+    status      TEXT,              -- DSN status and diagnostic, as reported
+    at          TEXT    NOT NULL,  -- when the bounce was written (its Date, never later than the run)
+    message_key TEXT    NOT NULL   -- the inbox_messages row it came from
+);
+CREATE INDEX IF NOT EXISTS bounce_events_by_email ON bounce_events (email, at);
+CREATE TABLE IF NOT EXISTS imap_watermarks (
+    mailbox     TEXT PRIMARY KEY,  -- user@host/folder
+    uidvalidity INTEGER NOT NULL,
+    last_uid    INTEGER NOT NULL   -- every message up to this UID was read
+);
+"""
 MIGRATIONS: tuple[str, ...] = (
     # 1: the mailing list (recipients, memberships, consent, suppressions), the send ledger, event versions
     _RECIPIENTS + _SEND_LEDGER + _EVENT_VERSIONS,
@@ -159,6 +200,8 @@ MIGRATIONS: tuple[str, ...] = (
     _CAMPAIGNS,
     # 4: confirmation mails held back by the hourly cap (their due hour), the per-client limit (web/limits.py)
     _WEB_LIMITS,
+    # 5: the organiser's mailbox: messages read, calendar answers, bounces, IMAP positions (mailbox/filing.py)
+    _MAILBOX,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -27,8 +27,9 @@ read or written), so nothing above that line needs to know the library.
     ├── ImportRefused                  a CSV file cannot be imported (recipients/spreadsheet.py)
     ├── InvalidAddress                 an address that does not pass validation (addresses.py)
     ├── InvalidToken                   a link forged, altered, for another purpose or expired (recipients/tokens.py)
-    └── DeliveryError                  the mail server cannot be used at all (delivery/transport.py)
-        └── SenderRefused              the server refuses our sender address: the run stops (delivery/engine.py)
+    ├── DeliveryError                  the mail server cannot be used at all (delivery/transport.py)
+    │   └── SenderRefused              the server refuses our sender address: the run stops (delivery/engine.py)
+    └── MailboxError                   the organiser's mailbox (IMAP, Maildir) cannot be read (mailbox/source.py)
 
 A test (tests/test_layers.py) checks that every exception class in the package is in this tree.
 """
