@@ -182,6 +182,7 @@ def export_command(
 def delete_command(settings: Settings, email: str, yes: bool, state_option: Path | None) -> None:
     from reallabor_mail.addresses import address_key
     from reallabor_mail.delivery.ledger import forget
+    from reallabor_mail.mailbox import filing as inbox_records
     from reallabor_mail.recipients import store as recipients
     from reallabor_mail.recipients.tokens import load_secret
     from reallabor_mail.web import signup_queue
@@ -194,6 +195,7 @@ def delete_command(settings: Settings, email: str, yes: bool, state_option: Path
         raise click.exceptions.Abort
     forget(conn, address, "erased:" + recipients.address_hash(address, secret))
     signup_queue.forget(conn, address)
+    inbox_records.forget(conn, address)
     if recipients.erase(conn, address, secret, now=_now()):
         click.echo(_("{email}: erased; the address is suppressed", email=email))
     else:

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr, parsedate_to_datetime
 from enum import StrEnum
 
-from reallabor_mail.addresses import InvalidAddress, address_key
+from reallabor_mail.addresses import InvalidAddress, address_key, wire_address
 from reallabor_mail.content.models import Site
 from reallabor_mail.db import transaction, utc_stamp
 from reallabor_mail.mailbox import bounces, itip
@@ -227,3 +227,20 @@ def _answer(answer: itip.CalendarAnswer, sender: str | None, key: str, filing: F
     return Reason.ANSWER_RECORDED, f"{stem}: {email} {value}" + (
         f" (version {answer.sequence}, now {current})" if outdated else ""
     )
+
+
+def forget(conn: sqlite3.Connection, email: str) -> None:
+    """An erased person leaves the mailbox records: their calendar answers, declines and bounces are
+    dropped; the messages read keep their kind and reason (so a second run still knows them), without
+    sender, subject or detail."""
+    address = address_key(email)
+    spellings = {address, wire_address(address).lower()}  # a From line may carry the punycode form
+    with transaction(conn):
+        for table in ("event_answers", "event_declines", "bounce_events"):
+            conn.execute(f"DELETE FROM {table} WHERE email = ?", (address,))
+        for spelling in spellings:
+            conn.execute(
+                "UPDATE inbox_messages SET sender = NULL, subject = NULL, detail = NULL "
+                "WHERE instr(lower(coalesce(sender, '')), ?) OR instr(lower(coalesce(detail, '')), ?)",
+                (spelling, spelling),
+            )
