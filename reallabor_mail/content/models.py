@@ -64,6 +64,18 @@ def _email_address(value: object) -> str:
                 "(e.g. joerg.weiss@…)",
                 address=value,
             )) from None  # fmt: skip
+        local = value.rpartition("@")[0]
+        if "=?" in local:
+            raise ValueError(_(
+                "'{address}' is not an address mail can be sent to: '=?' (an encoded word) is not allowed before the @",
+                address=value,
+            )) from None  # fmt: skip
+        if "%" in local or "!" in local:
+            raise ValueError(_(
+                "'{address}' is not an address mail can be sent to: '%' and '!' (source routing) are not allowed "
+                "before the @",
+                address=value,
+            )) from None  # fmt: skip
         raise ValueError(
             _("'{address}' is not an address mail can be sent to; write it as name@example.org", address=value)
         ) from None
