@@ -21,7 +21,6 @@ def strings(language: str) -> dict[str, str]:
     _ = words.gettext
     return {
         "view_in_browser": _("View in your browser"),
-        "unsubscribe": _("Unsubscribe from this newsletter"),
         "unsubscribe_note": _("You receive this email because you are on our mailing list."),
         "imprint": _("Legal notice"),
         "privacy": _("Privacy"),

@@ -294,6 +294,7 @@ class Renderer:
             "web_url": web_url,
             "intro": intro_html,
             "sections": sections,
+            "unsubscribe_label": self._unsubscribe_label(version.meta.lists, language),
         }
         name = f"email/{kind}.mjml.j2"
         html_out = mjml_to_html(self.templates.render(name, context), str(self.templates.root / name))
@@ -305,6 +306,13 @@ class Renderer:
         }
         text_out = _tidy_text(self.templates.render(f"email/{kind}.txt.j2", text_context))
         return RenderedEmail(language, subject, preheader, html_out, text_out, web_url)
+
+    def _unsubscribe_label(self, lists: Sequence[str], language: Language) -> str:
+        """The footer's unsubscribe link names the list the mail went to (an invitation is no newsletter)."""
+        words = translations(language)
+        if len(lists) == 1:
+            return words.gettext("Unsubscribe from “{list}”").format(list=self.site.list_label(lists[0], language))
+        return words.gettext("Unsubscribe")
 
     def newsletter_email(self, item: NewsletterItem, language: Language) -> RenderedEmail:
         version: Version[Newsletter] = item.version(language)

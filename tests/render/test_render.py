@@ -70,7 +70,7 @@ def test_email_html_is_inlined_accessible_and_offline(built_site: Path) -> None:
     # CSS was inlined: paragraphs of the body carry their style
     assert re.search(r'<h2 style="[^"]*color:#0b3d6e', html)
     assert "Sehr geehrte Frau Dr. Beispiel," in html
-    assert "Impressum" in html and "Datenschutz" in html and "Vom Newsletter abmelden" in html
+    assert "Impressum" in html and "Datenschutz" in html and "Von „Newsletter (vierteljährlich)“ abmelden" in html
     assert "Im Browser ansehen" in html
     assert len(html.encode()) < 80 * 1024
 
@@ -78,7 +78,7 @@ def test_email_html_is_inlined_accessible_and_offline(built_site: Path) -> None:
 def test_ukrainian_version_uses_its_language(built_site: Path) -> None:
     html = (built_site / "newsletters" / "2023-3" / "email.uk.html").read_text(encoding="utf-8")
     assert '<html lang="uk"' in html
-    assert "Шановна пані Олено," in html and "Відписатися від розсилки" in html
+    assert "Шановна пані Олено," in html and "Відписатися від «Розсилка (щоквартально)»" in html
     text = (built_site / "newsletters" / "2023-3" / "email.uk.txt").read_text(encoding="utf-8")
     assert text.startswith("Шановна пані Олено,\n\n")
 
@@ -292,3 +292,12 @@ def test_a_link_without_scheme_stops_the_build_and_never_reaches_output(content_
         build(content_copy, TEMPLATES, tmp_path / "out", today=TODAY)
     assert [p.code for p in info.value.problems if "www.kmk-pad.org" in p.message] == ["RLM207"]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_unsubscribe_link_names_the_list_the_mail_went_to(built_site: Path) -> None:
+    """An invitation to the reallabor list does not offer to leave "the newsletter" (issue 13)."""
+    invitation = (built_site / "events/2024-06-19-abschlussveranstaltung/invitation.txt").read_text(encoding="utf-8")
+    newsletter = (built_site / "newsletters/2023-3/email.txt").read_text(encoding="utf-8")
+    assert "Von „Einladungen zum Reallabor Ukraine“ abmelden" in invitation
+    assert "Vom Newsletter abmelden" not in invitation
+    assert "Von „Newsletter (vierteljährlich)“ abmelden" in newsletter
