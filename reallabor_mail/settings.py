@@ -25,6 +25,7 @@ from reallabor_mail.errors import SettingsError
 Security = Literal["starttls", "tls", "none"]
 SECURITIES: tuple[Security, ...] = ("starttls", "tls", "none")
 DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "tls": 465, "none": 25}
+DATA_TIMEOUT = 600.0  # RFC 5321 4.5.3.2.6: a client waits 10 minutes for the reply to the message's final "."
 ENV_STATE = "REALLABOR_STATE"
 ENV_SECRET = "REALLABOR_SECRET"
 ENV_LANG = "REALLABOR_LANG"
@@ -77,6 +78,7 @@ class SmtpSettings:
     security: Security = "starttls"
     user: str | None = None
     password: Secret | None = None
+    data_timeout: float = DATA_TIMEOUT  # REALLABOR_SMTP_DATA_TIMEOUT, seconds
 
     def __post_init__(self) -> None:
         if self.security not in SECURITIES:
@@ -106,7 +108,17 @@ class SmtpSettings:
             raise SettingsError(f"{ENV_PREFIX}PORT: {port_text!r} is not a port number") from None
         user = environ.get(f"{ENV_PREFIX}USER") or None
         password = environ.get(f"{ENV_PREFIX}PASSWORD")
-        return cls(host, port, security, user, Secret(password) if password else None)
+        timeout_text = environ.get(f"{ENV_PREFIX}DATA_TIMEOUT", "").strip()
+        try:
+            data_timeout = float(timeout_text) if timeout_text else DATA_TIMEOUT
+        except ValueError:
+            data_timeout = -1.0
+        if not 1 <= data_timeout <= 3600:
+            raise SettingsError(
+                f"{ENV_PREFIX}DATA_TIMEOUT: {timeout_text!r} is not a number of seconds between 1 and 3600 "
+                f"(default {DATA_TIMEOUT:.0f}, as RFC 5321 asks)"
+            )
+        return cls(host, port, security, user, Secret(password) if password else None, data_timeout)
 
     def describe(self) -> str:
         """For the plan shown before sending: ``smtp.example.org:587 (STARTTLS, user becker)``."""

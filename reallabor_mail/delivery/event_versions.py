@@ -2,8 +2,10 @@
 
 The pure decision (first invitation, resend, update, cancellation) is
 :func:`reallabor_mail.render.ics.plan_version`; this module gives it the last version sent and records a
-version once its campaign went out. Recording is idempotent for the same (event, SEQUENCE, fingerprint),
-so a resumed campaign may record again.
+version as soon as anything of it may have gone out: :func:`version_op` is committed in the same
+transaction as the campaign's first ``sending`` ledger row, so however a run ends (Ctrl-C, SIGKILL, a
+dead server) the next ``send`` knows the version is out and plans the update. Recording is idempotent
+for the same (event, SEQUENCE, fingerprint), so a resumed campaign may record again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 
 from reallabor_mail.content.loader import Content, EventItem
 from reallabor_mail.db import transaction
+from reallabor_mail.delivery.ledger import Op
 from reallabor_mail.render.ics import CalendarError, EventPlan, SentVersion, plan_version, utc
 
 Clock = Callable[[], dt.datetime]
@@ -54,6 +57,18 @@ def record_sent_version(
             "INSERT INTO event_versions (event, sequence, fingerprint, sent_at) VALUES (?, ?, ?, ?)",
             (event.stem, sequence, fingerprint, utc(sent_at).isoformat()),
         )
+
+
+def version_op(event: EventItem, sequence: int, fingerprint: str, sent_at: dt.datetime) -> Op:
+    """The statement that records a version, for the transaction of the campaign's first ``sending`` row.
+
+    The plan gave this SEQUENCE to this fingerprint (:func:`plan_event`), so an existing row is the same
+    version (a resumed campaign): it is kept.
+    """
+    return (
+        "INSERT OR IGNORE INTO event_versions (event, sequence, fingerprint, sent_at) VALUES (?, ?, ?, ?)",
+        (event.stem, sequence, fingerprint, utc(sent_at).isoformat()),
+    )
 
 
 def plan_event(content: Content, event: EventItem, conn: sqlite3.Connection, clock: Clock) -> EventPlan:
