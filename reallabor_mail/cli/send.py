@@ -151,8 +151,9 @@ def print_summary(console: Console, state: CampaignStatus, report: RunReport | N
     ))  # fmt: skip
     if state.unknown:
         console.print("[yellow]" + _("Unknown ({count})", count=f"{len(state.unknown):,}") + "[/yellow]: " + _(
-            "the server may have these messages (the send stopped, or its reply never came); they may or may not have "
-            "arrived and are not resent automatically. Ask the recipients, or send one a copy with --to EMAIL:",
+            "the server may have these messages (the send stopped, or its reply never came); they may or may "
+            "not have arrived and are not resent automatically. Ask the recipients, or send one a copy with "
+            "--to EMAIL:",
         ))  # fmt: skip
         for row in state.unknown:
             console.print(f"  {row.email}")

@@ -362,7 +362,10 @@ class SmtpConnection:
             ) from None
         except aiosmtplib.SMTPException as exc:
             smtp.close()
-            raise DeliveryError(f"{login}: login as {user} failed: {type(exc).__name__}") from None
+            raise DeliveryError(
+                f"{login}: login as {user} failed ({describe_exception(exc)}); check the user name and password, "
+                f"and {ENV_PREFIX}SECURITY (many servers offer login only after STARTTLS)"
+            ) from None
 
     async def _connect(self) -> None:
         smtp = await self.open()
