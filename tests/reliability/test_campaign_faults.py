@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
 
 from reallabor_mail.db import connect
@@ -28,7 +29,7 @@ EVENT = Path("events") / "2024-06-19-abschlussveranstaltung.md"
 EVENT_CAMPAIGN = "event:2024-06-19-abschlussveranstaltung"
 TRIALS = 10
 PEOPLE = 40
-_SEQUENCE = re.compile(rb"SEQUENCE:(\d+)")
+_SEQUENCE = re.compile(r"^SEQUENCE:(\d+)", re.MULTILINE)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 120) -> bool:
@@ -46,6 +47,15 @@ def run(command: list[str], env: dict[str, str], timeout: float = 300) -> subpro
 
 def event_command(content: Path, *options: str) -> list[str]:
     return [*CLI, "send", str(content / EVENT), "--yes", *options]
+
+
+def sequence_of(message: EmailMessage) -> int:
+    """The SEQUENCE of the calendar part a message carries (-1 without one)."""
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            found = _SEQUENCE.search(part.get_content())
+            return int(found[1]) if found else -1
+    return -1
 
 
 def unknown_rows(state: Path, campaign: str) -> set[str]:
@@ -105,9 +115,9 @@ def test_ctrl_c_at_random_moments_of_invitation_and_update_runs(tmp_path: Path, 
             unknown_total += len(unknown)
             got: Counter[tuple[str, int]] = Counter()
             for message in server.handler.messages:
-                found = _SEQUENCE.search(message.data)
-                got[(message.rcpt_tos[0], int(found[1]) if found else -1)] += 1
-                if update and sequence == 1 and int(found[1] if found else -1) == 1:
+                version = sequence_of(message.message)
+                got[(message.rcpt_tos[0], version)] += 1
+                if update and sequence == 1 and version == 1:
                     changed = str(message.message["Subject"]).startswith("Geändert: ")
                     wrong_subject += changed != (message.rcpt_tos[0] in first_version)
             everyone = {person(i).email for i in range(PEOPLE)}
