@@ -115,6 +115,29 @@ CREATE TABLE IF NOT EXISTS web_confirmation_outbox (
     last_error    TEXT
 );
 """
+_CAMPAIGNS = """
+CREATE TABLE IF NOT EXISTS campaigns (
+    key         TEXT PRIMARY KEY,  -- the ledger's campaign key: newsletter:<stem>, event:<stem>:<seq>, reminder:…
+    item        TEXT NOT NULL,     -- <kind>:<stem>: the newsletter or event it sends
+    state       TEXT NOT NULL CHECK (state IN ('scheduled', 'sending', 'sent', 'interrupted', 'missed', 'failed')),
+    file        TEXT,              -- the content file, absolute (for the worker)
+    due         TEXT,              -- UTC, ISO 8601: when it was scheduled for (NULL: sent by hand)
+    by_worker   INTEGER NOT NULL DEFAULT 0,  -- 1 while the worker is to send or continue it
+    lists       TEXT,              -- JSON list of --list names given when scheduling ([] = the file's)
+    options     TEXT,              -- JSON: rate, connections given when scheduling
+    fingerprint TEXT,              -- hash of the content files when scheduled
+    detail      TEXT,              -- why it was missed or failed, or what the worker noticed
+    updated     TEXT NOT NULL      -- UTC, ISO 8601
+);
+CREATE INDEX IF NOT EXISTS campaigns_due ON campaigns (by_worker, due);
+CREATE INDEX IF NOT EXISTS campaigns_by_item ON campaigns (item, updated);
+CREATE TABLE IF NOT EXISTS event_declines (
+    event TEXT NOT NULL,  -- the event's stem
+    email TEXT NOT NULL,
+    at    TEXT NOT NULL,  -- UTC, ISO 8601
+    PRIMARY KEY (event, email)
+);
+"""
 _LEDGER_SKIPPED = """
 CREATE TABLE send_ledger_new (
     id INTEGER PRIMARY KEY,
@@ -142,7 +165,9 @@ MIGRATIONS: tuple[str, ...] = (
     _RECIPIENTS + _SEND_LEDGER + _EVENT_VERSIONS,
     # 2: the public form's limits and the outbox of its confirmation mails (web/signup_queue.py)
     _WEB_SIGNUPS,
-    # 3: ledger state 'skipped' (unsubscribed or suppressed after the send began; was counted 'failed')
+    # 3: campaigns as records with a life (scheduled sending, reminders; delivery/schedule.py) and declines
+    _CAMPAIGNS,
+    # 4: ledger state 'skipped' (unsubscribed or suppressed after the send began; was counted 'failed')
     _LEDGER_SKIPPED,
 )
 LATEST_VERSION = len(MIGRATIONS)

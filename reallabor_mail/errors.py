@@ -23,6 +23,7 @@ read or written), so nothing above that line needs to know the library.
     │   ├── HeaderInjectionError       a header value with a line break or NUL (characters.py)
     │   └── StampError                 one recipient's message cannot be stamped (mail/stamp.py)
     ├── RecipientError                 a recipient operation cannot be done (recipients/store.py)
+    ├── ScheduleError                  a send cannot be scheduled or unscheduled as asked (delivery/schedule.py)
     ├── ImportRefused                  a CSV file cannot be imported (recipients/spreadsheet.py)
     ├── InvalidAddress                 an address that does not pass validation (addresses.py)
     ├── InvalidToken                   a link forged, altered, for another purpose or expired (recipients/tokens.py)
@@ -64,7 +65,8 @@ class Severity(StrEnum):
 
 
 class Code(StrEnum):
-    """The stable code of each kind of content problem: 1xx files and front matter, 2xx Markdown, 3xx rendering."""
+    """The stable code of each kind of problem: 1xx files and front matter, 2xx Markdown, 3xx rendering, 4xx a
+    recipient's fields (CSV row, sign-up form, command line) and the rows of a CSV import."""
 
     CONTENT_FOLDER_MISSING = "RLM100"
     INVALID_YAML = "RLM101"
@@ -81,6 +83,7 @@ class Code(StrEnum):
     TRANSLATION_WITHOUT_ORIGINAL = "RLM112"
     CONTROL_CHARACTER = "RLM113"
     NO_PREHEADER = "RLM114"
+    QUOTES_NOT_STRAIGHT = "RLM115"
     HEADING_IN_BODY = "RLM201"
     DECEPTIVE_LINK = "RLM202"
     IMAGE_WITHOUT_ALT = "RLM203"
@@ -88,6 +91,8 @@ class Code(StrEnum):
     IMAGE_UNREADABLE = "RLM205"
     LINK_WITHOUT_ADDRESS = "RLM206"
     LINK_NOT_FULL_ADDRESS = "RLM207"
+    DOUBLE_GREETING = "RLM208"
+    IMAGE_TOO_HEAVY = "RLM209"
     TEMPLATE_NOT_FOUND = "RLM301"
     TEMPLATE_ERROR = "RLM302"
     MJML_ERROR = "RLM303"
@@ -95,6 +100,21 @@ class Code(StrEnum):
     EMAIL_TOO_LARGE = "RLM305"
     TEMPLATES_FOLDER_MISSING = "RLM306"
     TEMPLATE_NOT_UTF8 = "RLM307"
+    FIELD_REQUIRED = "RLM401"
+    FIELD_EMAIL = "RLM402"
+    FIELD_TOO_LONG = "RLM403"
+    FIELD_CONTROL_CHARACTER = "RLM404"
+    FIELD_FORMULA = "RLM405"
+    FIELD_SALUTATION = "RLM406"
+    FIELD_LANGUAGE = "RLM407"
+    ROW_STATUS = "RLM410"
+    ROW_FIELD_COUNT = "RLM411"
+    ROW_UNREADABLE = "RLM412"
+    ROW_CONFLICT = "RLM413"
+    ROW_MERGED = "RLM414"
+    ROW_STORED_OTHERWISE = "RLM415"
+    ROW_SUPPRESSED = "RLM416"
+    ROW_STATUS_KEPT = "RLM417"
 
 
 @dataclass(frozen=True, order=True)

@@ -4,14 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "test" ]; then
-  pkgs=(chromium postfix spamassassin nginx)
+  # rspamd: the second spam filter; python3-gi + gir1.2-ical-3.0: libical (Evolution's library) for the
+  # system Python; nodejs + npm: Mozilla's ical.js (Thunderbird's parser) for tests/interop.
+  pkgs=(chromium postfix spamassassin nginx rspamd python3-gi gir1.2-ical-3.0)
   missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  # node may come from another source (NodeSource bundles npm): install Debian's only if the command is missing
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  # ical.js at the version pinned in tests/interop/package-lock.json, into tests/interop/node_modules
+  (cd tests/interop && npm ci --no-audit --no-fund --silent)
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null

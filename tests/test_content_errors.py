@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,61 @@ def test_site_yaml_in_windows_1252_is_one_problem(content_copy: Path) -> None:
     site.write_bytes(site.read_text(encoding="utf-8").encode("cp1252", errors="replace"))
     message = only(problems_for(content_copy), "not UTF-8")
     assert message.startswith(display_path(site, content_copy) + ": not UTF-8 text")
+
+
+def test_a_content_file_with_a_byte_order_mark_is_read(content_copy: Path) -> None:
+    write_event(content_copy, "\ufeff" + EVENT)
+    event = next(e for e in load_content(content_copy).events if e.stem == "2030-01-01-test")
+    assert event.meta.title == "Kollegialer Austausch"
+
+
+@pytest.mark.parametrize("quoted", ["„Resilienz in Krisenzeiten: Kommunen“", "“Resilienz in Krisenzeiten: Kommunen”"])
+def test_typographic_quotes_around_a_title_with_a_colon_ask_for_straight_ones(content_copy: Path, quoted: str) -> None:
+    write_event(content_copy, EVENT.replace('"Kollegialer Austausch"', quoted))
+    message = only(problems_for(content_copy), "straight quotes")
+    assert message.startswith(display_path(content_copy / "events" / "2030-01-01-test.md", content_copy) + ":2: ")
+    assert message.endswith("[RLM115]") and "YAML error" not in message and 'use straight quotes "…"' in message
+
+
+def write_photo(path: Path, width: int, height: int) -> None:
+    """A photo-like image (noise compresses badly, like a real photo)."""
+    import PIL.Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PIL.Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(path, quality=95)
+
+
+def test_wide_images_are_scaled_for_the_build(content_copy: Path, tmp_path: Path) -> None:
+    import PIL.Image
+
+    photo = content_copy / "images" / "Partnerschaftstreffen 2026.JPG"
+    PIL.Image.new("RGB", (4000, 3000), (40, 90, 160)).save(photo, quality=95)
+    write_event(content_copy, EVENT + "\n![Gruppenfoto beim Treffen](<images/Partnerschaftstreffen 2026.JPG>)\n")
+    first, second = tmp_path / "a", tmp_path / "b"
+    result = build(content_copy, TEMPLATES, first, today=TODAY, strict=True)
+    build(content_copy, TEMPLATES, second, today=TODAY)
+    built = first / "images" / "Partnerschaftstreffen 2026.JPG"
+    with PIL.Image.open(built) as picture:
+        assert picture.size == (1200, 900) and picture.format == "JPEG"
+    assert built.read_bytes() == (second / "images" / built.name).read_bytes()  # deterministic
+    assert not [w for w in result.warnings if "2030-01-01-test" in str(w)]
+    page = (first / "events" / "2030-01-01-test" / "index.html").read_text(encoding="utf-8")
+    assert 'src="../../images/Partnerschaftstreffen%202026.JPG"' in page and 'width="552" height="414"' in page
+
+
+def test_a_heavy_image_warns_and_strict_refuses_it(content_copy: Path, tmp_path: Path) -> None:
+    write_photo(content_copy / "images" / "foto.jpg", 1000, 700)
+    write_event(content_copy, EVENT + "\n![Foto](images/foto.jpg)\n")
+    result = build(content_copy, TEMPLATES, tmp_path / "out", today=TODAY)
+    message = only([str(w) for w in result.warnings], "foto.jpg")
+    assert "2030-01-01-test.md:11:" in message and "KB" in message and message.endswith("[RLM209]")
+    with pytest.raises(ContentError):
+        build(content_copy, TEMPLATES, tmp_path / "strict", strict=True, today=TODAY)
+
+
+def test_raw_html_image_problems_name_file_and_line(content_copy: Path) -> None:
+    raw = '\n<img src="images/fehlt.png" alt="Fehlt">\n\n<img src="../site.yaml" alt="x">\n'
+    write_event(content_copy, EVENT + raw)
+    messages = problems_for(content_copy)
+    assert "2030-01-01-test.md:11:" in only(messages, "fehlt.png")
+    assert "2030-01-01-test.md:13:" in only(messages, "site.yaml")

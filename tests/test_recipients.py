@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from reallabor_mail.db import connect
+from reallabor_mail.errors import Code, ContentError
 from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as rcp
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.recipients.spreadsheet import ImportRefused
-from reallabor_mail.recipients.store import RecipientError
+from reallabor_mail.recipients.store import RecipientError, Suppression
 from reallabor_mail.recipients.tokens import InvalidToken, SecretMissing, load_secret, make_token, read_token
 from reallabor_mail.settings import Settings
 
@@ -169,12 +170,12 @@ def test_wrong_delimiter_says_which_columns_are_known(conn: sqlite3.Connection, 
 
 def test_rows_with_another_delimiter_than_the_header(conn: sqlite3.Connection, tmp_path: Path) -> None:
     data = csv_bytes(GERMAN, []) + ",".join(ROWS[0]).encode() + b"\r\n"
-    with pytest.raises(ImportRefused, match=r"row 2: 1 field\(s\), but the header has 7"):
+    with pytest.raises(ImportRefused, match=r"row 2: 1 field, but the header has 7"):
         do_import(conn, write(tmp_path, data))
 
 
 def test_unknown_columns_are_named_with_the_known_ones(conn: sqlite3.Connection, tmp_path: Path) -> None:
-    with pytest.raises(ImportRefused, match=r"unknown column\(s\) 'Telefon', 'Ort'; known columns: email/E-Mail"):
+    with pytest.raises(ImportRefused, match=r"unknown columns 'Telefon', 'Ort'; known columns: email/E-Mail"):
         do_import(conn, write(tmp_path, csv_bytes([*GERMAN, "Telefon", "Ort"], [])))
 
 
@@ -203,7 +204,7 @@ def test_every_bad_row_is_listed_and_nothing_imported(conn: sqlite3.Connection, 
     with pytest.raises(ImportRefused) as caught:
         do_import(conn, write(tmp_path, csv_bytes(GERMAN, BAD_ROWS)))
     message = str(caught.value)
-    assert "4 invalid row(s); nothing was imported" in message
+    assert "4 invalid rows; nothing was imported" in message
     assert "row 3: email: 'kaputt@' is not an address mail can be sent to" in message
     assert "row 4: first name contains a line break" in message
     assert "row 5: last name '=HYPERLINK(\"http://evil.exampl' starts with '=' like a spreadsheet formula" in message
@@ -260,15 +261,31 @@ def test_suppressed_addresses_leave_every_list(conn: sqlite3.Connection) -> None
     rcp.add_recipient(conn, person, "newsletter", status="subscribed", source="test", now=NOW)
     rcp.add_recipient(conn, person, "reallabor", status="subscribed", source="test", now=NOW)
     assert not rcp.is_suppressed(conn, "Hard@Bounce.example.org", SECRET)
-    rcp.suppress(conn, "HARD@bounce.example.org", "bounce 5.1.1 user unknown", SECRET, now=NOW)
+    rcp.suppress(conn, "HARD@bounce.example.org", Suppression.BOUNCED, SECRET, detail="550 5.1.1 user unknown",
+                 now=NOW)  # fmt: skip
     assert rcp.is_suppressed(conn, "hard@bounce.example.org", SECRET)
     assert list(rcp.subscribers(conn, "newsletter")) == list(rcp.subscribers(conn, "reallabor")) == []
     stored = rcp.find(conn, "hard@bounce.example.org")
     assert stored is not None and {m.status for m in stored.memberships} == {"bounced"}
+    assert {(e.action, e.source) for e in stored.events if e.action == "bounced"} == {
+        ("bounced", "suppressed: 550 5.1.1 user unknown")
+    }
+
+
+def test_the_caller_says_why_an_address_is_suppressed_not_the_wording(conn: sqlite3.Connection) -> None:
+    """A bounce whose server reply does not say "bounce" is still a bounce."""
+    rcp.add_recipient(conn, Recipient("a@example.org"), "newsletter", status="subscribed", source="test", now=NOW)
+    rcp.suppress(conn, "a@example.org", Suppression.BOUNCED, SECRET, detail="550 5.1.1 mailbox unknown", now=NOW)
+    stored = rcp.find(conn, "a@example.org")
+    assert stored is not None and [m.status for m in stored.memberships] == ["bounced"]
+    reasons = conn.execute("SELECT reason FROM suppressions").fetchall()
+    assert [r["reason"] for r in reasons] == ["550 5.1.1 mailbox unknown"]
+    rcp.erase(conn, "a@example.org", SECRET, now=NOW)
+    assert [r["reason"] for r in conn.execute("SELECT reason FROM suppressions").fetchall()] == ["erased"]
 
 
 def test_another_secret_is_refused_for_the_suppression_list(conn: sqlite3.Connection) -> None:
-    rcp.suppress(conn, "x@example.org", "erased on request", SECRET, now=NOW)
+    rcp.suppress(conn, "x@example.org", Suppression.ERASED, SECRET, now=NOW)
     with pytest.raises(RecipientError, match="not the secret this state file's suppression list was made with"):
         rcp.is_suppressed(conn, "x@example.org", b"another-secret-0123456789")
 
@@ -386,16 +403,26 @@ def test_cli_round_trip(tmp_path: Path) -> None:
     assert "erased; the address is suppressed" in erased.stdout
     gone = cli(tmp_path, "recipients", "export", "anna.mueller@dortmund.de")
     assert (gone.returncode, gone.stderr) == (1, "anna.mueller@dortmund.de: not in the recipient list\n")
-    assert cli(tmp_path, "recipients", "purge").stdout == "0 unconfirmed sign-up(s) deleted\n"
+    assert cli(tmp_path, "recipients", "purge").stdout == "0 unconfirmed sign-ups deleted\n"
 
 
 def test_cli_errors_are_one_clear_message(tmp_path: Path) -> None:
     write(tmp_path, csv_bytes(GERMAN, BAD_ROWS))
     bad = cli(tmp_path, "recipients", "import", "verteiler.csv", "--list", "newsletter")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
-    assert bad.stderr.startswith("verteiler.csv: 4 invalid row(s); nothing was imported")
+    assert bad.stderr.startswith("verteiler.csv: 4 invalid rows; nothing was imported")
     no_secret = cli(tmp_path, "recipients", "import", "verteiler.csv", "--list", "newsletter",
                     env={"REALLABOR_SECRET": ""})  # fmt: skip
     assert no_secret.stderr.startswith("REALLABOR_SECRET is not set.")
     bad_list = cli(tmp_path, "recipients", "import", "verteiler.csv", "--list", "News Letter")
     assert "'News Letter': not a list name" in bad_list.stderr
+
+
+def test_the_public_server_reads_site_yaml_by_the_loaders_rule(tmp_path: Path) -> None:
+    """A site.yaml saved as Windows-1252 is the loader's problem RLM109, whoever reads it."""
+    from reallabor_mail.cli.recipients import load_site
+
+    (tmp_path / "site.yaml").write_bytes("title: Städtepartnerschaften\n".encode("cp1252"))
+    with pytest.raises(ContentError) as refused:
+        load_site(tmp_path)
+    assert [p.code for p in refused.value.problems] == [Code.NOT_UTF8]

@@ -401,3 +401,15 @@ def test_a_test_send_is_marked_names_only_its_address_and_drops_what_an_earlier_
     assert str(server.handler.messages[0].message["Subject"]).startswith("[TEST] Реаллабор")
     real = send(str(content_copy / NEWSLETTER), "--yes")
     assert "to send    7 new" in real.output
+
+
+def test_a_resumed_update_is_still_an_update(env: dict[str, str], content_copy: Path, server: FaultServer) -> None:
+    assert send(str(content_copy / EVENT), "--yes").exit_code == 0
+    move_end(content_copy)
+    server.handler.messages.clear()
+    assert send(str(content_copy / EVENT), "--yes", "--limit", "2").exit_code == 0
+    resumed = send(str(content_copy / EVENT), "--yes", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    sent = subjects(server)
+    assert set(sent) == {p.email for p in PEOPLE}
+    assert all(subject.startswith("Geändert: ") for subject in sent.values()), sent

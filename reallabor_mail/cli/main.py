@@ -7,22 +7,23 @@ because the language is only known once the command runs (``REALLABOR_LANG``, th
 
 A porch, not a hall: this module imports only click, the base modules and the catalogs at start, and
 each command imports its library inside its function, so ``--help`` and ``check`` do not load the web
-server, the SMTP client or the email toolchain they do not use (tests/test_cli.py checks this). The
+server, the SMTP client or the email toolchain they do not use (tests/cli/test_cli.py checks this). The
 environment is read once, here, into a :class:`~reallabor_mail.settings.Settings` the commands pass down.
 """
 
 from __future__ import annotations
 
-import inspect
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from reallabor_mail import __version__
+from reallabor_mail.cli.translated import TranslatedCommand
 from reallabor_mail.content.loader import site_language
+from reallabor_mail.db import state_path
 from reallabor_mail.errors import ContentError, Problem, ReallaborError
 from reallabor_mail.i18n.messages import N_, _, activate_staff_language, ngettext, staff_language
 from reallabor_mail.settings import Settings
@@ -35,38 +36,6 @@ N_("Usage:"), N_("Options"), N_("Commands"), N_("Show this message and exit."), 
 def use_staff_language(settings: Settings, content_dir: Path = DEFAULT_CONTENT) -> None:
     """Speak the staff language from now on; ``site.yaml`` of ``content_dir`` decides if the environment does not."""
     activate_staff_language(staff_language(settings, site_language(content_dir)))
-
-
-class TranslatedFormatter(click.HelpFormatter):
-    """click's help page in the staff language: usage prefix, headings and every option's and command's help."""
-
-    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
-        super().write_usage(prog, args, prefix=_("Usage:") + " ")
-
-    def write_heading(self, heading: str) -> None:
-        super().write_heading(_(heading))
-
-    def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
-        super().write_dl([(term, _(text) if text else text) for term, text in rows], col_max, col_spacing)
-
-
-class TranslatedContext(click.Context):
-    formatter_class = TranslatedFormatter
-
-
-class TranslatedCommand(click.Command):
-    """A command whose help text is translated when shown (in a list of commands, untruncated)."""
-
-    context_class = TranslatedContext
-
-    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        if self.help:
-            formatter.write_paragraph()
-            with formatter.indentation():
-                formatter.write_text(_(inspect.cleandoc(self.help)))
-
-    def get_short_help_str(self, limit: int = 45) -> str:
-        return inspect.cleandoc(self.help) if self.help else ""
 
 
 class TranslatedGroup(TranslatedCommand, click.Group):
@@ -115,13 +84,21 @@ N_("Newsletter and event mailing of the Netzwerkstelle Städtepartnerschaften.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"),
          help=N_("The folder the archive is written to (default: build)."))  # fmt: skip
 @STRICT
+@click.option("--state", "state_option", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=N_("State file whose sent event versions the .ics downloads carry (read only; default: "
+                      "$REALLABOR_STATE or .reallabor/state.sqlite3 if it exists)."))  # fmt: skip
 @click.pass_obj
-def build(settings: Settings, content_dir: Path, templates_dir: Path | None, out: Path, strict: bool) -> None:
+def build(
+    settings: Settings, content_dir: Path, templates_dir: Path | None, out: Path, strict: bool,
+    state_option: Path | None,
+) -> None:
+    from reallabor_mail.delivery.event_versions import sent_versions
     from reallabor_mail.publish.build import build as build_site
     from reallabor_mail.publish.build import default_templates
 
     use_staff_language(settings, content_dir)
-    result = build_site(content_dir, templates_dir or default_templates(), out, strict=strict)
+    sent = sent_versions(state_path(state_option, settings), required=state_option is not None)
+    result = build_site(content_dir, templates_dir or default_templates(), out, strict=strict, sent=sent)
     _print_problems(result.warnings)
     click.echo(
         ngettext(
@@ -161,6 +138,10 @@ main.add_command(serve)
 from reallabor_mail.cli.send import send_command  # noqa: E402
 
 main.add_command(send_command)
+
+from reallabor_mail.cli.worker import worker  # noqa: E402
+
+main.add_command(worker)
 
 
 def run() -> None:

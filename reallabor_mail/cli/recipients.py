@@ -11,18 +11,20 @@ from typing import TYPE_CHECKING
 
 import click
 
+from reallabor_mail.cli.translated import TranslatedSubgroup
+from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import connect, connect_read_only, state_path
-from reallabor_mail.errors import ProblemLog, ReallaborError, display_path
+from reallabor_mail.errors import ReallaborError
+from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:  # the commands import their libraries when they run (see cli/main.py)
-    from reallabor_mail.content.models import Site
     from reallabor_mail.web.public import PublicConfig
     from reallabor_mail.web.signup_queue import SignupLimits
 
 STATE = click.option(
     "--state", "state_option", type=click.Path(path_type=Path), default=None,
-    help="State database (default: $REALLABOR_STATE, else .reallabor/state.sqlite3).",
+    help=N_("State database (default: $REALLABOR_STATE, else .reallabor/state.sqlite3)."),
 )  # fmt: skip
 CONTENT = click.option(
     "--content", "content_dir", type=click.Path(path_type=Path), default=Path("content"), show_default=True,
@@ -45,48 +47,38 @@ def _who(by: str | None) -> str:
     try:
         return getpass.getuser()
     except (OSError, KeyError):
-        raise ReallaborError("cannot tell who is importing ($USER is not set); pass --by NAME") from None
+        raise ReallaborError(_("$USER is not set, so it is not known who records this; pass --by NAME")) from None
 
 
-def load_site(content_dir: Path) -> Site:
-    """Only ``site.yaml``: the public server must keep running while a draft newsletter has errors."""
-    from reallabor_mail.content.loader import parse_yaml, validate
-    from reallabor_mail.content.models import Site
-
-    path = content_dir / "site.yaml"
-    problems = ProblemLog()
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ReallaborError(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
-    except OSError as exc:
-        raise ReallaborError(f"{path}: cannot read the site settings ({exc.strerror}); pass --content DIR") from None
-    doc = parse_yaml(text, display_path(path), 0, problems)
-    site = validate(doc, Site, problems) if doc else None
-    problems.raise_if_errors()
-    assert site is not None
-    return site
+def _confirmed(question: str) -> bool:
+    """Ask staff a yes/no question in their language; only a yes (theirs or English: j, ja, y, yes) goes on."""
+    answer = click.prompt(_("{question} [y/N]", question=question), default="", show_default=False).strip()
+    # Translators: the word for "yes" a person types to answer a question at the command line.
+    return bool(answer) and any(word.startswith(answer.casefold()) for word in (_("yes"), "yes"))
 
 
-@click.group("recipients")
+@click.group("recipients", cls=TranslatedSubgroup,
+             help=N_("The mailing list: import, list, unsubscribe, export (GDPR access), delete (erasure), purge."))
 def recipients_group() -> None:
-    """The mailing list: import, list, unsubscribe, export (GDPR access), delete (erasure), purge."""
+    pass
 
 
-@recipients_group.command("import")
+@recipients_group.command(
+    "import", help=N_("Import an Excel CSV (; or , — UTF-8, UTF-8 with BOM, UTF-16 or cp1252) onto a list as "
+                      "subscribed.")
+)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--list", "list_name", required=True, help="The list to put everyone on (e.g. newsletter).")
-@click.option("--skip-invalid", is_flag=True, help="Import the valid rows and list the others.")
-@click.option("--update", is_flag=True, help="Take the file's details where they differ from the stored ones.")
-@click.option("--encoding", help="The file's encoding (e.g. cp1252), when it cannot be told from the file.")
-@click.option("--by", help="Who vouches for the consent of these contacts (default: $USER).")
+@click.option("--list", "list_name", required=True, help=N_("The list to put everyone on (e.g. newsletter)."))
+@click.option("--skip-invalid", is_flag=True, help=N_("Import the valid rows and list the others."))
+@click.option("--update", is_flag=True, help=N_("Take the file's details where they differ from the stored ones."))
+@click.option("--encoding", help=N_("The file's encoding (e.g. cp1252), when it cannot be told from the file."))
+@click.option("--by", help=N_("Who vouches for the consent of these contacts (default: $USER)."))
 @STATE
 @click.pass_obj
 def import_command(
     settings: Settings, file: Path, list_name: str, skip_invalid: bool, update: bool, encoding: str | None,
     by: str | None, state_option: Path | None,
 ) -> None:  # fmt: skip
-    """Import an Excel CSV (; or , — UTF-8, UTF-8 with BOM, UTF-16 or cp1252) onto a list as subscribed."""
     from reallabor_mail.recipients import spreadsheet
     from reallabor_mail.recipients.tokens import load_secret
 
@@ -97,24 +89,28 @@ def import_command(
     )  # fmt: skip
     notes = sorted((*report.invalid, *report.merged, *report.changed, *report.kept_out), key=lambda n: n.row)
     for note in notes:
-        click.echo(f"{file}: row {note.row}: {note.message}", err=True)
+        click.echo(note.line(file), err=True)
     skipped = len({p.row for p in report.invalid})
     differing = len(report.changed) - report.updated
-    click.echo(
-        f"{file}: {report.added} added, {report.known} already known on '{list_name}'"
-        + (f"; {report.updated} updated" if report.updated else "")
-        + (f"; {differing} with other details kept as stored (--update takes the file's)" if differing else "")
-        + (f"; {skipped} invalid row(s) skipped" if skipped else "")
-        + (f"; {len(report.kept_out)} kept out" if report.kept_out else "")
-    )
+    parts = [_("{path}: {added} added, {known} already known on '{list}'", path=file, added=report.added,
+               known=report.known, list=list_name)]  # fmt: skip
+    if report.updated:
+        parts.append(ngettext("{count} updated", "{count} updated", report.updated))
+    if differing:
+        parts.append(ngettext("{count} with other details kept as stored (--update takes the file's)",
+                              "{count} with other details kept as stored (--update takes the file's)", differing))
+    if skipped:
+        parts.append(ngettext("{count} invalid row skipped", "{count} invalid rows skipped", skipped))
+    if report.kept_out:
+        parts.append(ngettext("{count} kept out", "{count} kept out", len(report.kept_out)))
+    click.echo("; ".join(parts))
 
 
-@recipients_group.command("list")
-@click.option("--list", "list_name", help="Only people with a status on this list.")
+@recipients_group.command("list", help=N_("Everyone stored, with their lists and status."))
+@click.option("--list", "list_name", help=N_("Only people with a status on this list."))
 @STATE
 @click.pass_obj
 def list_command(settings: Settings, list_name: str | None, state_option: Path | None) -> None:
-    """Everyone stored, with their lists and status."""
     from reallabor_mail.recipients import store as recipients
 
     conn = _open(state_option, settings, read_only=True)
@@ -126,58 +122,64 @@ def list_command(settings: Settings, list_name: str | None, state_option: Path |
         )
         name = " ".join(x for x in (r.salutation, r.title, r.first_name, r.last_name) if x)
         click.echo("\t".join((r.email, name, r.organisation or "", r.language, lists)))
-    click.echo(f"{len(found)} recipient(s)", err=True)
+    click.echo(ngettext("{count} recipient", "{count} recipients", len(found)), err=True)
 
 
-@recipients_group.command("unsubscribe")
+@recipients_group.command(
+    "unsubscribe", help=N_("Take a person off a list (or all lists) at once; the data stays, the consent record "
+                           "notes it.")
+)
 @click.argument("email")
-@click.option("--list", "list_name", help="Only this list (default: every list).")
-@click.option("--by", help="Who records the request (default: $USER).")
+@click.option("--list", "list_name", help=N_("Only this list (default: every list)."))
+@click.option("--by", help=N_("Who records the request (default: $USER)."))
 @STATE
 @click.pass_obj
 def unsubscribe_command(
     settings: Settings, email: str, list_name: str | None, by: str | None, state_option: Path | None
 ) -> None:
-    """Take a person off a list (or all lists) at once; the data stays, the consent record notes it."""
     from reallabor_mail.recipients import store as recipients
 
     conn = _open(state_option, settings)
-    if recipients.find(conn, email) is None:
-        raise ReallaborError(f"{email}: not in the recipient list")
+    recipients.stored_person(conn, email)
     left = recipients.unsubscribe(conn, email, list_name, source="command line", actor=_who(by), now=_now())
-    click.echo(f"{email}: unsubscribed from {', '.join(left)}" if left else f"{email}: was not subscribed")
+    if left:
+        click.echo(_("{email}: unsubscribed from {lists}", email=email, lists=", ".join(left)))
+    else:
+        click.echo(_("{email}: was not subscribed", email=email))
 
 
-@recipients_group.command("export")
+@recipients_group.command("export", help=N_("CSV of one person (everything stored, consent included) or of a list."))
 @click.argument("email", required=False)
-@click.option("--list", "list_name", help="Export everyone on this list.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE (for Excel).")
+@click.option("--list", "list_name", help=N_("Export everyone on this list."))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help=N_("Write to FILE (for Excel)."))  # fmt: skip
 @STATE
 @click.pass_obj
 def export_command(
     settings: Settings, email: str | None, list_name: str | None, output: Path | None, state_option: Path | None
 ) -> None:
-    """CSV of one person (everything stored, consent included) or of a list."""
     from reallabor_mail.recipients import spreadsheet
 
     if bool(email) == bool(list_name):
-        raise click.UsageError("give either EMAIL or --list NAME")
+        raise click.UsageError(_("give either EMAIL or --list NAME"))
     conn = _open(state_option, settings, read_only=True)
     text = spreadsheet.export_person(conn, email) if email else spreadsheet.export_list(conn, list_name or "")
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8-sig", newline="")  # the BOM makes Excel read UTF-8
-        click.echo(f"written to {output}", err=True)
+        click.echo(_("written to {path}", path=output), err=True)
 
 
-@recipients_group.command("delete")
+@recipients_group.command(
+    "delete", help=N_("Erase a person (GDPR Art. 17); only a keyed hash of the address stays, so they are never "
+                      "mailed again.")
+)
 @click.argument("email")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @STATE
 @click.pass_obj
 def delete_command(settings: Settings, email: str, yes: bool, state_option: Path | None) -> None:
-    """Erase a person (GDPR Art. 17); only a keyed hash of the address stays, so they are never mailed again."""
     from reallabor_mail.addresses import address_key
     from reallabor_mail.delivery.ledger import forget
     from reallabor_mail.recipients import store as recipients
@@ -187,23 +189,25 @@ def delete_command(settings: Settings, email: str, yes: bool, state_option: Path
     secret = load_secret(settings)
     address = address_key(email)
     conn = _open(state_option, settings)
-    if not yes:
-        click.confirm(f"Erase everything stored about {email}? This cannot be undone", abort=True)
+    question = _("Really erase everything stored about {email}? This cannot be undone.", email=email)
+    if not yes and not _confirmed(question):
+        raise click.exceptions.Abort
     forget(conn, address, "erased:" + recipients.address_hash(address, secret))
     signup_queue.forget(conn, address)
-    existed = recipients.erase(conn, address, secret, now=_now())
-    click.echo(f"{email}: " + ("erased; " if existed else "was not stored; ") + "the address is suppressed")
+    if recipients.erase(conn, address, secret, now=_now()):
+        click.echo(_("{email}: erased; the address is suppressed", email=email))
+    else:
+        click.echo(_("{email}: was not stored; the address is suppressed", email=email))
 
 
-@recipients_group.command("purge")
+@recipients_group.command("purge", help=N_("Delete sign-ups not confirmed within 30 days (send does this too)."))
 @STATE
 @click.pass_obj
 def purge_command(settings: Settings, state_option: Path | None) -> None:
-    """Delete sign-ups not confirmed within 30 days (``send`` does this too)."""
     from reallabor_mail.recipients import store as recipients
 
     count = recipients.purge_unconfirmed(_open(state_option, settings), _now())
-    click.echo(f"{count} unconfirmed sign-up(s) deleted")
+    click.echo(ngettext("{count} unconfirmed sign-up deleted", "{count} unconfirmed sign-ups deleted", count))
 
 
 def public_config(
@@ -222,9 +226,10 @@ def public_config(
     site = load_site(content_dir)
     smtp = settings.smtp()
     if smtp is None:
-        raise ReallaborError("REALLABOR_SMTP_HOST is not set; the public server sends the confirmation mails")
+        raise ReallaborError(_("REALLABOR_SMTP_HOST is not set; the public server sends the confirmation mails"))
     if not (out / "index.html").is_file():
-        raise ReallaborError(f"{out}: no built archive here; run `reallabor-mail build` first (or pass --out DIR)")
+        raise ReallaborError(_("{path}: no built archive here; run `reallabor-mail build` first (or pass --out DIR)",
+                               path=out))  # fmt: skip
     if not lists:
         content = load_content(content_dir)
         named = [n.meta.lists for n in content.newsletters] + [e.meta.lists for e in content.events]

@@ -6,22 +6,24 @@ the delivery code when the command runs, so ``--help`` and ``check`` do not load
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import click
 
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.messages import _, ngettext
+from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
 
-    from reallabor_mail.delivery.campaign import CampaignStatus, Plan
+    from reallabor_mail.delivery.campaign import CampaignStatus, Plan, SendRequest
     from reallabor_mail.delivery.engine import RunReport
     from reallabor_mail.delivery.ledger import Row, State
 
@@ -180,6 +182,84 @@ def print_status(console: Console, state: CampaignStatus) -> None:
                 console.print("  " + _("… and {count} more", count=f"{len(rows) - DETAIL:,}"))
 
 
+def print_schedule(console: Console, request: SendRequest, settings: Settings) -> None:
+    """The schedule part of ``--status``: when the worker sends FILE, or that it missed or failed it."""
+    from reallabor_mail.db import connect_read_only, state_path
+    from reallabor_mail.delivery import schedule
+
+    item, site = schedule.load_item(request.file)
+    conn = connect_read_only(state_path(request.state, settings, request.content_dir))
+    try:
+        record = schedule.latest_schedule(conn, schedule.item_key(item))
+    finally:
+        conn.close()
+    if record is None or record.due is None:
+        return
+    when = local_time(record.due, site.timezone)
+    lines = {
+        "scheduled": _("Scheduled: {key} is sent at {when} by `reallabor-mail worker`.", key=record.key, when=when),
+        "missed": _("Missed: {key} was due at {when} and was not sent; schedule it again with --at.",
+                    key=record.key, when=when),
+        "failed": _("Failed: {key} was due at {when} and was not sent:", key=record.key, when=when),
+        "sending": _("Sending: {key} (scheduled for {when}) started and has not ended; if no send is running, "
+                     "the next worker run continues it.", key=record.key, when=when),
+        "interrupted": _("Interrupted: {key} (scheduled for {when}) did not finish; the next worker run "
+                         "continues it.", key=record.key, when=when),
+        "sent": _("Sent as scheduled for {when}: {key}.", key=record.key, when=when),
+    }  # fmt: skip
+    line = lines[record.state]
+    if record.state in ("sending", "interrupted") and not record.by_worker:
+        line = _("Interrupted: {key} (scheduled for {when}) is too late for the worker; continue it with --resume.",
+                 key=record.key, when=when)  # fmt: skip
+    console.print(line, markup=False)
+    for detail in (record.detail or "").splitlines():
+        console.print(f"  {detail}", markup=False)
+
+
+def local_time(moment: dt.datetime, zone: str) -> str:
+    """``2026-12-14 09:00 (Europe/Berlin)``: a moment as staff read it."""
+    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} ({zone})"
+
+
+def schedule_send(console: Console, request: SendRequest, settings: Settings, at: str | None, *, yes: bool) -> None:
+    """``send FILE --at TIME`` (show the plan, ask, record the schedule) and ``send FILE --unschedule``."""
+    from reallabor_mail.db import connect, state_path
+    from reallabor_mail.delivery import schedule
+    from reallabor_mail.delivery.campaign import prepare
+
+    if at is None:
+        item, _site = schedule.load_item(request.file)
+        conn = connect(state_path(request.state, settings, request.content_dir))
+        try:
+            removed = schedule.unschedule(conn, item)
+        finally:
+            conn.close()
+        if removed is None:
+            console.print(_("{path}: no schedule to remove.", path=request.file))
+        else:
+            console.print(_("Schedule removed: {key} is not sent by the worker.", key=removed.key))
+        return
+    for flag, given in (("--to", request.to), ("--outbox", request.outbox), ("--dry-run", request.dry_run),
+                        ("--resume", request.resume),
+                        ("--retry-failed", request.retry_failed), ("--limit", request.limit)):  # fmt: skip
+        if given:
+            raise ReallaborError(_("--at: cannot be combined with {flag}; schedule the whole send", flag=flag))
+    with prepare(request, settings=settings, clock=settings.now) as prepared:
+        due = schedule.parse_at(at, prepared.site.timezone, settings.now())
+        plan = prepared.plan
+        for line in plan_lines(plan):
+            console.print(line)
+        console.print(_("  at         {when}", when=local_time(due, prepared.site.timezone)))
+        question = _("Schedule this send for {when}?", when=local_time(due, prepared.site.timezone))
+        if not yes and not click.confirm(question, default=False):
+            console.print(_("Nothing scheduled."))
+            return
+        schedule.schedule(prepared.conn, plan.campaign, prepared.composer.item, due, settings.now(),
+                          lists=request.lists, rate=request.rate, connections=request.connections)  # fmt: skip
+    console.print(_("Scheduled. `reallabor-mail worker` sends it at {when} to those subscribed then; "
+                    "see send FILE --status.", when=local_time(due, prepared.site.timezone)))  # fmt: skip
+
+
 def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     from reallabor_mail.delivery.transport import parse_rate
 
@@ -207,13 +287,17 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 @click.option("--content", "content_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The content folder (default: the folder above FILE's).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Send at most N messages in this run.")
+@click.option("--at", "at", metavar="'YYYY-MM-DD HH:MM'",
+              help=N_("Send at this time (site time zone) instead of now: `reallabor-mail worker` sends it."))
+@click.option("--unschedule", is_flag=True, help=N_("Remove the schedule of FILE (made with --at)."))
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Templates folder: its files replace the shipped templates of the same name.")
 @click.pass_obj
 def send_command(
     settings: Settings, file: Path, lists: tuple[str, ...], to: str | None, dry_run: bool, outbox: Path | None,
     rate: float | None, connections: int, yes: bool, resume: bool, retry_failed: bool, show_status: bool,
-    state: Path | None, content_dir: Path | None, limit: int | None, templates_dir: Path | None,
+    state: Path | None, content_dir: Path | None, limit: int | None, at: str | None, unschedule: bool,
+    templates_dir: Path | None,
 ) -> None:  # fmt: skip
     """Send FILE (a newsletter or event) to its lists: one personal message per recipient.
 
@@ -235,6 +319,10 @@ def send_command(
     console = Console(highlight=False, soft_wrap=True)
     if show_status:
         print_status(console, status(request, settings=settings))
+        print_schedule(console, request, settings)
+        return
+    if at is not None or unschedule:
+        schedule_send(console, request, settings, at, yes=yes)
         return
     with prepare(request, settings=settings) as prepared:
         plan = prepared.plan

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from urllib.parse import quote
 
 import PIL.Image
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from reallabor_mail.characters import TEXT_CONTROL
+from reallabor_mail.content.images import HEAVY_BYTES, published
 from reallabor_mail.content.markdown import Body, ImageResolver, ResolvedImage, parse_body, read_image_path
 from reallabor_mail.content.models import LANGUAGES, EventFrontMatter, EventStatus, Language, Newsletter, Site
 from reallabor_mail.errors import Code, ContentError, Problem, ProblemLog, ReallaborError, display_path
@@ -170,6 +172,7 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 
+_TYPOGRAPHIC_QUOTES = re.compile(r":\s*[„“”«»‚‘’]")  # a value opened with a typographic quote
 _UNCLOSED = ("quoted scalar", "flow")  # what PyYAML was reading when a quote or bracket never closed
 
 
@@ -209,6 +212,15 @@ def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> 
         data = yaml.load(text, Loader=_FrontMatterLoader)
     except yaml.MarkedYAMLError as exc:
         line = _error_line(exc, text, line_offset)
+        source_lines = text.splitlines()
+        source = source_lines[line - 1 - line_offset] if 0 <= line - 1 - line_offset < len(source_lines) else ""
+        if _TYPOGRAPHIC_QUOTES.search(source):
+            message = _(
+                "typographic quotes („…“ or “…”) do not quote a value in YAML; use straight quotes \"…\" "
+                "around a text with a colon"
+            )
+            problems.error(path, line, message, Code.QUOTES_NOT_STRAIGHT)
+            return None
         detail = exc.problem or exc.context
         message = _("invalid YAML: {detail}; check indentation and quoting", detail=detail)
         problems.error(path, line, message, Code.INVALID_YAML)
@@ -342,8 +354,7 @@ class _Loader:
         def resolve(src: str, line: int | None) -> ResolvedImage | None:
             try:
                 file = read_image_path(src, self.root)
-                with PIL.Image.open(file) as picture:
-                    width, height = picture.size
+                image = published(file)
             except ValueError as exc:
                 self.problems.error(path, line, str(exc), Code.IMAGE_PATH)
                 return None
@@ -351,9 +362,20 @@ class _Loader:
                 message = _("{src!r} is not an image we can read; use PNG, JPEG or GIF", src=src)
                 self.problems.error(path, line, message, Code.IMAGE_UNREADABLE)
                 return None
+            if len(image.data) > HEAVY_BYTES:
+                message = _(
+                    "image {src!r} is {size} KB even at {width} px wide; save it smaller than {limit} KB "
+                    "(JPEG for photos), it slows the email down on a phone",
+                    src=src,
+                    size=len(image.data) // 1024,
+                    width=image.width,
+                    limit=HEAVY_BYTES // 1024,
+                )
+                self.problems.warning(path, line, message, Code.IMAGE_TOO_HEAVY)
             self.images.add(file)
             public = self.site.public_url if self.site else ""
-            return ResolvedImage(f"{public}/{file.relative_to(self.root.resolve()).as_posix()}", width, height)
+            address = quote(file.relative_to(self.root.resolve()).as_posix())
+            return ResolvedImage(f"{public}/{address}", image.width, image.height)
 
         return resolve
 
@@ -408,6 +430,18 @@ class _Loader:
         if language not in versions:
             return None
         return Item(stem, versions, language)
+
+
+def load_site(root: Path) -> Site:
+    """Only ``site.yaml`` of ``root``, by the rules :func:`load_content` reads it with; ContentError otherwise.
+
+    The public server needs no more: it must keep running while a draft newsletter has errors.
+    """
+    loader = _Loader(root)
+    site = loader.load_site()
+    loader.problems.raise_if_errors()
+    assert site is not None
+    return site
 
 
 def load_content(root: Path) -> Content:

@@ -10,9 +10,11 @@ import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
@@ -27,13 +29,13 @@ TEXT_WIDTH = 72
 _ALLOWED_TAGS = {
     "p", "br", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "a", "strong", "em", "b", "i", "u",
     "code", "pre", "blockquote", "hr", "img", "table", "thead", "tbody", "tr", "th", "td", "s", "del",
-    "sup", "sub", "small", "abbr",
+    "sup", "sub", "small", "abbr", "div",
 }  # fmt: skip
 _ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "img": {"src", "alt", "title", "width", "height"},
     "th": {"style", "scope"},
-    "td": {"style"},
+    "td": {"style", "data-label"},
     "abbr": {"title"},
     "ol": {"start"},
 }
@@ -48,6 +50,7 @@ def sanitise_html(html: str) -> str:
         attributes=_ALLOWED_ATTRIBUTES,
         url_schemes=_URL_SCHEMES,
         filter_style_properties={"text-align"},
+        allowed_classes={"div": {TABLE_BOX}},
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
@@ -58,8 +61,22 @@ def strip_tags(html: str) -> str:
     return nh3.clean(html, tags=set(), strip_comments=True)
 
 
+TABLE_BOX = "table-box"  # the box a table scrolls in when it is wider than a phone (templates style it)
+
+
+def _table_open(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    return f'<div class="{TABLE_BOX}">\n' + str(self.renderToken(tokens, idx, options, env))
+
+
+def _table_close(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    return str(self.renderToken(tokens, idx, options, env)) + "</div>\n"
+
+
 def _parser() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": True, "typographer": False}).enable(["table", "strikethrough"])
+    md = MarkdownIt("commonmark", {"html": True, "typographer": False}).enable(["table", "strikethrough"])
+    md.add_render_rule("table_open", _table_open)
+    md.add_render_rule("table_close", _table_close)
+    return md
 
 
 _MD = _parser()
@@ -151,14 +168,32 @@ def parse_body(
     """Parse a Markdown body; report problems with the file's line numbers.
 
     ``first_line`` is the line of the file where the body starts. ``resolve_image`` turns an image
-    path into its public URL and size (or returns None after reporting why it cannot).
+    path into its public URL and size (or returns None after reporting why it cannot). Markdown and
+    raw-HTML images and links get the same checks, so no relative address reaches an email.
     """
     tokens = _MD.parse(source)
+    _label_table_cells(tokens)
+    check = _Checks(path, problems, resolve_image)
     for index, token in enumerate(tokens):
         line = first_line + token.map[0] if token.map else None
         if token.type == "heading_open" and token.tag == "h1":
             message = _("a '#' heading in the body; the title is the heading, use '##' for sections")
             problems.warning(path, line, message, Code.HEADING_IN_BODY)
+        if token.type == "html_block":
+            token.content = check.raw_html(token.content, line)
+        for child in token.children or ():
+            if child.type == "image":
+                check.image(child, line)
+            elif child.type == "link_open":
+                check.link(str(child.attrs.get("href", "")), line)
+            elif child.type == "html_inline":
+                child.content = check.raw_html(child.content, line)
+            elif child.type == "text" and _UNPARSED_IMAGE.search(child.content):
+                message = _(
+                    "an image or link address with a space is not read as one; write it in angle brackets: "
+                    "![…](<images/file name.jpg>)"
+                )
+                problems.error(path, line, message, Code.IMAGE_PATH)
         if token.type in ("inline", "html_block"):
             block_html = sanitise_html(_MD.renderer.render(tokens[index : index + 1], _MD.options, {}))
             for text, href in deceptive_links(block_html):
@@ -169,30 +204,130 @@ def parse_body(
                     href=href,
                 )
                 problems.error(path, line, message, Code.DECEPTIVE_LINK)
-        if token.type != "inline" or not token.children:
-            continue
-        for child in token.children:
-            if child.type == "image":
-                _check_image(child, path, line, problems, resolve_image)
-            elif child.type == "link_open":
-                _check_link(str(child.attrs.get("href", "")), path, line, problems)
+    _check_opening_greeting(tokens, path, first_line, problems)
     return _split_sections(tokens)
 
 
-def _check_image(token: Token, path: str, line: int | None, problems: ProblemLog, resolve: ImageResolver) -> None:
-    src = str(token.attrs.get("src", ""))
-    if not token.content.strip():
-        problems.warning(path, line, _("image {src!r} has no alt text; describe it in ![…]({src})", src=src),
-                         Code.IMAGE_WITHOUT_ALT)
-    if src.startswith(("http://", "https://")):
-        return
-    image = resolve(src, line)
-    if image is not None:
-        token.attrs["src"] = image.url
+_UNPARSED_IMAGE = re.compile(r"\[[^\]]*\]\([^)<>\s]+\s[^)]*\)")  # ![x](a b.jpg): CommonMark leaves it as text
+_RAW_IMAGE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_RAW_LINK = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
+_KEPT_IMAGE_ATTRIBUTES = ("src", "alt", "title", "width", "height")
+
+
+class _Attributes(HTMLParser):
+    """The attributes of the first tag of an HTML fragment."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.first: dict[str, str | None] | None = None
+        self.feed(tag)
+        self.close()
+
+    @property
+    def values(self) -> dict[str, str | None]:
+        return self.first or {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.first is None:
+            self.first = dict(attrs)
+
+    handle_startendtag = handle_starttag
+
+
+@dataclass
+class _Checks:
+    """The image and link checks of one file, the same for Markdown syntax and raw HTML."""
+
+    path: str
+    problems: ProblemLog
+    resolve: ImageResolver
+
+    def image(self, token: Token, line: int | None) -> None:
+        """A Markdown image: checked, and pointed at its public URL with its size."""
+        src = str(token.attrs.get("src", ""))
+        self._alt(token.content, src, line)
+        resolved = self._resolve(src, line)
+        if resolved is not None:
+            token.attrs.update(resolved)
+
+    def raw_html(self, html: str, line: int | None) -> str:
+        """Raw HTML with every ``<img>`` checked and rebuilt with its public URL, every ``<a>`` checked."""
+        for tag in _RAW_LINK.findall(html):
+            self.link(str(_Attributes(sanitise_html(tag)).values.get("href") or ""), line)
+        return _RAW_IMAGE.sub(lambda match: self._raw_image(match.group(), line), html)
+
+    def _raw_image(self, tag: str, line: int | None) -> str:
+        values = _Attributes(tag).values
+        src = str(values.get("src") or "")
+        self._alt(str(values.get("alt") or ""), src, line)
+        kept = {k: str(values[k] or "") for k in _KEPT_IMAGE_ATTRIBUTES if values.get(k) is not None}
+        kept.update(self._resolve(src, line) or {})
+        kept.setdefault("alt", "")
+        return "<img " + " ".join(f'{k}="{escape(v)}"' for k, v in kept.items()) + ">"
+
+    def _alt(self, alt: str, src: str, line: int | None) -> None:
+        if not alt.strip():
+            message = _("image {src!r} has no alt text; describe it in ![…]({src})", src=src)
+            self.problems.warning(self.path, line, message, Code.IMAGE_WITHOUT_ALT)
+
+    def _resolve(self, src: str, line: int | None) -> dict[str, str] | None:
+        """``src``, ``width`` and ``height`` of a content image; None for a web address or after a problem."""
+        if src.startswith(("http://", "https://")):
+            return None
+        image = self.resolve(unquote(src), line)
+        if image is None:
+            return None
         # Outlook on Windows sizes images by their attributes only: cap them to the column.
         width = min(image.width, EMAIL_CONTENT_WIDTH)
-        token.attrs["width"] = str(width)
-        token.attrs["height"] = str(round(image.height * width / image.width))
+        return {"src": image.url, "width": str(width), "height": str(round(image.height * width / image.width))}
+
+    def link(self, href: str, line: int | None) -> None:
+        if not href:
+            message = _("a link without address (or with a scheme other than http, https, mailto)")
+            self.problems.error(self.path, line, message, Code.LINK_WITHOUT_ADDRESS)
+        elif not href.startswith(("http://", "https://", "mailto:", "#")):  # "#…": the preview checks the id
+            message = _("link {href!r} is not a full address; an email needs https://…", href=href)
+            self.problems.error(self.path, line, message, Code.LINK_NOT_FULL_ADDRESS)
+
+
+def _label_table_cells(tokens: list[Token]) -> None:
+    """Give each table cell its column heading (``data-label``), shown when a phone stacks the rows."""
+    headings: list[str] = []
+    column = 0
+    for index, token in enumerate(tokens):
+        if token.type == "thead_open":
+            headings = []
+        elif token.type == "th_open":
+            headings.append(_inline_text([tokens[index + 1]], LinkReferences()).strip())
+        elif token.type == "tr_open":
+            column = 0
+        elif token.type == "td_open":
+            if column < len(headings) and headings[column]:
+                token.attrs["data-label"] = headings[column]
+            column += 1
+
+
+_OWN_GREETING = re.compile(
+    r"^(liebe[rs]?|sehr geehrte[rs]?|hallo|guten tag|dear|hello|шановн\w*|вельмишановн\w*|дорог\w*|добрий день)\b"
+    r"[^.!?\n]{0,80}[,!]",
+    re.IGNORECASE,
+)
+
+
+def _check_opening_greeting(tokens: list[Token], path: str, first_line: int, problems: ProblemLog) -> None:
+    """The email already greets each reader by name; a body that opens with a greeting greets twice."""
+    for index, token in enumerate(tokens):
+        if token.type == "paragraph_open":
+            inline = tokens[index + 1]
+            if _OWN_GREETING.match(inline.content.strip()) and token.map:
+                message = _(
+                    "the text starts with its own greeting; the email already opens with a personal one "
+                    "(\"Sehr geehrte Frau …,\"), so remove this line"
+                )
+                problems.warning(path, first_line + token.map[0], message, Code.DOUBLE_GREETING)
+            return
+        if token.type in ("heading_open", "html_block", "table_open", "bullet_list_open", "ordered_list_open"):
+            return
 
 
 _ADDRESS_LIKE = re.compile(r"^(?:https?://)?(?:www\.)?((?:[\w-]+\.)+[a-z]{2,})(?:[/:?#]\S*)?$", re.IGNORECASE)
@@ -238,15 +373,6 @@ def deceptive_links(html: str) -> list[tuple[str, str]]:
         if target != shown and not target.endswith("." + shown):
             found.append((text, href))
     return found
-
-
-def _check_link(href: str, path: str, line: int | None, problems: ProblemLog) -> None:
-    if not href:
-        message = _("a link without address (or with a scheme other than http, https, mailto)")
-        problems.error(path, line, message, Code.LINK_WITHOUT_ADDRESS)
-    elif not href.startswith(("http://", "https://", "mailto:")):
-        message = _("link {href!r} is not a full address; an email needs https://…", href=href)
-        problems.warning(path, line, message, Code.LINK_NOT_FULL_ADDRESS)
 
 
 def _split_sections(tokens: list[Token]) -> Body:

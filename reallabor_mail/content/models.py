@@ -7,6 +7,7 @@ the steps that derive it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,11 +63,34 @@ def _url_string(value: HttpUrl) -> str:
     return str(value)
 
 
+_DURATION = re.compile(r"^\s*(?P<count>\d+)\s*(?P<unit>[hd])\s*$")
+_DURATION_UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1)}
+NO_REMINDER = dt.timedelta(0)
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``24h`` or ``2d`` (hours or days) as a timedelta; ValueError naming the form otherwise."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; write hours or days, e.g. 24h or 2d")
+    return int(match["count"]) * _DURATION_UNITS[match["unit"]]
+
+
+def _reminder_lead(value: object) -> object:
+    """``reminder: 24h`` / ``2d`` before the start; ``reminder: off`` (or false) for none."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "no", "none")):
+        return NO_REMINDER
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("a time before the start is expected, in hours or days (e.g. 24h or 2d), or 'off'")
+
+
 TimezoneName = Annotated[str, AfterValidator(_timezone_name)]
 EmailAddress = Annotated[str, AfterValidator(_email_address)]
 SingleLine = Annotated[str, Field(min_length=1), AfterValidator(_single_line)]
 WebUrl = Annotated[HttpUrl, AfterValidator(_url_string)]
 ListName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+ReminderLead = Annotated[dt.timedelta, BeforeValidator(_reminder_lead)]
 
 
 class Strict(BaseModel):
@@ -94,6 +118,7 @@ class Site(Strict):
     timezone: TimezoneName = "Europe/Berlin"
     partner_timezone: TimezoneName = "Europe/Kyiv"
     language: Language = "de"
+    reminder: ReminderLead | None = None  # the reminder mail of every event that does not set its own
 
     @property
     def public_url(self) -> str:
@@ -112,6 +137,7 @@ class Newsletter(Strict):
     preheader: SingleLine | None = None
     lists: list[ListName] = Field(default_factory=lambda: ["newsletter"])
     upcoming_events: bool = False
+    upcoming_days: int | None = Field(default=None, ge=1, le=366)  # how far ahead "Termine" looks
 
     @field_validator("date", mode="before")
     @classmethod
@@ -188,6 +214,7 @@ class EventFrontMatter(Strict):
     registration: Registration | None = None
     status: EventStatus = EventStatus.SCHEDULED
     lists: list[ListName] = Field(default_factory=lambda: ["reallabor"])
+    reminder: ReminderLead | None = None  # a reminder mail this long before the start (None: the site's default)
 
     @field_validator("start", "end", mode="after")
     @classmethod

@@ -34,6 +34,7 @@ from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import EventItem, NewsletterItem, is_event, load_content
 from reallabor_mail.content.models import Language, Site
 from reallabor_mail.db import NoState, StateError, connect, connect_read_only, state_path
+from reallabor_mail.delivery import schedule
 from reallabor_mail.delivery.engine import DEFAULT_RETRY, Progress, RetryPolicy, RunReport, deliver
 from reallabor_mail.delivery.event_versions import plan_event, version_op
 from reallabor_mail.delivery.ledger import Entry, Ledger, Op, Row, Summary
@@ -128,7 +129,8 @@ class StoreAudience:
         return StoreAudience(connect(path), self.secret, self.clock, self.lists)
 
     def suppress(self, email: str, reason: str) -> None:
-        recipients.suppress(self.conn, email, reason, self.secret, now=self.clock())
+        bounced = recipients.Suppression.BOUNCED  # the engine suppresses only permanent failures
+        recipients.suppress(self.conn, email, bounced, self.secret, detail=reason, now=self.clock())
 
 
 class Composer:
@@ -461,6 +463,8 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
     request, ledger, campaign = prepared.request, prepared.ledger, prepared.plan.campaign
     transport = prepared.open_transport()
     asyncio.run(transport.probe())
+    if prepared.test_person is None:
+        schedule.mark(prepared.conn, campaign, "sending", ledger.clock())
     unknown = ledger.recover(campaign) if request.resume else []
     if request.retry_failed:
         ledger.requeue(campaign)
@@ -476,7 +480,7 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
         ledger.add(campaign, people)
         if prepared.event is not None:
             event, event_plan = prepared.event
-            with_first_start.append(version_op(event, event_plan.sequence, event_plan.fingerprint, ledger.clock()))
+            with_first_start.append(version_op(event, event_plan.sequence, event_plan.fingerprint, event_plan.dtstamp))
     owed = ledger.summary(campaign)["pending"]
     if progress is not None:
         progress.start(min(owed, request.limit) if request.limit is not None else owed)
@@ -487,6 +491,8 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
         with_first_start=with_first_start,
     )  # fmt: skip
     report.unknown = unknown
+    if prepared.test_person is None:
+        schedule.mark_finished(prepared.conn, campaign, ledger.summary(campaign), ledger.clock())
     return report
 
 

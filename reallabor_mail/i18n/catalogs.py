@@ -73,7 +73,9 @@ def merge(template: Catalog, language: Language) -> Catalog:
     catalog.obsolete.clear()
     if language == "en":
         for message in catalog:
-            if (message.id and not message.string) or (isinstance(message.string, tuple) and not all(message.string)):
+            # A new or fuzzy-matched sentence takes the source text; a reviewed English wording stays.
+            empty = not message.string or (isinstance(message.string, tuple) and not all(message.string))
+            if message.id and (empty or message.fuzzy):
                 message.string = message.id
                 message.flags.discard("fuzzy")
     return catalog

@@ -56,7 +56,7 @@ def strings(language: str) -> dict[str, str]:
         "language_name": language_name(language if language in LANGUAGES else "de"),
         "all_events_calendar": _("Subscribe to the calendar of all events"),
         "google_calendar": _("Google Calendar"),
-        "outlook_calendar": _("Outlook.com"),
+        "outlook_calendar": _("Outlook Calendar"),
         "subscribe_calendar": _("Subscribe to all events"),
         "change_time": _("Time"),
         "change_place": _("Place"),

@@ -1,10 +1,11 @@
 """Optional DKIM signing of outgoing messages (dkimpy), configured from the environment (settings.py).
 
 ``REALLABOR_DKIM_KEY`` (path to a PEM private key), ``REALLABOR_DKIM_SELECTOR`` and
-``REALLABOR_DKIM_DOMAIN``: all three or none. The signature covers the headers a receiver and the
-one-click unsubscribe rely on (RFC 8058 asks that List-Unsubscribe and List-Unsubscribe-Post are
-signed), with relaxed canonicalisation for header and body so that relays that re-fold lines do not
-break it.
+``REALLABOR_DKIM_DOMAIN``: all three or none. The domain signs in its IDNA 2008 form, the one the
+addresses go out with (``straße.de`` as ``xn--strae-oqa.de``, never IDNA 2003's ``strasse.de``). The
+signature covers the headers a receiver and the one-click unsubscribe rely on (RFC 8058 asks that
+List-Unsubscribe and List-Unsubscribe-Post are signed), with relaxed canonicalisation for header and
+body so that relays that re-fold lines do not break it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 
 import dkim
 
+from reallabor_mail.addresses import InvalidAddress, ascii_domain
 from reallabor_mail.errors import SettingsError
-from reallabor_mail.settings import ENV_DKIM_KEY, DkimSettings
+from reallabor_mail.i18n.messages import _
+from reallabor_mail.settings import ENV_DKIM_DOMAIN, ENV_DKIM_KEY, DkimSettings
 
 SIGNED_HEADERS: tuple[bytes, ...] = (
     b"From", b"Reply-To", b"To", b"Subject", b"Date", b"Message-ID", b"List-Id",
@@ -38,7 +41,8 @@ class DkimSigner:
         try:
             dkim.sign(b"From: a@b.c\r\n\r\nkey check\r\n", self.selector.encode(), self.domain.encode(), self.key)
         except (dkim.DKIMException, ValueError, IndexError) as exc:
-            raise DkimError(f"{ENV_DKIM_KEY}: the key cannot sign ({exc}); expected an RSA private key (PEM)") from None
+            raise DkimError(_("{setting}: the key cannot sign ({detail}); expected an RSA private key (PEM)",
+                              setting=ENV_DKIM_KEY, detail=exc)) from None  # fmt: skip
 
     @classmethod
     def from_settings(cls, settings: DkimSettings | None) -> DkimSigner | None:
@@ -46,10 +50,15 @@ class DkimSigner:
         if settings is None:
             return None
         try:
+            domain = ascii_domain(settings.domain)
+        except InvalidAddress as exc:
+            raise DkimError(f"{ENV_DKIM_DOMAIN}: {exc.detail}") from None
+        try:
             key = settings.key.read_bytes()
         except OSError as exc:
-            raise DkimError(f"{settings.key}: cannot read the DKIM key ({exc.strerror})") from None
-        return cls(settings.selector, settings.domain, key)
+            message = _("{path}: cannot read the DKIM key ({reason})", path=settings.key, reason=exc.strerror)
+            raise DkimError(message) from None
+        return cls(settings.selector, domain, key)
 
     def sign(self, message: bytes) -> bytes:
         """The message with a ``DKIM-Signature`` header in front."""
@@ -63,7 +72,7 @@ class DkimSigner:
                 include_headers=list(SIGNED_HEADERS),
             )
         except dkim.DKIMException as exc:
-            raise DkimError(f"DKIM signing failed: {exc}") from None
+            raise DkimError(_("DKIM signing failed: {detail}", detail=exc)) from None
         return header + message
 
     def describe(self) -> str:

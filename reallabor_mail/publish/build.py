@@ -11,11 +11,12 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
+from reallabor_mail.content.images import published
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Language, Newsletter
 from reallabor_mail.errors import Code, OutputError, Problem, ProblemLog, display_path
@@ -25,7 +26,14 @@ from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render import ics as calendar
 from reallabor_mail.render import paths as layout
-from reallabor_mail.render.engine import SHIPPED_TEMPLATES, SIZE_WARNING_BYTES, RenderedEmail, Renderer, RenderError
+from reallabor_mail.render.engine import (
+    SHIPPED_TEMPLATES,
+    SIZE_WARNING_BYTES,
+    RenderedEmail,
+    Renderer,
+    RenderError,
+    with_local_images,
+)
 from reallabor_mail.render.site import SitePages
 
 # Who the preview messages are addressed to: one plausible reader per language.
@@ -44,13 +52,29 @@ def default_templates() -> Path:
 
 @dataclass
 class Output:
-    """Everything a build writes, held in memory until it is complete."""
+    """Everything a build writes, held in memory until it is complete.
 
+    ``files`` hold what is published (absolute ``public_url`` addresses, as sent); the ``pages`` among
+    them are written to disk with their images relative to the build, so they show when opened from disk.
+    """
+
+    public_url: str = ""
     files: dict[PurePosixPath, bytes] = field(default_factory=dict)
-    copies: dict[PurePosixPath, Path] = field(default_factory=dict)
+    pages: set[PurePosixPath] = field(default_factory=set)
 
     def add(self, path: PurePosixPath, data: str | bytes) -> None:
         self.files[path] = data.encode("utf-8") if isinstance(data, str) else data
+
+    def add_page(self, path: PurePosixPath, html: str) -> None:
+        self.add(path, html)
+        self.pages.add(path)
+
+    def on_disk(self, path: PurePosixPath) -> bytes:
+        """The bytes of a file as ``build`` writes it."""
+        data = self.files[path]
+        if path not in self.pages:
+            return data
+        return with_local_images(data.decode("utf-8"), self.public_url, path).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -72,15 +96,33 @@ def unsubscribe_preview_url(public_url: str) -> str:
 
 
 class Builder:
-    """Renders every output of contract §2 into an :class:`Output`, collecting problems."""
+    """Renders every output of contract §2 into an :class:`Output`, collecting problems.
 
-    def __init__(self, content: Content, templates: Path, today: dt.date) -> None:
+    ``sent`` holds the last version sent of each event (read from the state by the caller): downloads
+    carry its SEQUENCE and DTSTAMP. Before any send their DTSTAMP is the preview date or, if that is
+    later, the start of the build's day (``now``, default the start of ``today``), so it is never later
+    than the build and the same day's builds are byte-identical.
+    """
+
+    def __init__(
+        self, content: Content, templates: Path, today: dt.date, *, now: dt.datetime | None = None,
+        sent: Mapping[str, calendar.SentVersion] | None = None,
+    ) -> None:
         self.content = content
+        zone = ZoneInfo(content.site.timezone)
+        moment = now.astimezone(zone) if now is not None else dt.datetime.combine(today, dt.time(0), zone)
+        self.build_day = dt.datetime.combine(moment.date(), dt.time(0), zone)
+        self.sent = dict(sent or {})
         self.renderer = Renderer(content, templates)
         self.pages = SitePages(self.renderer, today)
         self.problems = ProblemLog()
         self.problems.extend(content.warnings)
-        self.output = Output()
+        self.output = Output(content.site.public_url)
+
+    def published(self, event: EventItem) -> calendar.Published:
+        """SEQUENCE and DTSTAMP of the event's downloads (event.ics, its entry in calendar.ics)."""
+        unsent = min(preview_date(event, self.content.site.timezone), self.build_day)
+        return calendar.Published.of(event, self.sent.get(event.stem), unsent)
 
     def _guard(self, render: Callable[[], None]) -> None:
         try:
@@ -138,9 +180,9 @@ class Builder:
                 email = self.renderer.newsletter_email(item, language)
                 self._check_size(email, item.versions[language].path)
                 html, text = self._personal_sample(email)
-                self.output.add(file("email.html"), html)
+                self.output.add_page(file("email.html"), html)
                 self.output.add(file("email.txt"), text)
-                self.output.add(file("index.html"), self.pages.newsletter_page(item, language))
+                self.output.add_page(file("index.html"), self.pages.newsletter_page(item, language))
                 self.output.add(file("preview.eml"), self._preview(email, item, item.meta.lists[0], "newsletter"))
 
             self._guard(render)
@@ -158,10 +200,10 @@ class Builder:
                 email = self.renderer.invitation_email(event, language)
                 self._check_size(email, event.versions[language].path)
                 html, text = self._personal_sample(email)
-                self.output.add(file("invitation.html"), html)
+                self.output.add_page(file("invitation.html"), html)
                 self.output.add(file("invitation.txt"), text)
-                self.output.add(file("index.html"), self.pages.event_page(event, language))
-                self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, stamp))
+                self.output.add_page(file("index.html"), self.pages.event_page(event, language))
+                self.output.add(file("event.ics"), calendar.publish_ics(site, event, language, self.published(event)))
                 recipient = SAMPLE_RECIPIENTS[language]
                 invite = calendar.preview_plan(site, event, stamp).invitation(
                     recipient.email, language=language, name=recipient.display_name
@@ -179,17 +221,20 @@ class Builder:
             self.event(event)
         self._guard(lambda: self.output.add(layout.ARCHIVE, self.pages.archive_page()))
         self._guard(lambda: self.output.add(layout.ATOM_FEED, self.pages.atom_feed()))
-        site = self.content.site
-        self.output.add(layout.CALENDAR_FEED, calendar.feed_ics(self.content, lambda e: preview_date(e, site.timezone)))
-        for image in sorted(self.content.images):
-            self.output.copies[PurePosixPath(image.relative_to(self.content.root.resolve()).as_posix())] = image
+        self.output.add(layout.CALENDAR_FEED, calendar.feed_ics(self.content, self.published))
+        root = self.content.root.resolve()
+        for image in sorted(self.content.images):  # scaled to the width emails and pages use
+            self.output.add(PurePosixPath(image.relative_to(root).as_posix()), published(image).data)
         return self.output
 
 
-def render_all(content_dir: Path, templates: Path, *, strict: bool, today: dt.date) -> tuple[Output, list[Problem]]:
+def render_all(
+    content_dir: Path, templates: Path, *, strict: bool, today: dt.date, now: dt.datetime | None = None,
+    sent: Mapping[str, calendar.SentVersion] | None = None,
+) -> tuple[Output, list[Problem]]:
     """Validate and render everything; raise ContentError listing every problem if any is an error."""
     content = load_content(content_dir)
-    builder = Builder(content, templates, today)
+    builder = Builder(content, templates, today, now=now, sent=sent)
     output = builder.run()
     builder.problems.raise_if_errors(strict=strict)
     return output, builder.problems.warnings
@@ -202,15 +247,23 @@ def check(content_dir: Path, templates: Path, *, strict: bool = False, today: dt
 
 
 def build(
-    content_dir: Path, templates: Path, out: Path, *, strict: bool = False, today: dt.date | None = None
+    content_dir: Path, templates: Path, out: Path, *, strict: bool = False, today: dt.date | None = None,
+    sent: Mapping[str, calendar.SentVersion] | None = None,
 ) -> BuildResult:
-    """Write every output of contract §2; on any error nothing is written."""
-    output, warnings = render_all(content_dir, templates, strict=strict, today=today or dt.date.today())
+    """Write every output of contract §2; on any error nothing is written.
+
+    ``sent``: the last version sent of each event (:func:`reallabor_mail.delivery.event_versions.sent_versions`).
+    Without ``today`` the build's clock is the real one.
+    """
+    now = None if today is not None else dt.datetime.now(dt.UTC)
+    output, warnings = render_all(
+        content_dir, templates, strict=strict, today=today or dt.date.today(), now=now, sent=sent
+    )
     try:
         write_output(output, out)
     except OSError as exc:
         raise OutputError(unwritable(out, exc)) from None
-    return BuildResult(out, len(output.files) + len(output.copies), tuple(warnings))
+    return BuildResult(out, len(output.files), tuple(warnings))
 
 
 def unwritable(out: Path, exc: OSError) -> str:
@@ -229,14 +282,10 @@ def write_output(output: Output, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        for rel, data in output.files.items():
+        for rel in output.files:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        for rel, source in output.copies.items():
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            target.write_bytes(output.on_disk(rel))
         os.chmod(staging, 0o755)
         if out.exists():
             old = out.with_name(f".{out.name}-old")

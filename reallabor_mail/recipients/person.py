@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from reallabor_mail.addresses import InvalidAddress, address_key
 from reallabor_mail.characters import control_character
 from reallabor_mail.content.models import Language
+from reallabor_mail.errors import Code
 from reallabor_mail.i18n.greetings import FEMALE, MALE
+from reallabor_mail.i18n.messages import N_, _
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def read_salutation(value: str) -> tuple[str | None, str | None] | None:
     text = " ".join(value.split())
     if text.casefold() in _UNGENDERED:
         return None, None
-    word, _, rest = text.partition(" ")
+    word, _space, rest = text.partition(" ")
     salutation = _SALUTATION_ALIASES.get(word.casefold())
     if salutation is None or (rest and not _TITLE.match(rest)):
         return None
@@ -60,6 +61,10 @@ FIELD_LIMITS: dict[str, int] = {
     "salutation": 20, "title": 40, "first_name": 100, "last_name": 100, "organisation": 200, "language": 20,
 }  # fmt: skip
 PERSON_FIELDS = ("email", *FIELD_LIMITS)
+_FIELD_LABELS = {
+    "email": N_("email"), "salutation": N_("salutation"), "title": N_("title"), "first_name": N_("first name"),
+    "last_name": N_("last name"), "organisation": N_("organisation"), "language": N_("language"),
+}  # fmt: skip
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _LANGUAGE_NAMES: dict[str, Language] = {
     "de": "de", "deutsch": "de", "german": "de", "німецька": "de",
@@ -68,27 +73,37 @@ _LANGUAGE_NAMES: dict[str, Language] = {
 }  # fmt: skip
 
 
+def field_label(name: str) -> str:
+    """A person field as staff call it, in the staff language (``first_name`` → "Vorname")."""
+    return _(_FIELD_LABELS[name])
+
+
 @dataclass(frozen=True)
 class FieldProblem:
-    """What is wrong with one field; ``code`` lets the web form say it in the reader's language
-    (``line_break`` stands for every control character)."""
+    """What is wrong with one field: a stable ``code`` (the web form says it in the reader's language by it,
+    :attr:`Code.FIELD_CONTROL_CHARACTER` stands for every control character) and a message for staff."""
 
     field: str
-    code: Literal["required", "email", "too_long", "line_break", "formula", "salutation", "language"]
+    code: Code
     message: str
 
 
 def _field_problem(name: str, value: str) -> FieldProblem | None:
-    label = name.replace("_", " ")
+    label = field_label(name)
     if found := control_character(value):
-        kind = "a line break" if found in ("U+000A", "U+000D") else f"the control character {found}"
-        return FieldProblem(name, "line_break", f"{label} contains {kind}; type it without")
+        if found in ("U+000A", "U+000D"):
+            message = _("{field} contains a line break; type it without", field=label)
+        else:
+            message = _("{field} contains the control character {character}; type it without", field=label,
+                        character=found)  # fmt: skip
+        return FieldProblem(name, Code.FIELD_CONTROL_CHARACTER, message)
     if value.startswith(FORMULA_START) and name != "email":
-        return FieldProblem(
-            name, "formula", f"{label} {value[:30]!r} starts with {value[0]!r} like a spreadsheet formula"
-        )
+        message = _("{field} {value!r} starts with {start!r} like a spreadsheet formula; type it without that "
+                    "character at the start", field=label, value=value[:30], start=value[0])  # fmt: skip
+        return FieldProblem(name, Code.FIELD_FORMULA, message)
     if name in FIELD_LIMITS and len(value) > FIELD_LIMITS[name]:
-        return FieldProblem(name, "too_long", f"{label} is longer than {FIELD_LIMITS[name]} characters")
+        message = _("{field} is longer than {limit} characters", field=label, limit=FIELD_LIMITS[name])
+        return FieldProblem(name, Code.FIELD_TOO_LONG, message)
     return None
 
 
@@ -105,31 +120,32 @@ def clean_person(raw: Mapping[str, str | None]) -> tuple[Recipient | None, list[
     failed = {p.field for p in problems}
     if "email" not in failed:
         if not values["email"]:
-            problems.append(FieldProblem("email", "required", "the email address is missing"))
+            problems.append(FieldProblem("email", Code.FIELD_REQUIRED, _("the email address is missing")))
         else:
             try:
                 values["email"] = address_key(values["email"])
             except InvalidAddress as exc:
-                problems.append(FieldProblem("email", "email", str(exc)))
+                problems.append(FieldProblem("email", Code.FIELD_EMAIL, str(exc)))
     salutation = values["salutation"]
     if salutation and "salutation" not in failed:
         read = read_salutation(salutation)
         if read is None:
-            problems.append(FieldProblem("salutation", "salutation", (
-                f"salutation {salutation!r} is not Frau, Herr (with a title such as 'Frau Dr.') or Divers; "
-                "leave it empty otherwise"
-            )))
+            message = _("salutation {value!r} is not Frau, Herr (with a title such as 'Frau Dr.') or Divers; "
+                        "leave it empty otherwise", value=salutation)  # fmt: skip
+            problems.append(FieldProblem("salutation", Code.FIELD_SALUTATION, message))
         else:
             values["salutation"], title = read
             if title and values["title"] not in (None, title):
-                problems.append(FieldProblem("salutation", "salutation", (
-                    f"salutation {salutation!r} names the title {title!r}, the title column says "
-                    f"{values['title']!r}; write the title in one place"
-                )))
+                message = _(
+                    "salutation {value!r} names the title {title!r}, the title column says {column!r}; "
+                    "write the title in one place", value=salutation, title=title, column=values["title"],
+                )  # fmt: skip
+                problems.append(FieldProblem("salutation", Code.FIELD_SALUTATION, message))
             values["title"] = values["title"] or title
     language = (values["language"] or "de").lower()
     if language not in _LANGUAGE_NAMES and "language" not in failed:
-        problems.append(FieldProblem("language", "language", f"language {language!r} is not de, uk or en"))
+        message = _("language {value!r} is not de, uk or en", value=language)
+        problems.append(FieldProblem("language", Code.FIELD_LANGUAGE, message))
     if problems:
         return None, problems
     person = Recipient(

@@ -18,17 +18,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
-from reallabor_mail.errors import ReallaborError
-from reallabor_mail.recipients.person import FORMULA_START, PERSON_FIELDS, Recipient, clean_person
+from reallabor_mail.errors import Code, ReallaborError
+from reallabor_mail.i18n.messages import _, ngettext
+from reallabor_mail.recipients.person import FORMULA_START, PERSON_FIELDS, Recipient, clean_person, field_label
 from reallabor_mail.recipients.store import (
     STATUSES,
-    RecipientError,
     Status,
     check_list_name,
-    find,
     import_person,
     is_suppressed,
     people,
+    read_status,
+    stored_person,
 )
 
 
@@ -48,7 +49,7 @@ _HEADER_ALIASES: dict[str, str] = {
 }  # fmt: skip
 KNOWN_COLUMNS = (
     "email/E-Mail, salutation/Anrede, title/Titel, first_name/Vorname, last_name/Nachname, "
-    "organisation/Organisation, language/Sprache, status and since (as the export writes them)"
+    "organisation/Organisation, language/Sprache, status, since/seit"
 )
 _UTF8_SEQUENCE = re.compile(  # a well-formed multi-byte UTF-8 character: evidence that a file is UTF-8
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xef][\x80-\xbf]{2}"
@@ -75,11 +76,12 @@ def _decode(data: bytes, name: str, codec: str) -> str:
     try:
         return data.decode(codec)
     except UnicodeDecodeError as exc:
-        raise ImportRefused(
-            f"{name}: row {_row_of(data, exc.start, codec)}: byte {data[exc.start]:#04x} is not "
-            f"{codec.removesuffix('-sig')} text; "
-            "save the file from Excel as 'CSV UTF-8', or pass the encoding it was saved in (--encoding)"
-        ) from None
+        raise ImportRefused(_(
+            "{path}: row {row}: byte {byte} is not {encoding} text; save the file from Excel as 'CSV UTF-8', "
+            "or pass the encoding it was saved in (--encoding)",
+            path=name, row=_row_of(data, exc.start, codec), byte=f"{data[exc.start]:#04x}",
+            encoding=codec.removesuffix("-sig"),
+        )) from None  # fmt: skip
 
 
 def decode_csv(data: bytes, name: str, encoding: str | None = None) -> str:
@@ -93,8 +95,9 @@ def decode_csv(data: bytes, name: str, encoding: str | None = None) -> str:
         try:
             codec = codecs.lookup(encoding).name
         except LookupError:
-            known = "use e.g. utf-8, cp1252 or utf-16"
-            raise ImportRefused(f"{name}: --encoding {encoding!r} is unknown; {known}") from None
+            message = _("{path}: --encoding {encoding!r} is unknown; use e.g. utf-8, cp1252 or utf-16", path=name,
+                        encoding=encoding)  # fmt: skip
+            raise ImportRefused(message) from None
         return _decode(data, name, "utf-8-sig" if codec == "utf-8" else codec)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return _decode(data, name, "utf-16")
@@ -103,11 +106,12 @@ def decode_csv(data: bytes, name: str, encoding: str | None = None) -> str:
     except UnicodeDecodeError as exc:
         first_bad = exc.start
     if data.startswith(codecs.BOM_UTF8) or _UTF8_SEQUENCE.search(data):
-        raise ImportRefused(
-            f"{name}: row {_row_of(data, first_bad, 'utf-8')}: byte {data[first_bad]:#04x} is not UTF-8, but the "
-            "file has UTF-8 text elsewhere: it mixes two encodings. Correct that row and save the file from "
-            "Excel as 'CSV UTF-8' (or pass --encoding cp1252 if all of it is Windows-1252)"
-        )
+        raise ImportRefused(_(
+            "{path}: row {row}: byte {byte} is not UTF-8, but the file has UTF-8 text elsewhere: it mixes two "
+            "encodings. Correct that row and save the file from Excel as 'CSV UTF-8' (or pass --encoding cp1252 "
+            "if all of it is Windows-1252)",
+            path=name, row=_row_of(data, first_bad, "utf-8"), byte=f"{data[first_bad]:#04x}",
+        ))  # fmt: skip
     return _decode(data, name, "cp1252")
 
 
@@ -125,8 +129,15 @@ def neutralise(value: str | None) -> str:
 
 @dataclass(frozen=True)
 class RowProblem:
+    """Something about one row of a file (header = row 1), with the stable code of its kind."""
+
     row: int
+    code: Code
     message: str
+
+    def line(self, path: object) -> str:
+        """``path: row N: message [CODE]``, as the import prints it (the code is a tag, untranslated)."""
+        return _("{path}: row {row}: {message}", path=path, row=self.row, message=self.message) + f" [{self.code}]"
 
 
 @dataclass(frozen=True)
@@ -158,7 +169,8 @@ def _header(text: str, name: str) -> tuple[str, list[str]]:
     """The delimiter and the columns: the delimiter is the one that makes the header name an email column."""
     first_line = text.splitlines()[0] if text.strip() else ""
     if not first_line.strip():
-        raise ImportRefused(f"{name}: the file is empty" if not text.strip() else f"{name}: the first line is empty")
+        empty = _("{path}: the file is empty", path=name) if not text.strip() else None
+        raise ImportRefused(empty or _("{path}: the first line is empty", path=name))
     best: tuple[int, str, list[str]] | None = None
     for delimiter in (";", ",", "\t"):
         cells = next(csv.reader([first_line], delimiter=delimiter))
@@ -168,33 +180,41 @@ def _header(text: str, name: str) -> tuple[str, list[str]]:
             if best is None or known > best[0]:
                 best = (known, delimiter, cells)
     if best is None:
-        raise ImportRefused(
-            f"{name}: no email column in the first line {first_line[:80]!r}. The columns must be separated by "
-            f"';' or ',' and named in the first line; known columns: {KNOWN_COLUMNS}"
-        )
-    _, delimiter, cells = best
+        raise ImportRefused(_(
+            "{path}: no email column in the first line {line!r}. The columns must be separated by ';' or ',' and "
+            "named in the first line; known columns: {known}", path=name, line=first_line[:80], known=KNOWN_COLUMNS,
+        ))  # fmt: skip
+    delimiter, cells = best[1:]
     columns = [_column(c) for c in cells]
     unknown = [c for c, col in zip(cells, columns, strict=True) if col is None and c.strip()]
     if unknown:
-        raise ImportRefused(
-            f"{name}: unknown column(s) {', '.join(repr(c) for c in unknown)}; known columns: {KNOWN_COLUMNS}"
-        )
+        raise ImportRefused(ngettext(
+            "{path}: unknown column {columns}; known columns: {known}",
+            "{path}: unknown columns {columns}; known columns: {known}",
+            len(unknown), path=name, columns=", ".join(repr(c) for c in unknown), known=KNOWN_COLUMNS,
+        ))  # fmt: skip
     doubled = sorted({c for c in columns if c and columns.count(c) > 1})
     if doubled:
-        raise ImportRefused(f"{name}: column(s) {', '.join(doubled)} appear more than once")
+        raise ImportRefused(ngettext(
+            "{path}: the column {columns} appears more than once",
+            "{path}: the columns {columns} appear more than once",
+            len(doubled), path=name, columns=", ".join(doubled),
+        ))  # fmt: skip
     return delimiter, [c or "" for c in columns]
 
 
 def _person_row(number: int, cells: dict[str, str]) -> PersonRow | list[RowProblem]:
     person, problems = clean_person(cells)
-    status = cells.get("status", "").strip() or "subscribed"
-    bad = [RowProblem(number, p.message) for p in problems]
-    if status not in STATUSES:
-        bad.append(RowProblem(number, f"status {status!r} is not one of {', '.join(STATUSES)}"))
-    if bad or person is None:
+    written = cells.get("status", "").strip() or "subscribed"
+    status = read_status(written)
+    bad = [RowProblem(number, p.code, p.message) for p in problems]
+    if status is None:
+        message = _("status {value!r} is not one of {statuses}", value=written, statuses=", ".join(STATUSES))
+        bad.append(RowProblem(number, Code.ROW_STATUS, message))
+    if bad or person is None or status is None:
         return bad
     given = {n for n in PERSON_FIELDS if cells.get(n, "").strip()} | ({"title"} if person.title else set())
-    return PersonRow(number, person, frozenset(given), cast(Status, status))
+    return PersonRow(number, person, frozenset(given), status)
 
 
 def parse_csv(data: bytes, name: str, encoding: str | None = None) -> tuple[list[PersonRow], list[RowProblem]]:
@@ -212,10 +232,13 @@ def parse_csv(data: bytes, name: str, encoding: str | None = None) -> tuple[list
             if len(cells) > len(columns) and not any(c.strip() for c in cells[len(columns) :]):
                 cells = cells[: len(columns)]
             if len(cells) != len(columns):
-                bad.append(RowProblem(number, (
-                    f"{len(cells)} field(s), but the header has {len(columns)} "
-                    f"(the file is separated by {delimiter!r}; is a value with {delimiter!r} missing its quotes?)"
-                )))
+                bad.append(RowProblem(number, Code.ROW_FIELD_COUNT, ngettext(
+                    "{count} field, but the header has {columns} (the file is separated by {delimiter!r}; is a value "
+                    "with {delimiter!r} missing its quotes?)",
+                    "{count} fields, but the header has {columns} (the file is separated by {delimiter!r}; is a "
+                    "value with {delimiter!r} missing its quotes?)",
+                    len(cells), columns=len(columns), delimiter=delimiter,
+                )))  # fmt: skip
                 continue
             row = _person_row(number, {c: _unneutralise(v) for c, v in zip(columns, cells, strict=True) if c})
             if isinstance(row, PersonRow):
@@ -223,14 +246,15 @@ def parse_csv(data: bytes, name: str, encoding: str | None = None) -> tuple[list
             else:
                 bad.extend(row)
     except csv.Error as exc:
-        bad.append(RowProblem(reader.line_num, f"unreadable CSV ({exc}); nothing after this line was read"))
+        message = _("unreadable CSV ({detail}); nothing after this line was read", detail=exc)
+        bad.append(RowProblem(reader.line_num, Code.ROW_UNREADABLE, message))
     if not good and not bad:
-        raise ImportRefused(f"{name}: no rows below the header")
+        raise ImportRefused(_("{path}: no rows below the header", path=name))
     return good, bad
 
 
-def _label(name: str) -> str:
-    return name.replace("_", " ")
+def _column_label(name: str) -> str:
+    return name if name == "status" else field_label(name)
 
 
 def _value(row: PersonRow, name: str) -> str | None:
@@ -249,15 +273,20 @@ def _one_row_per_person(rows: Sequence[PersonRow], report: ImportReport) -> list
         both = sorted((first.given & row.given) - {"email"})
         clash = [n for n in [*both, "status"] if _value(first, n) != _value(row, n)]
         if clash:
-            differences = "; ".join(f"{_label(n)} {_value(first, n)!r} there, {_value(row, n)!r} here" for n in clash)
-            report.invalid.append(RowProblem(row.number, (
-                f"{row.person.email} is also in row {first.number} with other details ({differences}); "
-                "keep one of the two rows"
-            )))
+            differences = "; ".join(
+                _("{field} {there!r} there, {here!r} here", field=_column_label(n), there=_value(first, n),
+                  here=_value(row, n))
+                for n in clash
+            )  # fmt: skip
+            report.invalid.append(RowProblem(row.number, Code.ROW_CONFLICT, _(
+                "{email} is also in row {first} with other details ({differences}); keep one of the two rows",
+                email=row.person.email, first=first.number, differences=differences,
+            )))  # fmt: skip
             continue
         gaps = {n: getattr(row.person, n) for n in row.given - first.given}
         unique[row.person.email] = replace(first, person=replace(first.person, **gaps), given=first.given | row.given)
-        report.merged.append(RowProblem(row.number, f"{row.person.email} is also in row {first.number}; merged"))
+        message = _("{email} is also in row {first}; merged", email=row.person.email, first=first.number)
+        report.merged.append(RowProblem(row.number, Code.ROW_MERGED, message))
     return list(unique.values())
 
 
@@ -285,24 +314,27 @@ def import_csv(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImportRefused(f"{path}: cannot read the file: {exc.strerror}") from None
+        raise ImportRefused(_("{path}: cannot read the file: {reason}", path=path, reason=exc.strerror)) from None
     rows, bad = parse_csv(data, str(path), encoding)
     report = ImportReport(source=path.name, list_name=list_name, invalid=bad)
     unique = _one_row_per_person(rows, report)
     if report.invalid and not skip_invalid:
-        lines = "\n".join(f"{path}: row {p.row}: {p.message}" for p in sorted(report.invalid, key=lambda p: p.row))
-        raise ImportRefused(
-            f"{path}: {len({p.row for p in report.invalid})} invalid row(s); nothing was imported "
-            f"(correct them, or use --skip-invalid to import the valid rows):\n{lines}"
-        )
-    with_status = f"with status {{}} on {list_name}; left so"
+        lines = "\n".join(p.line(path) for p in sorted(report.invalid, key=lambda p: p.row))
+        heading = ngettext(
+            "{path}: {count} invalid row; nothing was imported (correct it, or use --skip-invalid to import the "
+            "valid rows):",
+            "{path}: {count} invalid rows; nothing was imported (correct them, or use --skip-invalid to import the "
+            "valid rows):",
+            len({p.row for p in report.invalid}), path=path,
+        )  # fmt: skip
+        raise ImportRefused(f"{heading}\n{lines}")
     for row in unique:
         email = row.person.email
         if is_suppressed(conn, email, secret):
-            report.kept_out.append(RowProblem(row.number, (
-                f"{email} was erased or bounced and is on the suppression list; "
-                "not imported (the person can sign up again on the subscription page)"
-            )))
+            report.kept_out.append(RowProblem(row.number, Code.ROW_SUPPRESSED, _(
+                "{email} was erased or bounced and is on the suppression list; not imported (the person can sign up "
+                "again on the subscription page)", email=email,
+            )))  # fmt: skip
             continue
         done = import_person(
             conn, row.person, row.given, list_name, status=row.status, update=update,
@@ -312,11 +344,20 @@ def import_csv(
         report.known += not done.added
         report.updated += bool(update and done.changes)
         if done.changes:
-            differences = "; ".join(f"{_label(c.field)} {c.stored!r} → {c.imported!r}" for c in done.changes)
-            action = "updated" if update else "kept the stored details (--update takes the file's)"
-            report.changed.append(RowProblem(row.number, f"{email} is stored otherwise: {differences}; {action}"))
+            differences = "; ".join(
+                _("{field} {stored!r} → {imported!r}", field=field_label(c.field), stored=c.stored, imported=c.imported)
+                for c in done.changes
+            )
+            if update:
+                message = _("{email} is stored otherwise: {differences}; updated", email=email, differences=differences)
+            else:
+                message = _("{email} is stored otherwise: {differences}; kept the stored details (--update takes the "
+                            "file's)", email=email, differences=differences)  # fmt: skip
+            report.changed.append(RowProblem(row.number, Code.ROW_STORED_OTHERWISE, message))
         if done.kept:
-            report.kept_out.append(RowProblem(row.number, f"{email} is {with_status.format(done.status)}"))
+            message = _("{email} is with status {status} on {list}; left so", email=email, status=done.status,
+                        list=list_name)  # fmt: skip
+            report.kept_out.append(RowProblem(row.number, Code.ROW_STATUS_KEPT, message))
     return report
 
 
@@ -343,9 +384,7 @@ def export_list(conn: sqlite3.Connection, list_name: str) -> str:
 
 def export_person(conn: sqlite3.Connection, email: str) -> str:
     """Everything stored about one person, consent records included, as CSV in three blocks."""
-    person = find(conn, email)
-    if person is None:
-        raise RecipientError(f"{email}: not in the recipient list")
+    person = stored_person(conn, email)
     out = io.StringIO()
     _write_rows(out, [*PERSON_FIELDS, "created", "updated"], [[*_person_cells(person.recipient), person.created,
                                                                  person.updated]])

@@ -20,35 +20,51 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import re
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
+from enum import StrEnum
 from typing import Literal, get_args
 
+from pydantic import TypeAdapter, ValidationError
+
 from reallabor_mail.addresses import address_key
-from reallabor_mail.content.models import Language
+from reallabor_mail.content.models import Language, ListName
 from reallabor_mail.db import transaction, utc_stamp
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.i18n.messages import _
 from reallabor_mail.recipients.person import Recipient
 
 Status = Literal["pending", "subscribed", "unsubscribed", "bounced"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 PENDING_DAYS = 30  # unconfirmed sign-ups are deleted after this many days
-LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_LIST_NAME = TypeAdapter(ListName)  # the rule content front matter follows: one rule for both
 
 
 class RecipientError(ReallaborError):
     """A recipient operation cannot be done (unknown address, bad list name, wrong secret, …)."""
 
 
+class Suppression(StrEnum):
+    """Why an address is on the suppression list; the caller says so (the wording of a reply never decides)."""
+
+    BOUNCED = "bounced"  # a permanent delivery failure: its memberships become ``bounced``
+    ERASED = "erased"  # erased on request (GDPR Art. 17): nothing but the keyed hash stays
 
 
 def check_list_name(name: str) -> str:
     """A list name as content front matter writes it: lower case letters, digits, ``-``, ``_``."""
-    if not LIST_NAME.match(name):
-        raise RecipientError(f"{name!r}: not a list name; use lower case letters, digits, - and _ (e.g. newsletter)")
-    return name
+    try:
+        return _LIST_NAME.validate_python(name)
+    except ValidationError:
+        raise RecipientError(
+            _("{name!r}: not a list name; use lower case letters, digits, - and _ (e.g. newsletter)", name=name)
+        ) from None
+
+
+def read_status(value: str) -> Status | None:
+    """The membership status a word names (as the export writes it), None if it names none."""
+    return next((status for status in STATUSES if status == value), None)
 
 
 # --- the suppression hash ---------------------------------------------------------------------
@@ -67,10 +83,10 @@ def _check_secret(conn: sqlite3.Connection, secret: bytes) -> None:
     if row is None:
         conn.execute("INSERT OR IGNORE INTO recipients_meta (key, value) VALUES ('secret_id', ?)", (fingerprint,))
     elif row["value"] != fingerprint:
-        raise RecipientError(
-            "REALLABOR_SECRET is not the secret this state file's suppression list was made with; "
-            "set the original secret again (a new one would let erased addresses back in)"
-        )
+        raise RecipientError(_(
+            "REALLABOR_SECRET is not the secret this state file's suppression list was made with; set the original "
+            "secret again (a new one would let erased addresses back in)"
+        ))  # fmt: skip
 
 
 def is_suppressed(conn: sqlite3.Connection, email: str, secret: bytes) -> bool:
@@ -81,36 +97,29 @@ def is_suppressed(conn: sqlite3.Connection, email: str, secret: bytes) -> bool:
 
 
 def suppress(
-    conn: sqlite3.Connection, email: str, reason: str, secret: bytes, *, now: dt.datetime | None = None
-) -> None:
+    conn: sqlite3.Connection, email: str, reason: Suppression, secret: bytes, *, detail: str = "",
+    now: dt.datetime | None = None,
+) -> None:  # fmt: skip
     """Put an address on the suppression list and take it off every list it is on.
 
-    Used for erasure and for hard bounces (5.1.1). A stored person keeps their data (erasure is
-    :func:`erase`); their memberships become ``bounced`` or ``unsubscribed`` so that
-    :func:`subscribers` never yields them.
+    ``reason`` is the caller's: delivery's permanent failures are :attr:`Suppression.BOUNCED`, an erasure is
+    :attr:`Suppression.ERASED`; ``detail`` (e.g. the server's reply) is kept as the suppression's reason
+    text. A stored person keeps their data (erasure is :func:`erase`); their memberships become
+    ``bounced`` (``unsubscribed`` for an erasure) so that :func:`subscribers` never yields them.
     """
     moment = utc_stamp(now or dt.datetime.now(dt.UTC))
-    status: Status = "bounced" if "bounce" in reason.lower() else "unsubscribed"
-    key = address_hash(email, secret)
+    status: Status = "bounced" if reason is Suppression.BOUNCED else "unsubscribed"
+    text = detail or str(reason)
     with transaction(conn):
         _check_secret(conn, secret)
-        _suppress(conn, key, email, reason, status, moment)
-
-
-def _suppress(conn: sqlite3.Connection, key: str, email: str, reason: str, status: Status, moment: str) -> None:
-    conn.execute(
-        "INSERT INTO suppressions (address_hash, reason, at) VALUES (?, ?, ?) "
-        "ON CONFLICT (address_hash) DO UPDATE SET reason = excluded.reason, at = excluded.at",
-        (key, reason, moment),
-    )
-    person = _person_id(conn, address_key(email))
-    if person is not None:
-        for row in conn.execute(
-            "SELECT list_name FROM memberships WHERE recipient_id = ? AND status IN ('pending', 'subscribed')",
-            (person,),
-        ).fetchall():
-            _set_status(conn, person, row["list_name"], status, moment)
-            _record(conn, person, row["list_name"], status, moment, source=f"suppressed: {reason}")
+        conn.execute(
+            "INSERT INTO suppressions (address_hash, reason, at) VALUES (?, ?, ?) "
+            "ON CONFLICT (address_hash) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+            (address_hash(email, secret), text, moment),
+        )
+        person = _person_id(conn, address_key(email))
+        if person is not None:
+            _leave(conn, person, None, status, status, moment, source=f"suppressed: {text}")
 
 
 def lift_suppression(conn: sqlite3.Connection, email: str, secret: bytes) -> None:
@@ -122,8 +131,9 @@ def lift_suppression(conn: sqlite3.Connection, email: str, secret: bytes) -> Non
 # --- the store ----------------------------------------------------------------------------------
 
 
-def _person_id(conn: sqlite3.Connection, email: str) -> int | None:
-    row = conn.execute("SELECT id FROM recipients WHERE email = ?", (email,)).fetchone()
+def _person_id(conn: sqlite3.Connection, key: str) -> int | None:
+    """The row of a stored address; ``key`` is the stored form (:func:`address_key`), callers normalise once."""
+    row = conn.execute("SELECT id FROM recipients WHERE email = ?", (key,)).fetchone()
     return int(row["id"]) if row else None
 
 
@@ -161,6 +171,25 @@ def _record(
     )
 
 
+def _leave(
+    conn: sqlite3.Connection, person: int, list_name: str | None, status: Status, action: str, moment: str,
+    *, source: str, actor: str | None = None, ip: str | None = None,
+) -> list[str]:  # fmt: skip
+    """Move a person's pending and subscribed memberships (of one list, or all) to ``status``, each with its
+    consent record; returns the lists they left, by name."""
+    rows = conn.execute(
+        "SELECT list_name FROM memberships WHERE recipient_id = ? AND status IN ('pending', 'subscribed')"
+        + (" AND list_name = ?" if list_name else "")
+        + " ORDER BY list_name",
+        (person, list_name) if list_name else (person,),
+    ).fetchall()
+    left = [row["list_name"] for row in rows]
+    for name in left:
+        _set_status(conn, person, name, status, moment)
+        _record(conn, person, name, action, moment, source=source, actor=actor, ip=ip)
+    return left
+
+
 def _upsert_person(conn: sqlite3.Connection, person: Recipient, moment: str, *, overwrite: bool) -> int:
     """Insert a person, or (with ``overwrite``) update the stored fields that ``person`` has values for."""
     email = address_key(person.email)
@@ -186,13 +215,15 @@ def add_recipient(
     conn: sqlite3.Connection, recipient: Recipient, list_name: str, *, status: str, source: str, now: dt.datetime
 ) -> None:
     """Store a person with a status on a list, recording where that came from."""
-    if status not in STATUSES:
-        raise RecipientError(f"{status!r}: not a status; use one of {', '.join(STATUSES)}")
+    known = read_status(status)
+    if known is None:
+        raise RecipientError(_("{status!r}: not a status; use one of {statuses}", status=status,
+                               statuses=", ".join(STATUSES)))  # fmt: skip
     moment = utc_stamp(now)
     with transaction(conn):
         person = _upsert_person(conn, recipient, moment, overwrite=True)
-        _set_status(conn, person, check_list_name(list_name), status, moment)
-        _record(conn, person, list_name, status, moment, source=source)
+        _set_status(conn, person, check_list_name(list_name), known, moment)
+        _record(conn, person, list_name, known, moment, source=source)
 
 
 @dataclass(frozen=True)
@@ -392,17 +423,7 @@ def unsubscribe(
         person = _person_id(conn, address_key(email))
         if person is None:
             return []
-        rows = conn.execute(
-            "SELECT list_name FROM memberships WHERE recipient_id = ? AND status IN ('pending', 'subscribed')"
-            + (" AND list_name = ?" if list_name else "")
-            + " ORDER BY list_name",
-            (person, list_name) if list_name else (person,),
-        ).fetchall()
-        left = [row["list_name"] for row in rows]
-        for name in left:
-            _set_status(conn, person, name, "unsubscribed", moment)
-            _record(conn, person, name, "unsubscribe", moment, source=source, actor=actor, ip=ip)
-    return left
+        return _leave(conn, person, list_name, "unsubscribed", "unsubscribe", moment, source=source, actor=actor, ip=ip)
 
 
 def erase(conn: sqlite3.Connection, email: str, secret: bytes, *, now: dt.datetime) -> bool:
@@ -416,7 +437,7 @@ def erase(conn: sqlite3.Connection, email: str, secret: bytes, *, now: dt.dateti
     address = address_key(email)
     conn.execute("PRAGMA secure_delete = ON")  # zero the deleted cells, not just unlink them
     with transaction(conn):
-        suppress(conn, address, "erased on request", secret, now=now)
+        suppress(conn, address, Suppression.ERASED, secret, now=now)
         deleted = conn.execute("DELETE FROM recipients WHERE email = ?", (address,)).rowcount
     overwrite_freed(conn)
     return deleted > 0
@@ -428,13 +449,13 @@ def overwrite_freed(conn: sqlite3.Connection) -> None:
     :class:`RecipientError` if another program keeps reading the file, so the journal cannot be emptied.
     """
     conn.execute("VACUUM")
-    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
     if busy:
         path = conn.execute("PRAGMA database_list").fetchone()[2]
-        raise RecipientError(
-            f"{path}-wal: another program is reading the state file, so old copies of the erased data are still "
-            "in its journal; stop it (e.g. serve) and run the same `recipients delete` again"
-        )
+        raise RecipientError(_(
+            "{path}-wal: another program is reading the state file, so old copies of the erased data are still in "
+            "its journal; stop it (e.g. serve) and run the same `recipients delete` again", path=path,
+        ))  # fmt: skip
 
 
 def purge_unconfirmed(conn: sqlite3.Connection, now: dt.datetime) -> int:
@@ -505,6 +526,14 @@ def find(conn: sqlite3.Connection, email: str) -> StoredPerson | None:
         memberships=tuple(Membership(m["list_name"], m["status"], m["changed"]) for m in memberships),
         events=tuple(ConsentEvent(**dict(e)) for e in events),
     )
+
+
+def stored_person(conn: sqlite3.Connection, email: str) -> StoredPerson:
+    """Like :func:`find`, for a command that needs the person: :class:`RecipientError` if not stored."""
+    person = find(conn, email)
+    if person is None:
+        raise RecipientError(_("{email}: not in the recipient list", email=email))
+    return person
 
 
 def people(conn: sqlite3.Connection, list_name: str | None = None) -> list[StoredPerson]:

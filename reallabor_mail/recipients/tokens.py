@@ -16,8 +16,10 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+from collections.abc import Collection
 
 from reallabor_mail.errors import ReallaborError, SettingsError
+from reallabor_mail.i18n.messages import _
 from reallabor_mail.settings import ENV_SECRET, Settings
 
 MIN_SECRET_LENGTH = 16
@@ -35,13 +37,15 @@ def load_secret(settings: Settings) -> bytes:
     """The signing secret from ``$REALLABOR_SECRET``; without it no link can be made or checked."""
     value = settings.secret.reveal() if settings.secret else ""
     if len(value) < MIN_SECRET_LENGTH:
-        problem = "is not set" if not value else f"is shorter than {MIN_SECRET_LENGTH} characters"
-        raise SecretMissing(
-            f"{ENV_SECRET} {problem}. Links in mails and the suppression list are signed with it; "
-            f'create one once and keep it: export {ENV_SECRET}="$(python3 -c '
-            "'import secrets; print(secrets.token_urlsafe(32))')\" "
-            "(changing it later invalidates every link already sent)"
-        )
+        how = f"export {ENV_SECRET}=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\""
+        if not value:
+            problem = _("{setting} is not set.", setting=ENV_SECRET)
+        else:
+            problem = _("{setting} is shorter than {length} characters.", setting=ENV_SECRET, length=MIN_SECRET_LENGTH)
+        raise SecretMissing(problem + " " + _(
+            "Links in mails and the suppression list are signed with it; create one once and keep it: {command} "
+            "(changing it later invalidates every link already sent)", command=how,
+        ))  # fmt: skip
     return value.encode("utf-8")
 
 
@@ -72,20 +76,23 @@ def make_token(
     return f"{payload}.{_b64(_mac(secret, purpose, payload))}"
 
 
-def read_token(secret: bytes, purpose: str, token: str, *, now: dt.datetime) -> dict[str, str]:
-    """The fields of a valid token; :class:`InvalidToken` for anything forged, altered or expired."""
+def read_token(
+    secret: bytes, purpose: str, token: str, *, now: dt.datetime, fields: Collection[str] = ()
+) -> dict[str, str]:
+    """The fields of a valid token that has every one of ``fields``; :class:`InvalidToken` for anything
+    forged, altered, expired or without them."""
     payload, dot, signature = token.partition(".")
     try:
         if not dot or not payload.isascii() or not signature.isascii():
             raise ValueError
         if not hmac.compare_digest(_unb64(signature), _mac(secret, purpose, payload)):
-            raise InvalidToken("the link is not valid: its signature does not match (altered or forged)")
+            raise InvalidToken(_("the link is not valid: its signature does not match (altered or forged)"))
         data = json.loads(_unb64(payload))
     except (ValueError, binascii.Error):
-        raise InvalidToken("the link is not valid: it is incomplete or garbled") from None
-    if not isinstance(data, dict):
-        raise InvalidToken("the link is not valid: unexpected content")
+        raise InvalidToken(_("the link is not valid: it is incomplete or garbled")) from None
+    if not isinstance(data, dict) or not all(name in data for name in fields):
+        raise InvalidToken(_("the link is not valid: unexpected content"))
     expires = data.pop("x", None)
     if expires is not None and now.timestamp() >= expires:
-        raise InvalidToken("the link has expired")
+        raise InvalidToken(_("the link has expired"))
     return {str(k): str(v) for k, v in data.items()}

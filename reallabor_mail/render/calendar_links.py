@@ -1,7 +1,9 @@
-"""The links beside an event in mails and pages: "In den Kalender" (.ics), Google, Outlook.com and the feed.
+"""The links beside an event in mails and pages: "In den Kalender" (.ics), Google, Outlook and the feed.
 
-Pure, like :mod:`reallabor_mail.render.ics` whose URLs and times it uses; the renderer puts them into
-every event view.
+A label never names a domain (no "Outlook.com" for a link to outlook.live.com): spam filters such as
+Rspamd score link text that names another domain than the link's own as phishing. Pure, like
+:mod:`reallabor_mail.render.ics` whose URLs and times it uses; the renderer puts them into every event
+view.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def _outlook_url(meta: EventFrontMatter, details: str) -> str:
 
 
 def calendar_links(site: Site, event: EventItem, language: Language) -> tuple[Link, ...]:
-    """"In den Kalender" (.ics), Google and Outlook.com add-links and the feed; none for a cancelled event."""
+    """"In den Kalender" (.ics), Google and Outlook add-links and the feed; none for a cancelled event."""
     meta = event.version(language).meta
     if meta.status is EventStatus.CANCELLED:
         return ()

@@ -7,12 +7,15 @@ messages renders MJML once, not 10,000 times.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import logging
+import posixpath
+import re
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -36,6 +39,9 @@ UNSUBSCRIBE_MARK = "__RLM_UNSUBSCRIBE__"
 SIZE_WARNING_BYTES = 80 * 1024  # Gmail clips at about 102 KB; leave room for headers and encoding.
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+UPCOMING_DAYS = 120  # a newsletter lists the events of about four months (or until the next issue)
+UPCOMING_LIMIT = 8  # at most this many; the archive and the calendar feed have all of them
+
 _DOCTYPE = "<!DOCTYPE html>\n"
 _MRML_PREVIEW_STYLE = '<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;'
 _PREVIEW_STYLE = '<div style="display:none;mso-hide:all;font-size:1px;color:#4a5568;line-height:1px;'
@@ -206,6 +212,7 @@ def mjml_to_html(source: str, template: str) -> str:
         remove_classes=False,
         strip_important=False,
         disable_validation=True,
+        disable_basic_attributes=["height"],  # CSS "height: auto" would become the invalid height="auto"
         cssutils_logging_level=logging.CRITICAL,
     ).transform(pretty_print=False)
     if inlined.lstrip().lower().startswith("<!doctype"):
@@ -228,6 +235,7 @@ class Renderer:
             "site": self.site,
             "lang": language,
             "calendar_url": layout.url(self.site.public_url, layout.CALENDAR_FEED),
+            "all_events_url": layout.url(self.site.public_url, layout.ARCHIVE) + "#" + layout.UPCOMING_ANCHOR,
         }
 
     def event_view(self, event: EventItem, language: Language) -> EventView:
@@ -351,7 +359,35 @@ class Renderer:
         )
 
     def upcoming(self, item: NewsletterItem) -> list[EventItem]:
-        return self.content.upcoming_events(item.meta.date) if item.meta.upcoming_events else []
+        """The events a newsletter lists: after its date, within its window, at most ``UPCOMING_LIMIT``.
+
+        The window is ``upcoming_days`` when the issue sets it, else until the next issue appears
+        (at most ``UPCOMING_DAYS``): the next issue lists what comes after.
+        """
+        meta = item.meta
+        if not meta.upcoming_events:
+            return []
+        if meta.upcoming_days is not None:
+            until = meta.date + dt.timedelta(days=meta.upcoming_days)
+        else:
+            later = [n.meta.date for n in self.content.newsletters if n.meta.date > meta.date]
+            until = min([meta.date + dt.timedelta(days=UPCOMING_DAYS), *later])
+        window = [e for e in self.content.upcoming_events(meta.date) if e.meta.start.date() <= until]
+        return window[:UPCOMING_LIMIT]
+
+    def reminder_email(self, event: EventItem, language: Language) -> RenderedEmail:
+        """The reminder a while before an event: when (both zones), the link or the address, the calendar links."""
+        view = self.event_view(event, language)
+        words = translations(language)
+        return self._email(
+            "reminder",
+            language,
+            subject=words.gettext("Reminder: {title}").format(title=view.title),
+            preheader=f"{view.date_line} · {view.format_label}",
+            web_url=view.page_url,
+            context={"kicker": words.gettext("Reminder"), "heading": view.title, "event": view},
+            version=event.version(language),
+        )
 
 
 def format_label(event_format: EventFormat, language: Language) -> str:
@@ -376,3 +412,18 @@ def _tidy_text(text: str) -> str:
     while out and out[0] == "":
         out.pop(0)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def with_local_images(page: str, public_url: str, at: PurePosixPath) -> str:
+    """A built page whose images load from the build folder beside it, for opening it from disk.
+
+    ``at`` is the page's path in the build; images under ``public_url`` get a path relative to it,
+    which also works on the web server (the build is published at ``public_url``). What is sent
+    keeps the absolute addresses.
+    """
+    folder = at.parent.as_posix() or "."
+
+    def relative(match: re.Match[str]) -> str:
+        return f'src="{posixpath.relpath(match.group(1), folder)}"'
+
+    return re.sub(r'src="' + re.escape(public_url) + r'/([^"#?]+)"', relative, page)

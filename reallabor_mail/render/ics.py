@@ -14,17 +14,19 @@ API for the send path (rendering once per campaign and language, one ICS per rec
     email = renderer.invitation_email(event, lang, changes=plan.changes(lang))
     invite = plan.invitation(recipient.email, language=lang, name=recipient.display_name)
 
-Without send history (``build``), :func:`preview_plan` gives SEQUENCE 0 (1 for a cancelled event: a
-cancellation always supersedes what was announced) and the DTSTAMP the caller takes from the content, so
-builds are byte-identical.
+Without send history :func:`first_sequence` is 0 (1 for a cancelled event: a cancellation always
+supersedes what was announced). Downloads carry the SEQUENCE and DTSTAMP of the last version sent
+(:class:`Published`); ``build``'s preview.eml shows a first invitation (:func:`preview_plan`).
 
-ICS details: VTIMEZONE for every zone used, computed by icalendar for a range of a year around the
-events; CRLF line ends and folding at 75 octets (never inside a UTF-8 character) by icalendar;
-reminders the day before and, for online events, 30 minutes before; LOCATION is the online link
-(online), the address (in person) or both (hybrid); URL is the online link or the event page.
-Control characters are dropped from TEXT values (RFC 5545 3.3.11). A VTIMEZONE that covers only a
-range is read rightly by clients that know the IANA name or read each file on its own; vobject (and so
-Radicale) keeps the first VTIMEZONE it saw per TZID for its whole process.
+ICS details: VTIMEZONE for every zone used, computed by icalendar from the tz database for
+:data:`TIMEZONE_WINDOW`, widened to the first and last event of the file, one RDATE per line; CRLF line
+ends and folding at 75 octets (never inside a UTF-8 character) by icalendar; reminders the day before
+and, for online events, 30 minutes before; LOCATION is the online link (online), the address (in
+person) or both (hybrid); URL is the online link or the event page; ATTENDEE and ORGANIZER are the
+addresses as on the wire (punycode domain, like the envelope and ``To:``). Control characters are
+dropped from TEXT values (RFC 5545 3.3.11). The fixed window is there because vobject (and so
+Radicale) keeps the first VTIMEZONE it saw per TZID for its whole process: every file we publish
+carries the same definition, right for the events of every other file too.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ from reallabor_mail.render import paths as layout
 
 PRODID = "-//Auslandsgesellschaft.de e.V.//reallabor-mail//DE"
 FEED_REFRESH = dt.timedelta(hours=12)
-TIMEZONE_MARGIN = dt.timedelta(days=366)
+# The years every VTIMEZONE covers at least (about 1 KB per zone); a file with events outside gets more.
+TIMEZONE_WINDOW = (dt.date(2020, 1, 1), dt.date(2045, 1, 1))
 REMINDER_DAY_BEFORE = dt.timedelta(days=-1)
 REMINDER_ONLINE = dt.timedelta(minutes=-30)
 _LINE_START = re.compile(r"^\s*(?:[-*] |\d+\. |\[\d+\] |> )")  # list items, link references, quotes
@@ -146,7 +149,8 @@ def change_lines(old: Snapshot, new: Snapshot, language: Language) -> tuple[str,
 
 @dataclass(frozen=True)
 class SentVersion:
-    """A version of an event that went out: its SEQUENCE and the fingerprint of what it showed."""
+    """A version of an event that went out: its SEQUENCE, the fingerprint of what it showed, and the
+    DTSTAMP its mails carried (``sent_at``; every mail of one version carries the same)."""
 
     event: str
     sequence: int
@@ -270,6 +274,22 @@ class FeedInfo:
     url: str
 
 
+def _one_rdate_per_line(timezone: icalendar.Timezone) -> None:
+    """Write each onset of an observance as its own RDATE line (RFC 5545 allows both forms).
+
+    vobject reads only the first value of an RDATE list in a VTIMEZONE, so with icalendar's one long
+    list it (and Radicale) got the offset right only until the second transition of each kind.
+    """
+    for observance in timezone.subcomponents:
+        onsets = observance.get("RDATE")
+        if onsets is None:
+            continue
+        lists = onsets if isinstance(onsets, list) else [onsets]
+        del observance["RDATE"]
+        for onset in [d.dt for dates in lists for d in dates.dts]:
+            observance.add("rdate", onset)
+
+
 def ics_calendar(method: str, events: Sequence[EventData], feed: FeedInfo | None = None) -> str:
     """A VCALENDAR with these events and the VTIMEZONEs they use, as CRLF text folded at 75 octets."""
     cal = icalendar.Calendar()
@@ -286,10 +306,13 @@ def ics_calendar(method: str, events: Sequence[EventData], feed: FeedInfo | None
     for data in events:
         cal.add_component(_vevent(data, method))
     if events:
+        first, last = TIMEZONE_WINDOW
         cal.add_missing_timezones(
-            first_date=min(e.start for e in events).date() - TIMEZONE_MARGIN,
-            last_date=max(e.end for e in events).date() + TIMEZONE_MARGIN,
+            first_date=min([first, *(e.start.date() - dt.timedelta(days=1) for e in events)]),
+            last_date=max([last, *(e.end.date() + dt.timedelta(days=1) for e in events)]),
         )
+        for timezone in cal.timezones:
+            _one_rdate_per_line(timezone)
     text: bytes = cal.to_ical()
     return text.decode("utf-8")
 
@@ -409,19 +432,38 @@ def first_sequence(event: EventItem) -> int:
     return 1 if event.meta.status is EventStatus.CANCELLED else 0
 
 
-def publish_ics(site: Site, event: EventItem, language: Language, dtstamp: dt.datetime) -> str:
-    """``event.ics`` for download (METHOD:PUBLISH, no send history)."""
-    data = event_data(site, event, language, sequence=first_sequence(event), dtstamp=dtstamp)
+@dataclass(frozen=True)
+class Published:
+    """The SEQUENCE and DTSTAMP a download carries."""
+
+    sequence: int
+    dtstamp: dt.datetime
+
+    @classmethod
+    def of(cls, event: EventItem, last: SentVersion | None, unsent: dt.datetime) -> Published:
+        """Those of the last version sent, so a download never looks newer (RFC 5546 ordering) than the
+        invitation a recipient holds; before any send :func:`first_sequence` and ``unsent``."""
+        if last is None:
+            return cls(first_sequence(event), utc(unsent))
+        return cls(last.sequence, utc(last.sent_at))
+
+
+def publish_ics(site: Site, event: EventItem, language: Language, version: Published) -> str:
+    """``event.ics`` for download (METHOD:PUBLISH)."""
+    data = event_data(site, event, language, sequence=version.sequence, dtstamp=version.dtstamp)
     return ics_calendar("PUBLISH", [data])
 
 
-def feed_ics(content: Content, stamp: Callable[[EventItem], dt.datetime]) -> str:
+def feed_ics(content: Content, version: Callable[[EventItem], Published]) -> str:
     """``calendar.ics``: every event in the site language, for subscribing (METHOD:PUBLISH)."""
     site = content.site
     language = site.language
-    events = [
-        event_data(site, e, language, sequence=first_sequence(e), dtstamp=stamp(e)) for e in content.events
-    ]
+    events = []
+    for event in content.events:
+        published = version(event)
+        events.append(
+            event_data(site, event, language, sequence=published.sequence, dtstamp=published.dtstamp)
+        )
     info = FeedInfo(
         name=f"{site.sender.name} – {strings(language)['upcoming_events']}",
         description=site.organisation,
@@ -496,9 +538,10 @@ def plan_version(site: Site, event: EventItem, last: SentVersion | None, dtstamp
     method = "CANCEL" if current.status is EventStatus.CANCELLED else "REQUEST"
     if last is None:
         return EventPlan(site, event, method, first_sequence(event), utc(dtstamp), current, None)
-    sequence = last.sequence if last.fingerprint == current.fingerprint else last.sequence + 1
     previous = Snapshot.from_fingerprint(last.fingerprint)
-    return EventPlan(site, event, method, sequence, utc(dtstamp), current, previous)
+    if last.fingerprint == current.fingerprint:  # a resend: the same version, SEQUENCE and DTSTAMP
+        return EventPlan(site, event, method, last.sequence, utc(last.sent_at), current, previous)
+    return EventPlan(site, event, method, last.sequence + 1, utc(dtstamp), current, previous)
 
 
 def preview_plan(site: Site, event: EventItem, dtstamp: dt.datetime) -> EventPlan:

@@ -34,3 +34,4 @@ def url(public_url: str, path: PurePosixPath) -> str:
 CALENDAR_FEED = PurePosixPath("calendar.ics")
 ATOM_FEED = PurePosixPath("feed.xml")
 ARCHIVE = PurePosixPath("index.html")
+UPCOMING_ANCHOR = "kommende"  # the archive's list of upcoming events

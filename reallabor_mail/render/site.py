@@ -94,7 +94,7 @@ class SitePages:
         past = [e for e in reversed(content.events) if e.meta.end.date() < self.today]
         groups = [
             {
-                "id": "kommende",
+                "id": layout.UPCOMING_ANCHOR,
                 "title": words.pgettext("archive heading", "Upcoming events"),
                 "events": [self.renderer.event_view(e, language) for e in upcoming],
             },

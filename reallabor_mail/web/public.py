@@ -43,6 +43,7 @@ from starlette.types import Scope
 from reallabor_mail.content.models import LANGUAGES, Language, Site
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.transport import Transport
+from reallabor_mail.errors import Code
 from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.words import strings
 from reallabor_mail.mail.dkim import DkimSigner
@@ -58,6 +59,11 @@ from reallabor_mail.web.signup_queue import ConfirmationQueue, QueuedMail, Signu
 
 Clock = Callable[[], dt.datetime]
 
+FORM_ERRORS = {  # the form's word for each field problem (every control character reads "line break")
+    Code.FIELD_REQUIRED: "err_required", Code.FIELD_EMAIL: "err_email", Code.FIELD_TOO_LONG: "err_too_long",
+    Code.FIELD_CONTROL_CHARACTER: "err_line_break", Code.FIELD_FORMULA: "err_formula",
+    Code.FIELD_SALUTATION: "err_salutation", Code.FIELD_LANGUAGE: "err_language",
+}  # fmt: skip
 WORDS: dict[Language, dict[str, str]] = {
     "de": {
         "subscribe_title": "Newsletter und Einladungen abonnieren",
@@ -370,7 +376,7 @@ class PublicSite:
         raw = {name: str(form.get(name) or "") for name in PERSON_FIELDS}
         chosen = [name for name in form.getlist("lists") if name in self.config.lists]
         person, problems = clean_person(raw)
-        errors = {p.field: words[f"err_{p.code}"] for p in problems}
+        errors = {p.field: words[FORM_ERRORS[p.code]] for p in problems}
         if not chosen:
             errors["lists"] = words["err_lists"]
         if not form.get("consent"):

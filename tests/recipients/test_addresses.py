@@ -10,13 +10,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reallabor_mail.cli.main import main
 from reallabor_mail.db import connect
+from reallabor_mail.errors import Code
+from reallabor_mail.mail.dkim import DkimError, DkimSigner
 from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import clean_person
 from reallabor_mail.recipients.spreadsheet import ImportRefused
+from reallabor_mail.settings import Settings
 from tests.conftest import SmtpServer
 
 SECRET = "test-secret-0123456789abcdef"
@@ -76,7 +81,23 @@ def test_the_web_form_uses_the_same_rule() -> None:
     assert person is not None and person.email == "anna@straße.de" and problems == []
     for bad in ("x@👍.de", "jörg.weiß@example.org"):
         person, problems = clean_person({"email": bad})
-        assert person is None and [p.code for p in problems] == ["email"]
+        assert person is None and [p.code for p in problems] == [Code.FIELD_EMAIL]
+
+
+def test_dkim_signs_for_the_idna_2008_form_of_the_domain(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "dkim.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))  # fmt: skip
+    dkim_env = {"REALLABOR_DKIM_KEY": str(tmp_path / "dkim.pem"), "REALLABOR_DKIM_SELECTOR": "rlm"}
+    settings = Settings.from_environ({**dkim_env, "REALLABOR_DKIM_DOMAIN": "Straße.de"})
+    signer = DkimSigner.from_settings(settings.dkim())
+    assert signer is not None and signer.domain == "xn--strae-oqa.de"  # IDNA 2003 would sign as strasse.de
+    signed = signer.sign(b"From: becker@xn--strae-oqa.de\r\nSubject: Test\r\n\r\nHallo\r\n")
+    assert b" d=xn--strae-oqa.de;" in signed.split(b"\r\nFrom:")[0].replace(b"\r\n", b"")
+    emoji = Settings.from_environ({**dkim_env, "REALLABOR_DKIM_DOMAIN": "👍.de"})
+    with pytest.raises(DkimError, match=r"^REALLABOR_DKIM_DOMAIN: '👍.de' is not a domain name"):
+        DkimSigner.from_settings(emoji.dkim())
 
 
 def test_envelope_to_and_attendee_carry_the_idna_2008_form(

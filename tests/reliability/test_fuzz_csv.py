@@ -96,7 +96,7 @@ def import_one(conn: sqlite3.Connection, path: Path, data: bytes, skip_invalid: 
         message = str(exc)
         if not message.startswith(str(path)):
             problems.append(f"error without the file's path: {message[:200]!r}")
-        if "invalid row(s)" in message:
+        if "invalid row" in message:
             listed = message.splitlines()[1:]
             if not listed or not all(ROW_LINE.search(line) for line in listed):
                 problems.append(f"invalid rows without a row number: {message[:300]!r}")

@@ -105,7 +105,7 @@ def prepare_states(setup: Setup) -> dict[str, str]:
     rcp.erase(conn, "erased@example.org", SECRET, now=START)
     rcp.add_recipient(conn, Recipient("bounced@example.org"), "newsletter", status="subscribed", source="test",
                       now=START)  # fmt: skip
-    rcp.suppress(conn, "bounced@example.org", "bounce: 550 5.1.1", SECRET, now=START)
+    rcp.suppress(conn, "bounced@example.org", rcp.Suppression.BOUNCED, SECRET, detail="550 5.1.1", now=START)
     return {state: f"{state}@example.org" for state in ("new", "pending", "subscribed", "erased", "bounced")}
 
 

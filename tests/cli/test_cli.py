@@ -1,0 +1,184 @@
+"""The command line end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..conftest import ROOT, SAMPLE_CONTENT
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "reallabor-mail"
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_build_in_project_folder(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    result = run("build", "--out", str(out), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "files written" in result.stdout
+    assert (out / "newsletters" / "2023-3" / "email.html").is_file()
+
+
+def test_check_reports_every_problem_with_path_and_line(content_copy: Path) -> None:
+    event = content_copy / "events" / "2023-09-19-kollegialer-austausch.md"
+    event.write_text(event.read_text(encoding="utf-8").replace("format: online", "format: webinar"))
+    site = content_copy / "site.yaml"
+    site.write_text(site.read_text(encoding="utf-8") + "farbe: blau\n")
+    result = run("check", "--content", "content", cwd=content_copy.parent)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any(
+        line.startswith("content/events/2023-09-19-kollegialer-austausch.md:") and "'format'" in line for line in lines
+    )
+    assert any(line.startswith("content/site.yaml:") and "unknown key 'farbe'" in line for line in lines)
+    assert "Traceback" not in result.stderr
+    assert "nothing was written" in result.stderr
+
+
+def test_check_passes_on_sample_content() -> None:
+    result = run("check", "--content", str(SAMPLE_CONTENT), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_missing_content_folder(tmp_path: Path) -> None:
+    result = run("check", "--content", "nirgends", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("nirgends: content folder not found")
+
+
+# --- no tracebacks: every error a user can cause is one line that starts with the path ----------------
+
+
+def first_token(result: subprocess.CompletedProcess[str]) -> str:
+    """The path a failing command's message starts with, after checking it failed without a traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr.split(maxsplit=1)[0].rstrip(":") if result.stderr else ""
+
+
+def test_site_yaml_in_windows_1252_is_one_line_with_the_path(content_copy: Path) -> None:
+    site = content_copy / "site.yaml"
+    site.write_bytes(site.read_text(encoding="utf-8").encode("cp1252"))  # an editor set to "Western European"
+    result = run("check", cwd=content_copy.parent)
+    assert first_token(result) == "content/site.yaml"
+    assert "not UTF-8" in result.stderr
+
+
+def test_site_yaml_with_a_byte_order_mark_is_read(content_copy: Path) -> None:
+    site = content_copy / "site.yaml"
+    site.write_bytes(b"\xef\xbb\xbf" + site.read_bytes())  # what Windows Notepad writes
+    result = run("check", cwd=content_copy.parent)
+    assert result.returncode == 0, result.stderr
+
+
+def test_out_below_a_file_is_one_line(content_copy: Path) -> None:
+    (content_copy.parent / "notes.txt").write_text("keep me")
+    below = run("build", "--out", "notes.txt/site", cwd=content_copy.parent)
+    assert first_token(below) == "notes.txt/site"
+    assert below.stderr == "notes.txt/site: notes.txt is a file, not a folder; choose another --out folder\n"
+    onto = run("build", "--out", "notes.txt", cwd=content_copy.parent)
+    assert first_token(onto) == "notes.txt"
+    assert (content_copy.parent / "notes.txt").read_text() == "keep me"
+
+
+def test_unwritable_out_is_one_line(content_copy: Path) -> None:
+    if os.geteuid() == 0:  # root writes everywhere chmod forbids; /sys refuses even root
+        out = "/sys/reallabor-build"
+    else:
+        locked = content_copy.parent / "locked"
+        locked.mkdir(mode=0o555)
+        out = "locked/site"
+    result = run("build", "--out", out, cwd=content_copy.parent)
+    assert first_token(result) == out
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_missing_templates_folder_is_one_line(content_copy: Path) -> None:
+    for command in ("build", "check"):
+        result = run(command, "--templates", "meine-vorlagen", cwd=content_copy.parent)
+        assert first_token(result) == "meine-vorlagen"
+        assert len(result.stderr.splitlines()) == 1
+
+
+def test_template_syntax_error_names_template_and_line(content_copy: Path) -> None:
+    folder = content_copy.parent / "vorlagen" / "email"
+    folder.mkdir(parents=True)
+    (folder / "newsletter.mjml.j2").write_text("<mjml>\n{% if %}\n</mjml>\n")
+    result = run("check", "--templates", "vorlagen", cwd=content_copy.parent)
+    assert first_token(result) == "vorlagen/email/newsletter.mjml.j2:2"
+    assert result.stderr.count("vorlagen/email/newsletter.mjml.j2:2") == 1  # once, not once per newsletter
+
+
+def test_template_not_in_utf8_names_the_template(content_copy: Path) -> None:
+    folder = content_copy.parent / "vorlagen" / "web"
+    folder.mkdir(parents=True)
+    (folder / "index.html.j2").write_bytes("<p>Städte</p>\n".encode("cp1252"))
+    result = run("check", "--templates", "vorlagen", cwd=content_copy.parent)
+    assert first_token(result) == "vorlagen/web/index.html.j2"
+
+
+def test_state_file_that_is_not_a_database_is_one_line(content_copy: Path) -> None:
+    (content_copy.parent / "state.sqlite3").write_text("Einkaufsliste: Milch, Brot\n")
+    for command in (["recipients", "list"], ["send", "content/newsletters/2023-3.md", "--status"]):
+        result = run(*command, "--state", "state.sqlite3", cwd=content_copy.parent)
+        assert first_token(result) == "state.sqlite3"
+        assert len(result.stderr.splitlines()) == 1
+
+
+# --- templates: a --templates folder overrides the shipped ones file by file; no cwd magic ------------
+
+
+def test_templates_folder_overrides_one_file_and_keeps_the_rest(content_copy: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "vorlagen" / "web"
+    folder.mkdir(parents=True)
+    shipped = (ROOT / "reallabor_mail" / "templates" / "web" / "base.html.j2").read_text(encoding="utf-8")
+    (folder / "base.html.j2").write_text(shipped.replace("</footer>", "<p>Eigene Vorlage</p></footer>"))
+    out = tmp_path / "site"
+    result = run("build", "--content", str(content_copy), "--templates", str(folder.parent), "--out", str(out),
+                 cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Eigene Vorlage" in (out / "index.html").read_text(encoding="utf-8")
+    assert (out / "newsletters" / "2023-3" / "email.html").is_file()  # from the shipped templates
+
+
+def test_a_templates_folder_in_the_working_directory_is_not_picked_up(content_copy: Path) -> None:
+    broken = content_copy.parent / "templates" / "web"
+    broken.mkdir(parents=True)
+    (broken / "index.html.j2").write_text("{% if %}")
+    result = run("check", cwd=content_copy.parent)
+    assert result.returncode == 0, result.stderr
+
+
+# --- a thin porch: --help and check load only what they use ---------------------------------------------
+
+HEAVY = ("uvicorn", "starlette", "premailer", "requests", "icalendar", "aiosmtplib", "mjml")
+
+
+def imported_by(*args: str) -> set[str]:
+    """The top-level modules a real ``reallabor-mail ARGS`` process had imported when it ended."""
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('MODULES', ' '.join(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+        "from reallabor_mail.cli.main import run\n"
+        f"sys.argv = ['reallabor-mail', *{list(args)!r}]\n"
+        "run()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+def test_help_imports_no_web_server_smtp_or_email_toolchain() -> None:
+    for args in (["--help"], ["send", "--help"], ["serve", "--help"], ["recipients", "--help"]):
+        assert imported_by(*args) & set(HEAVY) == set(), args
+
+
+def test_check_imports_no_web_server_or_smtp_client() -> None:
+    modules = imported_by("check", "--content", str(SAMPLE_CONTENT))
+    assert {"jinja2", "mjml"} <= modules  # it did render
+    assert modules & {"uvicorn", "starlette", "aiosmtplib", "aiosmtpd", "watchfiles", "rich"} == set()
