@@ -25,6 +25,7 @@ KeyboardInterrupt is raised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import itertools
@@ -105,6 +106,14 @@ class RunReport:
 INTERRUPTED = "stopped by Ctrl-C: no new message was started; the messages in flight were finished"
 ABANDONED = "Ctrl-C pressed twice while the server had the message: it may or may not have arrived"
 _PERSONAL = re.compile(r"<[^<>\s]*>|[^\s<>]+@[^\s<>]+")
+
+
+def _foreign(handler: signal._HANDLER) -> bool:
+    """A SIGINT handler of our caller (not Python's default, not asyncio's own for ``asyncio.run``)."""
+    if handler in (None, signal.SIG_DFL, signal.SIG_IGN, signal.default_int_handler):
+        return False
+    owner = getattr(getattr(handler, "func", None), "__self__", None)
+    return not isinstance(owner, asyncio.Runner)
 
 
 def reason(reply: str) -> str:
@@ -247,6 +256,7 @@ class _Run:
         self.stopping = asyncio.Event()
         self.in_flight: dict[int, Entry] = {}  # started (row `sending` committed), no outcome yet
         self.abandoned = False
+        self.previous_handler: signal._HANDLER = None  # SIGINT's handler before the run, restored after it
 
     def _finish(self, entry: Entry, state: State, reply: str, retry_after: dt.datetime | None = None) -> None:
         self.in_flight.pop(entry.id, None)
@@ -273,6 +283,10 @@ class _Run:
         if not self.report.interrupted:
             self.report.interrupted = True
             self._stop(INTERRUPTED)
+            handler = self.previous_handler
+            if callable(handler) and _foreign(handler):  # e.g. the worker's: it learns that it is to end, too
+                with contextlib.suppress(KeyboardInterrupt):
+                    handler(signal.SIGINT, None)
             return
         self.abandoned = True
         self.commit.abandon(list(self.in_flight.values()), ABANDONED)
@@ -281,6 +295,7 @@ class _Run:
 
     async def run(self) -> RunReport:
         loop = asyncio.get_running_loop()
+        self.previous_handler = signal.getsignal(signal.SIGINT)
         try:
             loop.add_signal_handler(signal.SIGINT, self._interrupt)
             listening = True
@@ -292,6 +307,7 @@ class _Run:
         finally:
             if listening:
                 loop.remove_signal_handler(signal.SIGINT)
+                signal.signal(signal.SIGINT, self.previous_handler)  # not Python's default: the caller's
             if self.abandoned:
                 self.commit.close()
             else:
