@@ -5,6 +5,13 @@ Domains follow IDNA 2008 with UTS 46 mapping (email-validator, which uses the ``
 Python's built-in IDNA 2003 codec: ``straße.de`` stays ``straße.de`` and goes out as
 ``xn--strae-oqa.de``, not as ``strasse.de``. A local part must be ASCII: sending it otherwise needs
 SMTPUTF8, which this program does not use (many municipal mail servers do not offer it).
+
+Refused although RFC 5321 allows them: ``=?`` (the start of an RFC 2047 encoded word, which mail
+software decodes in headers: ``=?utf-8?q?=74arget?=@…`` would reach ``target@…`` and slip past the
+per-mailbox limit) and the source-routing relics ``%`` and ``!`` (``victim%example.org@relay``).
+
+:attr:`EmailAddress.mailbox` is the mailbox an address reaches, for limits only: ``+tag`` dropped,
+case-folded, and for Gmail without dots (``googlemail.com`` is ``gmail.com``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,15 @@ class InvalidAddress(ReallaborError):
     def __init__(self, field: str, detail: str) -> None:
         super().__init__(f"{field}: {detail}")
         self.detail = detail
+
+
+# Local-part characters RFC 5321 allows and we refuse, with what to tell the person.
+_REFUSED_IN_LOCAL = (
+    ("=?", "'=?' (an encoded word) is not allowed before the @"),
+    ("%", "'%' (source routing) is not allowed before the @"),
+    ("!", "'!' (source routing) is not allowed before the @"),
+)
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,16 @@ class EmailAddress:
         """The stored form of a person's address: lower case, Unicode domain (one row per mailbox)."""
         return f"{self.local.lower()}@{self.domain}"
 
+    @property
+    def mailbox(self) -> str:
+        """The mailbox the address reaches, for counting mails to it (never stored as the address):
+        ``+tag`` dropped, case-folded, punycode domain; Gmail ignores dots and knows two domains."""
+        local = self.local.split("+", 1)[0].casefold()
+        domain = self.ascii_domain.casefold()
+        if domain in GMAIL_DOMAINS:
+            local, domain = local.replace(".", ""), "gmail.com"
+        return f"{local}@{domain}"
+
 
 def parse_address(raw: str, field: str = "email") -> EmailAddress:
     """Check an address as a person typed it (no network); :class:`InvalidAddress` names ``field``.
@@ -65,7 +91,14 @@ def parse_address(raw: str, field: str = "email") -> EmailAddress:
                 "deliver; use an address written in ASCII (e.g. joerg.weiss@…)"
             )
         raise InvalidAddress(field, f"{text!r} is not an address mail can be sent to: {reason}") from None
+    _check_local(checked.local_part, text, field)
     return EmailAddress(checked.local_part, checked.domain, checked.ascii_domain)
+
+
+def _check_local(local: str, text: str, field: str) -> None:
+    for found, reason in _REFUSED_IN_LOCAL:
+        if found in local:
+            raise InvalidAddress(field, f"{text!r} is not an address mail can be sent to: {reason}")
 
 
 def address_key(raw: str, field: str = "email") -> str:
@@ -74,10 +107,12 @@ def address_key(raw: str, field: str = "email") -> str:
 
 
 def wire_address(email: str) -> str:
-    """An address on the wire: the domain in punycode, the local part as it is (it must be ASCII)."""
+    """An address on the wire: the domain in punycode, the local part as it is (it must be ASCII and
+    hold nothing a mail program would decode, see the module docstring)."""
     local, _, domain = header_safe(email, "address").rpartition("@")
     if not local.isascii():
         parse_address(email, "address")  # raises, saying why
+    _check_local(local, email, "address")
     return f"{local}@{ascii_domain(domain)}"
 
 

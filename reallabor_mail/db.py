@@ -1,5 +1,5 @@
-"""The state database (contract §3): one SQLite file for recipients, consent, the send ledger and
-event versions, with a schema version (``PRAGMA user_version``).
+"""The state database (contract §3): one SQLite file for recipients, consent, the send ledger, event
+versions and what the mailbox brought back (answers, bounces), with a schema version (``PRAGMA user_version``).
 
 Every table is created here, by numbered migrations: :data:`MIGRATIONS` ``[n - 1]`` brings a file from
 version ``n - 1`` to ``n``. :func:`connect` (for commands that write) applies those a file still lacks,
@@ -12,6 +12,7 @@ version 1: migration 1 is the tables that code created, ``CREATE … IF NOT EXIS
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -138,6 +139,58 @@ CREATE TABLE IF NOT EXISTS event_declines (
     PRIMARY KEY (event, email)
 );
 """
+_WEB_LIMITS = """
+ALTER TABLE web_signup_attempts ADD COLUMN due TEXT;  -- when its mail may leave (NULL: no mail queued)
+UPDATE web_signup_attempts SET due = at WHERE outcome = 'queued';
+CREATE INDEX IF NOT EXISTS web_signup_attempts_due ON web_signup_attempts (due);
+CREATE TABLE IF NOT EXISTS web_client_attempts (
+    at      TEXT NOT NULL,  -- UTC, ISO 8601
+    client  TEXT NOT NULL   -- keyed hash of the client (IPv4 address or IPv6 /64), never the address
+);
+CREATE INDEX IF NOT EXISTS web_client_attempts_client ON web_client_attempts (client, at);
+CREATE INDEX IF NOT EXISTS web_client_attempts_at ON web_client_attempts (at);
+"""
+_MAILBOX = """
+CREATE TABLE IF NOT EXISTS inbox_messages (
+    key          TEXT PRIMARY KEY,  -- sha256 of Message-ID, From, Subject, Date, body (mailbox/classify.py)
+    message_id   TEXT,
+    kind         TEXT NOT NULL,     -- calendar_reply | counter | bounce | unsubscribe | auto_reply | other
+    for_staff    INTEGER NOT NULL,  -- 1: left for a human, unread
+    reason       TEXT NOT NULL,     -- what was done, or why it was left (mailbox/filing.py Reason)
+    detail       TEXT,              -- the address, event or proposed time it is about
+    sender       TEXT,
+    subject      TEXT,
+    location     TEXT,              -- where it was read (IMAP folder and UID, or the Maildir file)
+    processed_at TEXT NOT NULL      -- UTC, ISO 8601
+);
+CREATE INDEX IF NOT EXISTS inbox_messages_for_staff ON inbox_messages (for_staff, processed_at);
+CREATE TABLE IF NOT EXISTS event_answers (
+    id               INTEGER PRIMARY KEY,
+    event            TEXT    NOT NULL,  -- the event's file name (stem), as in its UID
+    email            TEXT    NOT NULL,  -- the attendee, stored form (recipients.email)
+    answer           TEXT    NOT NULL CHECK (answer IN ('accepted', 'declined', 'tentative')),
+    sequence         INTEGER NOT NULL,  -- the SEQUENCE the answer is for
+    current_sequence INTEGER,           -- the event's latest SEQUENCE sent when the answer came
+    answered_at      TEXT    NOT NULL,  -- the reply's DTSTAMP (UTC)
+    message_key      TEXT    NOT NULL  -- the inbox_messages row it came from
+);
+CREATE INDEX IF NOT EXISTS event_answers_by_event ON event_answers (event, email);
+CREATE TABLE IF NOT EXISTS bounce_events (
+    id          INTEGER PRIMARY KEY,
+    email       TEXT    NOT NULL,  -- the address we sent to, stored form
+    campaign    TEXT    NOT NULL,
+    permanent   INTEGER NOT NULL,
+    status      TEXT,              -- DSN status and diagnostic, as reported
+    at          TEXT    NOT NULL,  -- when the bounce was written (its Date, never later than the run)
+    message_key TEXT    NOT NULL   -- the inbox_messages row it came from
+);
+CREATE INDEX IF NOT EXISTS bounce_events_by_email ON bounce_events (email, at);
+CREATE TABLE IF NOT EXISTS imap_watermarks (
+    mailbox     TEXT PRIMARY KEY,  -- user@host/folder
+    uidvalidity INTEGER NOT NULL,
+    last_uid    INTEGER NOT NULL   -- every message up to this UID was read
+);
+"""
 _LEDGER_SKIPPED = """
 CREATE TABLE send_ledger_new (
     id INTEGER PRIMARY KEY,
@@ -167,7 +220,11 @@ MIGRATIONS: tuple[str, ...] = (
     _WEB_SIGNUPS,
     # 3: campaigns as records with a life (scheduled sending, reminders; delivery/schedule.py) and declines
     _CAMPAIGNS,
-    # 4: ledger state 'skipped' (unsubscribed or suppressed after the send began; was counted 'failed')
+    # 4: confirmation mails held back by the hourly cap (their due hour), the per-client limit (web/limits.py)
+    _WEB_LIMITS,
+    # 5: the organiser's mailbox: messages read, calendar answers, bounces, IMAP positions (mailbox/filing.py)
+    _MAILBOX,
+    # 6: ledger state 'skipped' (unsubscribed or suppressed after the send began; was counted 'failed')
     _LEDGER_SKIPPED,
 )
 LATEST_VERSION = len(MIGRATIONS)
@@ -197,7 +254,9 @@ def connect(path: Path) -> sqlite3.Connection:
     so each state change is committed before the step that depends on it.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Personal data: the file is the owner's alone (SQLite gives its -wal and -shm the same mode).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")

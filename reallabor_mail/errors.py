@@ -29,8 +29,9 @@ read or written), so nothing above that line needs to know the library.
     ├── InvalidToken                   a link forged, altered, for another purpose or expired (recipients/tokens.py)
     ├── UnknownList                    a send names an unknown list, or one without subscribers (delivery/campaign.py)
     ├── SendIncomplete                 a send ended with messages not delivered: exit 1 (delivery/campaign.py)
-    └── DeliveryError                  the mail server cannot be used at all (delivery/transport.py)
-        └── SenderRefused              the server refuses our sender address: the run stops (delivery/engine.py)
+    ├── DeliveryError                  the mail server cannot be used at all (delivery/transport.py)
+    │   └── SenderRefused              the server refuses our sender address: the run stops (delivery/engine.py)
+    └── MailboxError                   the organiser's mailbox (IMAP, Maildir) cannot be read (mailbox/source.py)
 
 A test (tests/test_layers.py) checks that every exception class in the package is in this tree.
 """
@@ -84,6 +85,8 @@ class Code(StrEnum):
     CONTROL_CHARACTER = "RLM113"
     NO_PREHEADER = "RLM114"
     QUOTES_NOT_STRAIGHT = "RLM115"
+    UNKNOWN_LIST = "RLM120"
+    SITE_LISTS_MISSING = "RLM121"
     HEADING_IN_BODY = "RLM201"
     DECEPTIVE_LINK = "RLM202"
     IMAGE_WITHOUT_ALT = "RLM203"

@@ -2,9 +2,9 @@
 
 No other module reads ``os.environ`` (a test checks this), so a library function's behaviour depends
 only on its arguments. ``REALLABOR_STATE``, ``REALLABOR_SECRET``, ``REALLABOR_LANG`` and the locale
-(``LC_ALL``/``LC_MESSAGES``/``LANG``) are read as they are; the mail server (``REALLABOR_SMTP_*``) and
-DKIM (``REALLABOR_DKIM_*``) settings are checked only when a command asks for them, so ``build`` does
-not fail on a typo in a setting only ``send`` uses.
+(``LC_ALL``/``LC_MESSAGES``/``LANG``) are read as they are; the mail server (``REALLABOR_SMTP_*``), the
+mailbox (``REALLABOR_IMAP_*``) and DKIM (``REALLABOR_DKIM_*``) settings are checked only when a command
+asks for them, so ``build`` does not fail on a typo in a setting only ``send`` uses.
 
 A small typed dataclass reader rather than pydantic-settings: eight variables do not need a new
 dependency, and our own reader gives errors in the house format (``VARIABLE: what is wrong; what to
@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from reallabor_mail.errors import SettingsError
 
@@ -31,6 +31,7 @@ ENV_STATE = "REALLABOR_STATE"
 ENV_SECRET = "REALLABOR_SECRET"
 ENV_LANG = "REALLABOR_LANG"
 ENV_PREFIX = "REALLABOR_SMTP_"
+ENV_IMAP_PREFIX = "REALLABOR_IMAP_"
 ENV_DKIM_KEY = "REALLABOR_DKIM_KEY"
 ENV_DKIM_SELECTOR = "REALLABOR_DKIM_SELECTOR"
 ENV_DKIM_DOMAIN = "REALLABOR_DKIM_DOMAIN"
@@ -71,61 +72,121 @@ def is_loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True)
-class SmtpSettings:
-    """Where and how to reach the mail server (contract §3): TLS unless the server is on this machine."""
+class ServerSettings:
+    """A mail server we log in to (SMTP to send, IMAP to read): TLS unless the server is on this machine.
+
+    The rules are the same for both, so they live here once; a subclass names its variables' prefix
+    and its default ports and security.
+    """
 
     host: str
     port: int
     security: Security = "starttls"
     user: str | None = None
     password: Secret | None = None
-    data_timeout: float = DATA_TIMEOUT  # REALLABOR_SMTP_DATA_TIMEOUT, seconds
+
+    PREFIX: ClassVar[str]
+    PORTS: ClassVar[dict[Security, int]]
+    DEFAULT_SECURITY: ClassVar[Security]
 
     def __post_init__(self) -> None:
+        prefix = self.PREFIX
         if self.security not in SECURITIES:
-            raise SettingsError(f"{ENV_PREFIX}SECURITY: {self.security!r} is not one of {', '.join(SECURITIES)}")
+            raise SettingsError(f"{prefix}SECURITY: {self.security!r} is not one of {', '.join(SECURITIES)}")
         if self.security == "none" and not is_loopback(self.host):
             raise SettingsError(
-                f"{ENV_PREFIX}SECURITY: 'none' (no encryption) is allowed only for a server on this machine "
+                f"{prefix}SECURITY: 'none' (no encryption) is allowed only for a server on this machine "
                 f"(127.0.0.1, ::1, localhost), not {self.host}; use 'starttls' or 'tls'"
             )
         if (self.user is None) != (self.password is None):
-            raise SettingsError(f"{ENV_PREFIX}USER and {ENV_PREFIX}PASSWORD must be set together")
+            raise SettingsError(f"{prefix}USER and {prefix}PASSWORD must be set together")
+
+    @classmethod
+    def _read(cls, environ: Mapping[str, str]) -> dict[str, Any] | None:
+        """``<PREFIX>HOST``, ``_PORT``, ``_SECURITY``, ``_USER`` and ``_PASSWORD``; None without a host."""
+        prefix = cls.PREFIX
+        host = environ.get(f"{prefix}HOST", "").strip()
+        if not host:
+            return None
+        text = environ.get(f"{prefix}SECURITY", "").strip().lower() or cls.DEFAULT_SECURITY
+        security = next((s for s in SECURITIES if s == text), None)
+        if security is None:
+            raise SettingsError(f"{prefix}SECURITY: {text!r} is not one of {', '.join(SECURITIES)}")
+        port_text = environ.get(f"{prefix}PORT", "").strip()
+        try:
+            port = int(port_text) if port_text else cls.PORTS[security]
+        except ValueError:
+            raise SettingsError(f"{prefix}PORT: {port_text!r} is not a port number") from None
+        user = environ.get(f"{prefix}USER") or None
+        password = environ.get(f"{prefix}PASSWORD")
+        return {"host": host, "port": port, "security": security, "user": user,
+                "password": Secret(password) if password else None}  # fmt: skip
+
+    def describe(self) -> str:
+        """For what a command shows before it works: ``smtp.example.org:587 (STARTTLS, user becker)``."""
+        how = {"starttls": "STARTTLS", "tls": "TLS", "none": "unencrypted, loopback"}[self.security]
+        who = f", user {self.user}" if self.user else ""
+        return f"{self.host}:{self.port} ({how}{who})"
+
+
+@dataclass(frozen=True)
+class SmtpSettings(ServerSettings):
+    """Where and how to reach the mail server that sends (contract §3), ``REALLABOR_SMTP_*``."""
+
+    data_timeout: float = DATA_TIMEOUT  # REALLABOR_SMTP_DATA_TIMEOUT: seconds to wait for the reply to a message
+
+    PREFIX: ClassVar[str] = ENV_PREFIX
+    PORTS: ClassVar[dict[Security, int]] = DEFAULT_PORTS
+    DEFAULT_SECURITY: ClassVar[Security] = "starttls"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SmtpSettings | None:
         """Settings from the ``REALLABOR_SMTP_*`` entries of ``environ``; None when no host is configured."""
-        host = environ.get(f"{ENV_PREFIX}HOST", "").strip()
-        if not host:
+        values = cls._read(environ)
+        if values is None:
             return None
-        text = environ.get(f"{ENV_PREFIX}SECURITY", "starttls").strip().lower() or "starttls"
-        security = next((s for s in SECURITIES if s == text), None)
-        if security is None:
-            raise SettingsError(f"{ENV_PREFIX}SECURITY: {text!r} is not one of {', '.join(SECURITIES)}")
-        port_text = environ.get(f"{ENV_PREFIX}PORT", "").strip()
+        text = environ.get(f"{cls.PREFIX}DATA_TIMEOUT", "").strip()
         try:
-            port = int(port_text) if port_text else DEFAULT_PORTS[security]
-        except ValueError:
-            raise SettingsError(f"{ENV_PREFIX}PORT: {port_text!r} is not a port number") from None
-        user = environ.get(f"{ENV_PREFIX}USER") or None
-        password = environ.get(f"{ENV_PREFIX}PASSWORD")
-        timeout_text = environ.get(f"{ENV_PREFIX}DATA_TIMEOUT", "").strip()
-        try:
-            data_timeout = float(timeout_text) if timeout_text else DATA_TIMEOUT
+            data_timeout = float(text) if text else DATA_TIMEOUT
         except ValueError:
             data_timeout = -1.0
         if not 1 <= data_timeout <= 3600:
             raise SettingsError(
-                f"{ENV_PREFIX}DATA_TIMEOUT: {timeout_text!r} is not a number of seconds between 1 and 3600 "
+                f"{cls.PREFIX}DATA_TIMEOUT: {text!r} is not a number of seconds between 1 and 3600 "
                 f"(default {DATA_TIMEOUT:.0f}, as RFC 5321 asks)"
             )
-        return cls(host, port, security, user, Secret(password) if password else None, data_timeout)
+        return cls(**values, data_timeout=data_timeout)
+
+
+@dataclass(frozen=True)
+class ImapSettings(ServerSettings):
+    """The organiser's mailbox that ``inbox`` reads, ``REALLABOR_IMAP_*``: implicit TLS (993) by default
+    (RFC 8314), STARTTLS on request, ``none`` only on this machine; a user and password are needed."""
+
+    security: Security = "tls"
+    folder: str = "INBOX"
+
+    PREFIX: ClassVar[str] = ENV_IMAP_PREFIX
+    PORTS: ClassVar[dict[Security, int]] = {"starttls": 143, "tls": 993, "none": 143}
+    DEFAULT_SECURITY: ClassVar[Security] = "tls"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.user is None:
+            raise SettingsError(f"{self.PREFIX}USER and {self.PREFIX}PASSWORD: the mailbox needs a login; set both")
+        if not self.folder or any(c in self.folder for c in '\r\n"\\'):
+            raise SettingsError(f"{self.PREFIX}FOLDER: {self.folder!r} is not a folder name (e.g. INBOX)")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ImapSettings | None:
+        """Settings from the ``REALLABOR_IMAP_*`` entries of ``environ``; None when no host is configured."""
+        values = cls._read(environ)
+        if values is None:
+            return None
+        return cls(**values, folder=environ.get(f"{cls.PREFIX}FOLDER", "").strip() or "INBOX")
 
     def describe(self) -> str:
-        """For the plan shown before sending: ``smtp.example.org:587 (STARTTLS, user becker)``."""
-        how = {"starttls": "STARTTLS", "tls": "TLS", "none": "unencrypted, loopback"}[self.security]
-        who = f", user {self.user}" if self.user else ""
-        return f"{self.host}:{self.port} ({how}{who})"
+        return f"{super().describe()}, {self.folder}"
 
 
 @dataclass(frozen=True)
@@ -162,7 +223,7 @@ class Settings:
     secret: Secret | None = None
     language: str | None = None  # REALLABOR_LANG: the staff-facing language
     locale: str | None = None  # LC_ALL, else LC_MESSAGES, else LANG
-    _mail: Mapping[str, str] = field(default_factory=dict, repr=False)  # REALLABOR_SMTP_*, REALLABOR_DKIM_*
+    _mail: Mapping[str, str] = field(default_factory=dict, repr=False)  # REALLABOR_SMTP_*, _IMAP_*, _DKIM_*
     # Tests only (never from the environment): the clock commands read instead of the system's.
     clock: Callable[[], dt.datetime] | None = field(default=None, repr=False, compare=False)
 
@@ -177,7 +238,7 @@ class Settings:
             secret=Secret(secret) if secret else None,
             language=env.get(ENV_LANG, "").strip() or None,
             locale=_locale(env),
-            _mail={k: v for k, v in env.items() if k.startswith((ENV_PREFIX, "REALLABOR_DKIM_"))},
+            _mail={k: v for k, v in env.items() if k.startswith((ENV_PREFIX, ENV_IMAP_PREFIX, "REALLABOR_DKIM_"))},
         )
 
     def now(self) -> dt.datetime:
@@ -187,6 +248,10 @@ class Settings:
     def smtp(self) -> SmtpSettings | None:
         """The mail server, None when ``REALLABOR_SMTP_HOST`` is not set; :class:`SettingsError` if broken."""
         return SmtpSettings.from_env(self._mail)
+
+    def imap(self) -> ImapSettings | None:
+        """The organiser's mailbox, None when ``REALLABOR_IMAP_HOST`` is not set; :class:`SettingsError` if broken."""
+        return ImapSettings.from_env(self._mail)
 
     def dkim(self) -> DkimSettings | None:
         """DKIM signing, None when not configured; :class:`SettingsError` if incomplete."""

@@ -292,3 +292,66 @@ def test_raw_html_image_problems_name_file_and_line(content_copy: Path) -> None:
     messages = problems_for(content_copy)
     assert "2030-01-01-test.md:11:" in only(messages, "fehlt.png")
     assert "2030-01-01-test.md:13:" in only(messages, "site.yaml")
+
+
+def test_control_character_escaped_in_yaml_is_refused(content_copy: Path) -> None:
+    # The raw-text rule sees only "\u001b" (six harmless characters); YAML makes it ESC.
+    write_event(content_copy, EVENT.replace('title: "Kollegialer Austausch"', 'title: "Austausch\\u001b[31m"'))
+    message = only(problems_for(content_copy), "U+001B")
+    assert "2030-01-01-test.md:2: 'title': must be a single line of text without control characters" in message
+
+
+def test_a_list_site_yaml_does_not_declare_is_an_error_naming_the_known_lists(content_copy: Path) -> None:
+    write_event(content_copy, EVENT.replace("lists: [reallabor]", "lists: [reallabor, newsleter]"))
+    message = only(problems_for(content_copy), "newsleter")
+    assert message == (
+        f"{display_path(content_copy / 'events' / '2030-01-01-test.md', content_copy)}:7: 'lists': unknown list "
+        "newsleter; site.yaml declares: newsletter, reallabor [RLM120]"
+    )
+
+
+def without_lists_section(content: Path) -> None:
+    site = content / "site.yaml"
+    text = site.read_text(encoding="utf-8")
+    site.write_text(text[: text.index("# Verteiler:")], encoding="utf-8")
+
+
+def test_site_yaml_without_lists_keeps_old_content_valid_with_one_warning(content_copy: Path) -> None:
+    without_lists_section(content_copy)
+    write_event(content_copy, EVENT.replace("lists: [reallabor]", "lists: [reallabor, partner]"))
+    content = load_content(content_copy)
+    assert content.site.known_lists == ("newsletter", "partner", "reallabor")
+    assert content.site.list_label("partner", "uk") == "partner"
+    [warning] = [w for w in content.warnings if "lists:" in w.message]
+    assert str(warning).startswith(f"{display_path(content_copy / 'site.yaml', content_copy)}: warning: no 'lists:'")
+    assert str(warning).endswith("[RLM121]")
+
+
+def test_list_labels_and_descriptions_fall_back_to_the_site_language(content_copy: Path) -> None:
+    site = content_copy / "site.yaml"
+    text = site.read_text(encoding="utf-8")
+    text = text.replace('      uk: "Запрошення до «Реальної лабораторії Україна»"\n', "")
+    text = text.replace('      uk: "Запрошення на зустрічі', '      # uk: "Запрошення на зустрічі')
+    site.write_text(text, encoding="utf-8")
+    loaded = load_content(content_copy).site
+    assert loaded.list_label("reallabor", "uk") == "Einladungen zum Reallabor Ukraine"
+    assert loaded.list_label("newsletter", "uk") == "Розсилка (щоквартально)"
+    assert str(loaded.list_description("newsletter", "en")).startswith("News from")
+    assert str(loaded.list_description("reallabor", "uk")).startswith("Einladungen zu Austauschrunden")
+    assert loaded.list_label("unbekannt", "de") == "unbekannt"
+
+
+def test_a_list_needs_a_label_in_the_site_language(content_copy: Path) -> None:
+    site = content_copy / "site.yaml"
+    site.write_text(site.read_text(encoding="utf-8").replace('      de: "Newsletter (vierteljährlich)"\n', ""), "utf-8")
+    line = site.read_text(encoding="utf-8").splitlines().index("lists:") + 1
+    message = only(problems_for(content_copy), "no label in de")
+    assert f"site.yaml:{line}: 'lists': list 'newsletter' has no label in de, the site's language" in message
+
+
+def test_a_list_name_follows_the_rule_for_list_names(content_copy: Path) -> None:
+    site = content_copy / "site.yaml"
+    site.write_text(site.read_text(encoding="utf-8").replace("  reallabor:\n", "  Reallabor!:\n"), "utf-8")
+    line = site.read_text(encoding="utf-8").splitlines().index("  Reallabor!:") + 1
+    message = only(problems_for(content_copy), "Reallabor!")
+    assert f"site.yaml:{line}: 'lists.Reallabor!': 'Reallabor!' is not a list name" in message

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reallabor_mail.cli.main import main, run
-from reallabor_mail.db import LATEST_VERSION
+from reallabor_mail.db import LATEST_VERSION, connect
 from tests.conftest import SmtpServer
 
 SECRET = "test-secret-0123456789abcdef"
@@ -239,3 +239,14 @@ def test_an_old_state_file_with_only_recipients_is_read_without_adding_the_missi
     conn = sqlite3.connect(env)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "send_ledger" not in tables and user_version(env) == 0
+
+
+def test_a_new_state_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The state file holds personal data: mode 600, also for the journal files SQLite makes beside it."""
+    path = tmp_path / "state" / "state.sqlite3"
+    conn = connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    for file in path.parent.iterdir():
+        assert file.stat().st_mode & 0o077 == 0, f"{file.name}: {oct(file.stat().st_mode)}"
+    assert path.parent.stat().st_mode & 0o077 == 0
+    conn.close()

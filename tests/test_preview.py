@@ -89,6 +89,62 @@ def test_start_page_lists_every_item_with_date_status_warnings_and_last_send(liv
     assert "past" in page[page.index('data-stem="2023-03-29-auftaktveranstaltung"') :].split("</tr>")[0]
 
 
+def test_start_page_lists_upcoming_first_soonest_first_then_past_newest_first(live: Live) -> None:
+    page = live.get().text
+    order = re.findall(r'<tr data-stem="([^"]+)" data-timing="(upcoming|past)"', page)
+    content = load_content(SAMPLE_CONTENT)
+    when = {n.stem: dt.datetime.combine(n.meta.date, dt.time()) for n in content.newsletters}
+    when |= {e.stem: e.meta.start.replace(tzinfo=None) for e in content.events}
+    assert len(order) == len(when)
+    timings = [timing for _stem, timing in order]
+    assert timings == sorted(timings, key=lambda t: t != "upcoming"), "every upcoming item before every past one"
+    upcoming = [when[stem] for stem, timing in order if timing == "upcoming"]
+    past = [when[stem] for stem, timing in order if timing == "past"]
+    assert upcoming == sorted(upcoming) and upcoming[0].date() >= TODAY
+    assert past == sorted(past, reverse=True) and past[0].date() < TODAY
+    assert order[0] == ("2023-3", "upcoming")  # 5 October, the soonest after TODAY (1 October 2023)
+
+
+def test_a_broken_file_leaves_the_other_items_listed_and_shows_its_errors(live: Live) -> None:
+    broken = live.content / "events" / "2023-10-26-kommunale-unternehmen.md"
+    text = broken.read_text(encoding="utf-8")
+    broken.write_text(re.sub(r"(?m)^format: .*$", "format: webinar", text, count=1), encoding="utf-8")
+    line = broken.read_text(encoding="utf-8").splitlines().index("format: webinar") + 1
+    page = html.unescape(wait_for(lambda: live.get().text, lambda text: "data-timing=\"broken\"" in text))
+    row = page[page.index('data-timing="broken"') :].split("</tr>")[0]
+    assert re.search(rf"events/2023-10-26-kommunale-unternehmen\.md:{line}: 'format': 'webinar' is not allowed", row)
+    assert page.index('data-timing="broken"') < page.index('data-stem="2023-3"')  # what needs fixing comes first
+    content = load_content(SAMPLE_CONTENT)
+    for item in (*content.newsletters, *content.events):
+        if item.stem != "2023-10-26-kommunale-unternehmen":
+            assert f'data-stem="{item.stem}" data-timing=' in page, item.stem
+    assert "Traceback" not in page
+
+
+@pytest.fixture
+def german(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The staff language German, as `serve` sets it in an office without REALLABOR_LANG."""
+    from reallabor_mail.i18n.messages import activate_staff_language
+
+    activate_staff_language("de")
+    yield
+    activate_staff_language("en")  # what tests/conftest.py sets for every other test
+
+
+def test_the_preview_speaks_the_staff_language(german: None, live: Live) -> None:
+    home = live.get().text
+    assert '<html lang="de">' in home
+    for words in ("Newsletter und Veranstaltungen", ">Letzter Versand<", ">Sprachen<", "folgt Ihren Dateien",
+                  ">bevorstehend<", ">vergangen<", "noch nicht versendet"):  # fmt: skip
+        assert words in home, words
+    item = live.get(NEWSLETTER).text
+    for words in ("Prüfungen", "Im Posteingang", "Textteil", "Kopfzeilen", "Test senden", "SMTP ist nicht eingerichtet",
+                  'data-check="alt-texts"', "Alt-Texte", "Smartphone · 375 px"):  # fmt: skip
+        assert words in item, words
+    for english in ("follows your files", ">Checks<", "In the inbox", "Send a test", "Last send", "every image"):
+        assert english not in home + item, english
+
+
 def test_item_page_shows_inbox_line_text_part_headers_and_calendar(live: Live) -> None:
     page = live.get(EVENT).text
     assert "Netzwerkstelle Städtepartnerschaften" in page
@@ -229,21 +285,46 @@ def test_email_at_600_and_375_px_with_local_images(live: Live, chromium: Any) ->
 
 
 @pytest.mark.browser
+def test_column_headers_never_break_inside_a_word(german: None, live: Live, chromium: Any) -> None:
+    split_words = """() => {
+        const split = [];
+        for (const th of document.querySelectorAll("table.list th")) {
+            const text = th.firstChild;
+            for (const match of text.textContent.matchAll(/\\S+/g)) {
+                const range = document.createRange();
+                range.setStart(text, match.index);
+                range.setEnd(text, match.index + match[0].length);
+                const lines = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top)));
+                if (lines.size > 1) split.push(match[0]);
+            }
+        }
+        return split;
+    }"""
+    for width in (720, 900, 1280):
+        page = chromium.new_page(viewport={"width": width, "height": 900})
+        page.goto(live.url)
+        assert page.locator("table.list th").count() == 6
+        assert page.evaluate(split_words) == [], width
+        page.close()
+
+
+@pytest.mark.browser
 def test_checks_panel_shows_planted_problems(live: Live, chromium: Any) -> None:
     file = live.content / "newsletters" / "2024-1.md"
     text = file.read_text(encoding="utf-8")
     text = re.sub(r"!\[[^\]]+\]\(images/portraits-2024\.png\)", "![](images/portraits-2024.png)", text)
     text = text.replace("ziehen eine erste Zwischenbilanz", "ziehen eine [erste Zwischenbilanz](#nirgends)")
     file.write_text(text, encoding="utf-8")
+    wait_for(lambda: live.get(NEWSLETTER).text, lambda page: "#nirgends" in page)  # the watcher saw the change
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     page.goto(live.url + NEWSLETTER)
-    alt = page.locator('[data-check="Alt texts"]')
+    alt = page.locator('[data-check="alt-texts"]')
     assert alt.get_attribute("data-ok") == "false"
     assert re.search(r"newsletters/2024-1\.md:10: warning: image 'images/portraits-2024\.png' has no alt text",
                      alt.inner_text())  # fmt: skip
-    links = page.locator('[data-check="Links"]')
+    links = page.locator('[data-check="links"]')
     assert links.get_attribute("data-ok") == "false" and "#nirgends" in links.inner_text()
-    assert page.locator('[data-check="Size"]').get_attribute("data-ok") == "true"
+    assert page.locator('[data-check="size"]').get_attribute("data-ok") == "true"
     page.goto(live.url)
     assert "Alt texts" in page.locator('tr[data-stem="2024-1"]').inner_text()
     page.close()
@@ -288,14 +369,14 @@ def test_checks_read_the_rendered_email() -> None:
     )
     email = RenderedEmail("de", "Betreff", "", html_part, "https://example.org/first\n", "https://w")
     warning = Problem("content/newsletters/x.md", 1, "no 'preheader'; …", Code.NO_PREHEADER, Severity.WARNING)
-    checks = {c.name: c for c in email_checks(email, site, warnings=[warning], resolves=lambda url: False)}
-    assert not checks["Size"].ok and "88 KB" in checks["Size"].detail
-    assert not checks["Alt texts"].ok and "nope.png" in checks["Alt texts"].items[0]
-    assert not checks["Preheader"].ok and checks["Preheader"].items == (str(warning),)
-    broken = " ".join(checks["Links"].items)
+    checks = {c.id.value: c for c in email_checks(email, site, warnings=[warning], resolves=lambda url: False)}
+    assert not checks["size"].ok and "88 KB" in checks["size"].detail
+    assert not checks["alt-texts"].ok and "nope.png" in checks["alt-texts"].items[0]
+    assert not checks["preheader"].ok and checks["preheader"].items == (str(warning),)
+    broken = " ".join(checks["links"].items)
     assert "#gone" in broken and "folder/page.html" in broken and "nope.png" in broken and "#top" not in broken
-    assert checks["External links"].items == ("https://example.org/a", str(site.imprint_url))
-    footer = checks["Impressum and unsubscribe"]
+    assert checks["external-links"].items == ("https://example.org/a", str(site.imprint_url))
+    footer = checks["footer"]
     assert not footer.ok and footer.items == ("text part: no Impressum address " + str(site.imprint_url),
                                               "text part: no unsubscribe address")  # fmt: skip
-    assert not checks["Text part"].ok and "starts with a link" in checks["Text part"].detail
+    assert not checks["text-part"].ok and "starts with a link" in checks["text-part"].detail

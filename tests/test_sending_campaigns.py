@@ -342,6 +342,9 @@ def test_an_unknown_list_is_an_error_naming_the_known_ones(env: dict[str, str], 
 
 
 def test_a_list_without_subscribers_says_so(env: dict[str, str], content_copy: Path, tmp_path: Path) -> None:
+    site = content_copy / "site.yaml"
+    site.write_text(site.read_text(encoding="utf-8").replace("lists:\n", "lists:\n  presse:\n    label:\n"
+                                                              "      de: \"Presse\"\n", 1), encoding="utf-8")
     conn = connect(tmp_path / "state.sqlite3")
     recipients.add_recipient(conn, PEOPLE[0], "presse", status="unsubscribed", source="test", now=NOW)
     result = send(str(content_copy / NEWSLETTER), "--list", "presse", "--yes")

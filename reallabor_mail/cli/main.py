@@ -143,6 +143,12 @@ from reallabor_mail.cli.worker import worker  # noqa: E402
 
 main.add_command(worker)
 
+from reallabor_mail.cli.inbox import inbox_command  # noqa: E402
+from reallabor_mail.cli.registrations import registrations_command  # noqa: E402
+
+main.add_command(inbox_command)
+main.add_command(registrations_command)
+
 
 def run() -> None:
     """Entry point: our errors become `path:line: message` lines and exit code 1, never a traceback."""

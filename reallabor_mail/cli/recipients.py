@@ -182,6 +182,7 @@ def export_command(
 def delete_command(settings: Settings, email: str, yes: bool, state_option: Path | None) -> None:
     from reallabor_mail.addresses import address_key
     from reallabor_mail.delivery.ledger import forget
+    from reallabor_mail.mailbox import filing as inbox_records
     from reallabor_mail.recipients import store as recipients
     from reallabor_mail.recipients.tokens import load_secret
     from reallabor_mail.web import signup_queue
@@ -194,6 +195,7 @@ def delete_command(settings: Settings, email: str, yes: bool, state_option: Path
         raise click.exceptions.Abort
     forget(conn, address, "erased:" + recipients.address_hash(address, secret))
     signup_queue.forget(conn, address)
+    inbox_records.forget(conn, address)
     if recipients.erase(conn, address, secret, now=_now()):
         click.echo(_("{email}: erased; the address is suppressed", email=email))
     else:
@@ -259,19 +261,26 @@ def public_config(
               help="Confirmation mails to one mailbox per day (user+tag@ counts as user@; default: 3).")  # fmt: skip
 @click.option("--confirmations-per-hour", type=click.IntRange(min=1), default=None,
               envvar="REALLABOR_CONFIRMATIONS_PER_HOUR",
-              help="Confirmation mails per hour in all (default: 100).")  # fmt: skip
+              help="Confirmation mails per hour in all; more wait for a later hour (default: 100).")  # fmt: skip
+@click.option("--sign-ups-per-client", type=click.IntRange(min=1), default=None,
+              envvar="REALLABOR_SIGN_UPS_PER_CLIENT",
+              help="Sign-ups per hour from one client (IPv4 address or IPv6 /64; default: 10).")  # fmt: skip
+@click.option("--connections-per-client", type=click.IntRange(min=1), default=None,
+              envvar="REALLABOR_CONNECTIONS_PER_CLIENT",
+              help="Connections one client may hold at once (a named proxy is not counted; default: 50).")  # fmt: skip
 @STATE
 @click.pass_obj
 def serve(
     settings: Settings, public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None,
     out: Path, lists: tuple[str, ...], forwarded_allow_ips: str | None, confirmations_per_mailbox: int | None,
-    confirmations_per_hour: int | None, state_option: Path | None,
+    confirmations_per_hour: int | None, sign_ups_per_client: int | None, connections_per_client: int | None,
+    state_option: Path | None,
 ) -> None:  # fmt: skip
     """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
     import uvicorn
 
     from reallabor_mail.publish.build import default_templates
-    from reallabor_mail.web.limits import server_config
+    from reallabor_mail.web.limits import ServerLimits, server_config
     from reallabor_mail.web.preview import run_preview
     from reallabor_mail.web.public import public_app
     from reallabor_mail.web.signup_queue import SignupLimits
@@ -284,7 +293,10 @@ def serve(
     limits = SignupLimits(
         per_mailbox_per_day=confirmations_per_mailbox or SignupLimits.per_mailbox_per_day,
         per_hour=confirmations_per_hour or SignupLimits.per_hour,
+        per_client_per_hour=sign_ups_per_client or SignupLimits.per_client_per_hour,
     )
+    server_limits = ServerLimits(connections_per_client=connections_per_client or ServerLimits.connections_per_client)
     app = public_app(public_config(content_dir, templates, out, state_option, lists, limits, settings))
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
-    uvicorn.Server(server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)).run()
+    config = server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, limits=server_limits)
+    uvicorn.Server(config).run()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -22,9 +22,18 @@ from pydantic import BaseModel, ValidationError
 from reallabor_mail.characters import TEXT_CONTROL
 from reallabor_mail.content.images import HEAVY_BYTES, published
 from reallabor_mail.content.markdown import Body, ImageResolver, ResolvedImage, parse_body, read_image_path
-from reallabor_mail.content.models import LANGUAGES, EventFrontMatter, EventStatus, Language, Newsletter, Site
-from reallabor_mail.errors import Code, ContentError, Problem, ProblemLog, ReallaborError, display_path
-from reallabor_mail.i18n.messages import _
+from reallabor_mail.content.models import (
+    LANGUAGES,
+    UNKNOWN_LIST,
+    EventFrontMatter,
+    EventStatus,
+    Language,
+    MailingList,
+    Newsletter,
+    Site,
+)
+from reallabor_mail.errors import Code, Problem, ProblemLog, ReallaborError, display_path
+from reallabor_mail.i18n.messages import N_, _
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
@@ -221,8 +230,15 @@ def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> 
             )
             problems.error(path, line, message, Code.QUOTES_NOT_STRAIGHT)
             return None
-        detail = exc.problem or exc.context
-        message = _("invalid YAML: {detail}; check indentation and quoting", detail=detail)
+        if "\t" in source:
+            message = _("a tab character: YAML indents with spaces only; replace the tab with spaces")
+        elif exc.problem == "mapping values are not allowed here":
+            message = _(
+                "a second colon in a value: put the whole text in straight quotes, e.g. title: \"Thema: Untertitel\""
+            )
+        else:
+            detail = exc.problem or exc.context
+            message = _("invalid YAML: {detail}; check indentation and quoting", detail=detail)
         problems.error(path, line, message, Code.INVALID_YAML)
         return None
     except yaml.YAMLError as exc:
@@ -260,9 +276,45 @@ def parse_front_matter(text: str, path: str, problems: ProblemLog) -> Document |
     return doc
 
 
+# Pydantic's error types, each as a sentence of ours (its own ``msg`` is English and cannot be translated).
+_SENTENCES: dict[str, str] = {
+    "string_type": N_("'{key}': text is expected here"),
+    "string_too_short": N_("'{key}' is empty; write a value or remove the key"),
+    # ListName is the only pattern-checked type (content/models.py).
+    "string_pattern_mismatch": N_(
+        "'{key}': '{value}' is not a list name; use lower-case letters, digits, '-' and '_', e.g. newsletter"
+    ),
+    "bool_type": N_("'{key}': write true or false"),
+    "bool_parsing": N_("'{key}': write true or false"),
+    "int_type": N_("'{key}': a whole number is expected, e.g. 60"),
+    "int_parsing": N_("'{key}': a whole number is expected, e.g. 60"),
+    "int_from_float": N_("'{key}': a whole number is expected, e.g. 60"),
+    "greater_than_equal": N_("'{key}': must be at least {ge}"),
+    "less_than_equal": N_("'{key}': must be at most {le}"),
+    "list_type": N_("'{key}': a list is expected, e.g. [newsletter]"),
+    "dict_type": N_("'{key}': indented 'key: value' lines are expected here"),
+    "model_type": N_("'{key}': indented 'key: value' lines are expected here"),
+    "model_attributes_type": N_("'{key}': indented 'key: value' lines are expected here"),
+    "url_type": N_("'{key}': not a web address; write it in full, starting with https://"),
+    "url_parsing": N_("'{key}': not a web address; write it in full, starting with https://"),
+    "url_scheme": N_("'{key}': not a web address; write it in full, starting with https://"),
+    "url_syntax_violation": N_("'{key}': not a web address; write it in full, starting with https://"),
+    "url_too_long": N_("'{key}': the web address is too long"),
+    "enum": N_("'{key}': '{value}' is not allowed; write one of: {allowed}"),
+    "literal_error": N_("'{key}': '{value}' is not allowed; write one of: {allowed}"),
+    "value_error": N_("'{key}': {detail}"),
+    UNKNOWN_LIST: N_("'{key}': unknown list {names}; site.yaml declares: {known}"),
+}
+_QUOTED = re.compile(r"'([^']*)'")
+
+
 def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, Code]:
-    loc = ".".join(str(p) for p in error["loc"])
+    """One validation error as a sentence in the staff language, from pydantic's error ``type`` and ``ctx``."""
+    # A list index is left out (the value is quoted); "[key]": the error is in a mapping's key itself.
+    parts = [p for p in error["loc"] if isinstance(p, str) and p != "[key]"]
+    loc = ".".join(str(p) for p in parts)
     kind = error["type"]
+    ctx = error.get("ctx") or {}
     if kind == "missing":
         return _("missing required key '{key}'; add it to the front matter", key=loc), Code.MISSING_KEY
     if kind == "extra_forbidden":
@@ -276,10 +328,22 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, Co
             parent = nested
         allowed = ", ".join(parent.model_fields)
         return _("unknown key '{key}'; allowed keys are: {allowed}", key=loc, allowed=allowed), Code.UNKNOWN_KEY
-    detail = str(error["msg"]).removeprefix("Value error, ")
-    if kind.startswith("date"):
-        return _("'{key}': {detail} (write dates as YYYY-MM-DD)", key=loc, detail=detail), Code.INVALID_VALUE
-    return (f"'{loc}': {detail}" if loc else detail), Code.INVALID_VALUE
+    values = {
+        "key": loc,
+        "value": str(error.get("input"))[:80],
+        "detail": str(ctx.get("error", "")),
+        "allowed": ", ".join(_QUOTED.findall(str(ctx.get("expected", "")))),
+        **{name: value for name, value in ctx.items() if name in ("ge", "le", "names", "known")},
+    }
+    code = Code.UNKNOWN_LIST if kind == UNKNOWN_LIST else Code.INVALID_VALUE
+    if kind == "value_error" and not loc:
+        return values["detail"], code
+    if kind.startswith("date_"):
+        return _("'{key}': not a date; write dates as YYYY-MM-DD, e.g. 2023-10-05", key=loc), code
+    sentence = _SENTENCES.get(kind)
+    if sentence is None:  # a type our models do not produce today: pydantic's English words, marked as such
+        return _("'{key}': invalid value ({detail})", key=loc, detail=error["msg"]), code
+    return _(sentence, **values), code
 
 
 def validate(
@@ -403,7 +467,10 @@ class _Loader:
     def _load_item(self, stem: str, files: dict[str, Path], model: type[Meta], language: Language) -> Item[Meta] | None:
         main_doc: Document | None = None
         versions: dict[Language, Version[Meta]] = {}
-        context = {"default_timezone": self.site.timezone if self.site else "Europe/Berlin"}
+        context = {
+            "default_timezone": self.site.timezone if self.site else "Europe/Berlin",
+            "known_lists": self.site.known_lists if self.site and self.site.lists is not None else None,
+        }
         for lang in sorted(files, key=lambda code: code != language):
             file = files[lang]
             rel = self.rel(file)
@@ -444,20 +511,17 @@ def load_site(root: Path) -> Site:
     return site
 
 
-def load_content(root: Path) -> Content:
-    """Read and validate the whole content folder; raise ContentError with every problem found."""
-    if not root.is_dir():
-        raise ContentError(
-            [
-                Problem(
-                    str(root),
-                    None,
-                    _("content folder not found; pass --content DIR or run in the project folder"),
-                    Code.CONTENT_FOLDER_MISSING,
-                )
-            ]
-        )
+def read_content(root: Path) -> tuple[Content | None, ProblemLog]:
+    """The content folder as far as it is valid, and every problem found in it.
+
+    The items with errors are left out; None without a valid site.yaml. The preview shows the rest
+    beside the errors; :func:`load_content` is the strict form every other command uses.
+    """
     loader = _Loader(root)
+    if not root.is_dir():
+        message = _("content folder not found; pass --content DIR or run in the project folder")
+        loader.problems.error(str(root), None, message, Code.CONTENT_FOLDER_MISSING)
+        return None, loader.problems
     site = loader.site = loader.load_site()
     language: Language = site.language if site else "de"
     newsletters = loader.load_items(Kind.NEWSLETTER.folder, Newsletter, language)
@@ -467,11 +531,19 @@ def load_content(root: Path) -> Content:
         if not main.meta.preheader:
             message = _("no 'preheader'; inboxes will show the first words of the body instead")
             loader.problems.warning(loader.rel(main.path), 1, message, Code.NO_PREHEADER)
-    loader.problems.raise_if_errors()
-    assert site is not None
+    if site is None:
+        return None, loader.problems
+    if site.lists is None:
+        site = _lists_from_content(site, (*newsletters, *events))
+        message = _(
+            "no 'lists:' section; the lists the content names ({lists}) are used with their names as labels. "
+            "Add a 'lists:' section with a label per language (see content/README.md)",
+            lists=", ".join(site.known_lists),
+        )
+        loader.problems.warning(loader.rel(root / "site.yaml"), None, message, Code.SITE_LISTS_MISSING)
     events = tuple(sorted(events, key=lambda e: (e.meta.start, e.stem)))
     newsletters = tuple(sorted(newsletters, key=lambda n: (n.meta.date, n.stem), reverse=True))
-    return Content(
+    content = Content(
         root=root,
         site=site,
         newsletters=newsletters,
@@ -479,6 +551,22 @@ def load_content(root: Path) -> Content:
         images=frozenset(loader.images),
         warnings=tuple(loader.problems.warnings),
     )
+    return content, loader.problems
+
+
+def load_content(root: Path) -> Content:
+    """Read and validate the whole content folder; raise ContentError with every problem found."""
+    content, problems = read_content(root)
+    problems.raise_if_errors()
+    assert content is not None
+    return content
+
+
+def _lists_from_content(site: Site, items: Iterable[NewsletterItem | EventItem]) -> Site:
+    """Old content without ``lists:`` in site.yaml: every list the content names, labelled with its name."""
+    names = sorted({name for item in items for version in item.versions.values() for name in version.meta.lists})
+    declared = {name: MailingList(label={site.language: name}) for name in names}
+    return site.model_copy(update={"lists": declared})
 
 
 def is_cancelled(event: EventItem) -> bool:

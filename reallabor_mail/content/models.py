@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -23,39 +23,62 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from reallabor_mail.addresses import InvalidAddress, parse_address
-from reallabor_mail.characters import HEADER_UNSAFE
+from reallabor_mail.characters import control_character
+from reallabor_mail.i18n.languages import LANGUAGES, Language
+from reallabor_mail.i18n.messages import N_, _
 
-Language = Literal["de", "uk", "en"]
-LANGUAGES: tuple[Language, ...] = ("de", "uk", "en")
+__all__ = ["LANGUAGES", "Language"]  # re-exported: the layers above name them from here
 
 _TZ_ALIASES = {"Europe/Kiev": "Europe/Kyiv"}
+
+# The error type of a list name that site.yaml does not declare; the loader gives it its own code.
+UNKNOWN_LIST = "unknown_list"
 
 
 def _timezone_name(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError("a time zone name such as 'Europe/Berlin' is expected")
+        raise ValueError(_("a time zone name such as 'Europe/Berlin' is expected"))
     name = _TZ_ALIASES.get(value, value)
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from None
+        raise ValueError(
+            _("unknown time zone '{zone}'; use an IANA name such as 'Europe/Berlin'", zone=value)
+        ) from None
     return name
 
 
 def _email_address(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError("an email address is expected")
+        raise ValueError(_("an email address is expected"))
     try:
         return str(parse_address(value))
-    except InvalidAddress as exc:
-        raise ValueError(exc.detail) from None
+    except InvalidAddress:
+        if not value.rpartition("@")[0].isascii():
+            raise ValueError(_(
+                "'{address}' is not an address mail can be sent to: the part before the @ has non-ASCII letters, "
+                "which mail servers without SMTPUTF8 cannot deliver; use an address written in ASCII "
+                "(e.g. joerg.weiss@…)",
+                address=value,
+            )) from None  # fmt: skip
+        raise ValueError(
+            _("'{address}' is not an address mail can be sent to; write it as name@example.org", address=value)
+        ) from None
 
 
 def _single_line(value: str) -> str:
-    if HEADER_UNSAFE.search(value):
-        raise ValueError("must be a single line (no line breaks or NUL characters)")
+    """One line of text: the control-character rule of characters.py, applied to the parsed value.
+
+    The raw-text rule cannot see a control character that YAML's escapes produce (``"\\u001b"``).
+    """
+    found = control_character(value)
+    if found:
+        raise ValueError(
+            _("must be a single line of text without control characters; remove {character}", character=found)
+        )
     return value.strip()
 
 
@@ -89,8 +112,20 @@ TimezoneName = Annotated[str, AfterValidator(_timezone_name)]
 EmailAddress = Annotated[str, AfterValidator(_email_address)]
 SingleLine = Annotated[str, Field(min_length=1), AfterValidator(_single_line)]
 WebUrl = Annotated[HttpUrl, AfterValidator(_url_string)]
+# The only pattern-checked type: the loader words a pattern mismatch as a list-name rule.
 ListName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ReminderLead = Annotated[dt.timedelta, BeforeValidator(_reminder_lead)]
+
+
+def _declared_lists(names: list[str], info: ValidationInfo) -> list[str]:
+    """The content's ``lists:``, each declared in site.yaml (context ``known_lists``; absent: not checked)."""
+    known: tuple[str, ...] | None = (info.context or {}).get("known_lists")
+    unknown = [name for name in names if known is not None and name not in known]
+    if unknown:
+        raise PydanticCustomError(
+            UNKNOWN_LIST, "unknown list {names}", {"names": ", ".join(unknown), "known": ", ".join(known or ())}
+        )
+    return names
 
 
 class Strict(BaseModel):
@@ -102,6 +137,16 @@ class Strict(BaseModel):
 class Mailbox(Strict):
     name: SingleLine
     email: EmailAddress
+
+
+Labels = dict[Language, SingleLine]
+
+
+class MailingList(Strict):
+    """A list people can be on: its name in every language, and what it is for."""
+
+    label: Labels
+    description: Labels | None = None
 
 
 class Site(Strict):
@@ -119,6 +164,22 @@ class Site(Strict):
     partner_timezone: TimezoneName = "Europe/Kyiv"
     language: Language = "de"
     reminder: ReminderLead | None = None  # the reminder mail of every event that does not set its own
+    # None: site.yaml has no ``lists:``; the loader then declares the lists the content names.
+    lists: dict[ListName, MailingList] | None = None
+
+    @field_validator("lists", mode="after")
+    @classmethod
+    def _labelled_in_site_language(
+        cls, lists: dict[str, MailingList] | None, info: ValidationInfo
+    ) -> dict[str, MailingList] | None:
+        language = info.data.get("language", "de")
+        for name, mailing_list in (lists or {}).items():
+            if language not in mailing_list.label:
+                raise ValueError(_(
+                    "list '{name}' has no label in {language}, the site's language; add label: {{{language}: …}}",
+                    name=name, language=language,
+                ))  # fmt: skip
+        return lists
 
     @property
     def public_url(self) -> str:
@@ -130,12 +191,33 @@ class Site(Strict):
         """The sender's domain: UIDs and Message-IDs are minted on it."""
         return self.sender.email.rsplit("@", 1)[1].lower()
 
+    @property
+    def known_lists(self) -> tuple[str, ...]:
+        """The names of every list, in the order site.yaml gives them."""
+        return tuple(self.lists or ())
+
+    def list_label(self, name: str, language: Language) -> str:
+        """What a list is called in ``language``, else in the site's language; an undeclared list: its name."""
+        declared = (self.lists or {}).get(name)
+        if declared is None:
+            return name
+        return declared.label.get(language) or declared.label.get(self.language) or name
+
+    def list_description(self, name: str, language: Language) -> str | None:
+        """What a list is for in ``language``, else in the site's language; None if site.yaml does not say."""
+        declared = (self.lists or {}).get(name)
+        if declared is None or declared.description is None:
+            return None
+        return declared.description.get(language) or declared.description.get(self.language)
+
 
 class Newsletter(Strict):
     title: SingleLine
     date: dt.date
     preheader: SingleLine | None = None
-    lists: list[ListName] = Field(default_factory=lambda: ["newsletter"])
+    lists: Annotated[list[ListName], AfterValidator(_declared_lists)] = Field(
+        default_factory=lambda: ["newsletter"], validate_default=True
+    )
     upcoming_events: bool = False
     upcoming_days: int | None = Field(default=None, ge=1, le=366)  # how far ahead "Termine" looks
 
@@ -143,7 +225,7 @@ class Newsletter(Strict):
     @classmethod
     def _plain_date(cls, value: object) -> object:
         if isinstance(value, dt.datetime):
-            raise ValueError("a date without time is expected, e.g. 2023-10-05")
+            raise ValueError(_("a date without time is expected, e.g. 2023-10-05"))
         return value
 
 
@@ -166,13 +248,19 @@ class Registration(Strict):
     @model_validator(mode="after")
     def _one_way_to_register(self) -> Registration:
         if self.email is None and self.url is None:
-            raise ValueError("registration needs 'email' or 'url'")
+            raise ValueError(_("registration needs 'email' or 'url'"))
         return self
 
 
 _REQUIRED_BY_FORMAT: dict[str, tuple[tuple[EventFormat, ...], str]] = {
-    "location": ((EventFormat.IN_PERSON, EventFormat.HYBRID), "the address"),
-    "online_url": ((EventFormat.ONLINE, EventFormat.HYBRID), "the https:// link"),
+    "location": (
+        (EventFormat.IN_PERSON, EventFormat.HYBRID),
+        N_("'location' is required for format {format}; add the address"),
+    ),
+    "online_url": (
+        (EventFormat.ONLINE, EventFormat.HYBRID),
+        N_("'online_url' is required for format {format}; add the https:// link"),
+    ),
 }
 
 
@@ -185,12 +273,14 @@ def _parse_local_time(value: object) -> object:
                 return dt.datetime.strptime(text, pattern)
             except ValueError:
                 continue
-        raise ValueError(f"{value!r} is not a local time; write it as YYYY-MM-DD HH:MM, e.g. 2023-09-19 14:00")
+        raise ValueError(
+            _("'{value}' is not a local time; write it as YYYY-MM-DD HH:MM, e.g. 2023-09-19 14:00", value=value)
+        )
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            raise ValueError("write the local time without offset and set 'timezone' instead")
+            raise ValueError(_("write the local time without offset and set 'timezone' instead"))
         return value
-    raise ValueError("a local time is expected, written as YYYY-MM-DD HH:MM")
+    raise ValueError(_("a local time is expected, written as YYYY-MM-DD HH:MM"))
 
 
 LocalTime = Annotated[dt.datetime, BeforeValidator(_parse_local_time)]
@@ -213,7 +303,9 @@ class EventFrontMatter(Strict):
     online_url: WebUrl | None = Field(default=None, validate_default=True)
     registration: Registration | None = None
     status: EventStatus = EventStatus.SCHEDULED
-    lists: list[ListName] = Field(default_factory=lambda: ["reallabor"])
+    lists: Annotated[list[ListName], AfterValidator(_declared_lists)] = Field(
+        default_factory=lambda: ["reallabor"], validate_default=True
+    )
     reminder: ReminderLead | None = None  # a reminder mail this long before the start (None: the site's default)
 
     @field_validator("start", "end", mode="after")
@@ -226,16 +318,18 @@ class EventFrontMatter(Strict):
         aware = resolve_local_time(value, zone)
         start = info.data.get("start")
         if info.field_name == "end" and start is not None and aware <= start:
-            raise ValueError(f"the event ends ({value:%Y-%m-%d %H:%M}) before it starts; 'end' must come after 'start'")
+            raise ValueError(_(
+                "the event ends ({end}) before it starts; 'end' must come after 'start'", end=f"{value:%Y-%m-%d %H:%M}"
+            ))  # fmt: skip
         return aware
 
     @field_validator("location", "online_url", mode="after")
     @classmethod
     def _required_by_format(cls, value: str | None, info: ValidationInfo) -> str | None:
         fmt = info.data.get("format")
-        needed_for, what = _REQUIRED_BY_FORMAT[str(info.field_name)]
+        needed_for, sentence = _REQUIRED_BY_FORMAT[str(info.field_name)]
         if value is None and fmt in needed_for:
-            raise ValueError(f"'{info.field_name}' is required for format {fmt.value}; add {what}")
+            raise ValueError(_(sentence, format=fmt.value))
         return value
 
     @property
@@ -254,10 +348,16 @@ def resolve_local_time(local: dt.datetime, zone_name: str) -> dt.datetime:
     early = local.replace(tzinfo=zone, fold=0)
     late = local.replace(tzinfo=zone, fold=1)
     if early.utcoffset() != late.utcoffset():
+        wall_clock = f"{local:%Y-%m-%d %H:%M}"
         back = early.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
         if back != local:
-            raise ValueError(
-                f"{local:%Y-%m-%d %H:%M} does not exist in {zone_name} (clocks jump forward); pick another time"
+            message = _(
+                "{time} does not exist in {zone} (clocks jump forward); pick another time",
+                time=wall_clock,
+                zone=zone_name,
             )
-        raise ValueError(f"{local:%Y-%m-%d %H:%M} happens twice in {zone_name} (clocks go back); pick another time")
+            raise ValueError(message)
+        raise ValueError(
+            _("{time} happens twice in {zone} (clocks go back); pick another time", time=wall_clock, zone=zone_name)
+        )
     return early

@@ -31,7 +31,7 @@ from types import TracebackType
 from zoneinfo import ZoneInfo
 
 from reallabor_mail.addresses import address_key
-from reallabor_mail.content.loader import EventItem, NewsletterItem, is_event, load_content
+from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_event, load_content
 from reallabor_mail.content.models import Language, Site
 from reallabor_mail.db import NoState, StateError, connect, connect_read_only, state_path
 from reallabor_mail.delivery import schedule
@@ -321,8 +321,12 @@ def lock_campaign(state: Path, campaign: str) -> int:
     return fd
 
 
-def known_lists(items: Sequence[NewsletterItem | EventItem], conn: sqlite3.Connection) -> set[str]:
-    """The lists named by the content's front matter and those with members in the state file."""
+def known_lists(content: Content, conn: sqlite3.Connection) -> set[str]:
+    """The lists site.yaml declares; for content from before that section, those named by the front
+    matter and those with members in the state file."""
+    if content.site.known_lists:
+        return set(content.site.known_lists)
+    items = (*content.newsletters, *content.events)
     return {name for item in items for name in item.meta.lists} | recipients.list_names(conn)
 
 
@@ -432,7 +436,7 @@ def prepare(
             plan.new, plan.before = 1, None
             plan.languages[composer.language(person)] += 1
         else:
-            check_lists(lists, known_lists((*content.newsletters, *content.events), conn), (), plan.path)
+            check_lists(lists, known_lists(content, conn), (), plan.path)
             _count(plan, ledger, conn, lists, composer.language, updated)
             check_lists(lists, set(lists), plan.lists, plan.path)
             if plan.before is not None and plan.before.interrupted and not request.resume:

@@ -20,7 +20,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from reallabor_mail.content.models import LANGUAGES, Language
+from reallabor_mail.i18n.languages import LANGUAGES, Language
 from reallabor_mail.i18n.messages import DOMAIN, LOCALE_DIR
 
 PACKAGE = Path(__file__).resolve().parent.parent

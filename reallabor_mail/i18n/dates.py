@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time, get_timezone_location
 
-from reallabor_mail.content.models import Language
+from reallabor_mail.i18n.languages import Language
 from reallabor_mail.i18n.messages import translations
 
 _DATE_PATTERN: dict[Language, str] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from reallabor_mail.content.models import Language
+from reallabor_mail.i18n.languages import Language
 
 FEMALE = "Frau"
 MALE = "Herr"

@@ -15,7 +15,7 @@ import gettext as _gettext
 from functools import cache
 from pathlib import Path
 
-from reallabor_mail.content.models import LANGUAGES, Language
+from reallabor_mail.i18n.languages import LANGUAGES, Language
 from reallabor_mail.settings import Settings
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"

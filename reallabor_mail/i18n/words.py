@@ -1,15 +1,15 @@
 """Transitional: the old ``strings(language)["key"]`` lookups, answered from the gettext catalogs.
 
-Only for the callers that are not yet on gettext (``render/ics.py``, ``web/public.py``,
-``web/preview.py`` and the templates they render with ``t.…``); new code calls
+Only for the callers that are not yet on gettext (``render/ics.py``, ``render/calendar_links.py``,
+``web/public.py`` and the templates they render with ``t.…``); new code calls
 :func:`reallabor_mail.i18n.messages.translations` with the English sentence itself. Remove this
 module when the last caller has moved.
 """
 
 from __future__ import annotations
 
-from reallabor_mail.content.models import LANGUAGES
 from reallabor_mail.i18n.dates import date_line, long_date
+from reallabor_mail.i18n.languages import LANGUAGES
 from reallabor_mail.i18n.messages import language_name, translations
 
 __all__ = ["date_line", "long_date", "strings"]

@@ -27,6 +27,7 @@ from reallabor_mail.addresses import ascii_domain, wire_address
 from reallabor_mail.characters import header_safe
 from reallabor_mail.content.models import Language, Site
 from reallabor_mail.i18n.greetings import greeting
+from reallabor_mail.recipients.links import unsubscribe_mailto
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import RenderedEmail
 
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
     from reallabor_mail.mail.dkim import DkimSigner
 
 # 7bit: every part is base64 or quoted-printable, whichever is smaller; lines stay under 998 octets.
-MAIL_POLICY = policy.SMTP.clone(cte_type="7bit", max_line_length=78)
+# refold_source="none": a header we set raw (already folded, e.g. List-Unsubscribe with its long links) goes
+# out as written; the default would turn an over-long line into RFC 2047 words that break the links.
+MAIL_POLICY = policy.SMTP.clone(cte_type="7bit", max_line_length=78, refold_source="none")
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,8 @@ def build_message(
     msg = _addressed(site, rendered.subject, mailbox(recipient.display_name or None, recipient.email), campaign.date)
     msg["Message-ID"] = message_id(campaign.key, recipient.email, secret, site.domain)
     msg.set_raw("List-Id", list_id(site, campaign.list_name))
-    unsubscribe_mailto = f"mailto:{'@'.join(ascii_address(site.sender.email))}?subject=unsubscribe"
-    msg["List-Unsubscribe"] = f"<{header_safe(unsubscribe_url, 'unsubscribe URL')}>, <{unsubscribe_mailto}>"
+    url = header_safe(unsubscribe_url, "unsubscribe URL")
+    msg.set_raw("List-Unsubscribe", f"<{url}>,\n <{unsubscribe_mailto(site.sender.email, url)}>")
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["MIME-Version"] = "1.0"
 

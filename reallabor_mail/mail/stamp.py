@@ -3,7 +3,7 @@
 :func:`reallabor_mail.mail.message.build_message` is the one definition of what a message looks like; it
 runs on the standard library's header and body machinery, which costs milliseconds per message. A
 :class:`MessageStamp` calls it once per campaign, language and calendar method with placeholders for
-everything personal (To, Message-ID, the unsubscribe link, the two bodies, the calendar object), and
+everything personal (To, Message-ID, the unsubscribe link and mailto, the two bodies, the calendar object), and
 fills those in per recipient:
 
 - bodies: quoted-printable or base64, whichever is smaller for this campaign's text (base64 for
@@ -39,6 +39,7 @@ from reallabor_mail.mail.message import (
     message_id,
     set_header,
 )
+from reallabor_mail.recipients.links import unsubscribe_mailto
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import GREETING_MARK, UNSUBSCRIBE_MARK, RenderedEmail
 
@@ -169,6 +170,7 @@ class MessageStamp:
             "to": re.escape(f"To: {_TO}\r\n"),
             "message_id": re.escape(placeholder_id),
             "url": re.escape(_URL),
+            "mailto": re.escape(unsubscribe_mailto(site.sender.email, _URL)),
             # a body part: its Content-Transfer-Encoding line, the part's other headers, the body
             "text": rf"{_PLAIN_CTE}((?:[^\r\n]+\r\n)*)\r\n{_TEXT}",
             "html": rf"{_PLAIN_CTE}((?:[^\r\n]+\r\n)*)\r\n{_HTML}",
@@ -186,7 +188,7 @@ class MessageStamp:
             end = match.end()
         segments.append(raw[end:].encode("ascii"))
         found = [s for s in segments if isinstance(s, str)]
-        expected = ["to", "message_id", "url", "text", "html"] + (["ics", "ics"] if method else [])
+        expected = ["to", "message_id", "url", "mailto", "text", "html"] + (["ics", "ics"] if method else [])
         if sorted(found) != sorted(expected):
             raise StampError(f"message skeleton has slots {found}, expected {expected}")
         return cls(
@@ -202,7 +204,8 @@ class MessageStamp:
     def message(self, recipient: Recipient, unsubscribe_url: str, ics: str | None = None) -> tuple[str, bytes]:
         """The Message-ID and wire bytes of one recipient's message."""
         url = header_safe(unsubscribe_url, "unsubscribe URL")
-        if len(url) + len("List-Unsubscribe: <>,") > MAX_LINE:
+        mailto = unsubscribe_mailto(self.site.sender.email, url)
+        if len(url) + len("List-Unsubscribe: <>,") > MAX_LINE or len(mailto) + 3 > MAX_LINE:
             raise StampError(f"{url[:60]}…: the unsubscribe URL is too long for a header line")
         opening = greeting(recipient, self.rendered.language)
         html_marks, text_marks = (dict(zip((GREETING_MARK, UNSUBSCRIBE_MARK), side.split("\x00"), strict=True))
@@ -214,6 +217,7 @@ class MessageStamp:
             "to": MAIL_POLICY.fold_binary(*next(iter(holder.raw_items()))),
             "message_id": msgid.encode("ascii"),
             "url": url.encode("ascii"),
+            "mailto": mailto.encode("ascii"),
             "text": self.text.encode(text_marks),
             "html": self.html.encode(html_marks),
         }

@@ -33,6 +33,7 @@ from reallabor_mail.content.models import Language, ListName
 from reallabor_mail.db import transaction, utc_stamp
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import _
+from reallabor_mail.recipients.links import CONFIRM_DAYS
 from reallabor_mail.recipients.person import Recipient
 
 Status = Literal["pending", "subscribed", "unsubscribed", "bounced"]
@@ -334,13 +335,16 @@ def consent_version(text: str, language: Language) -> str:
     return f"{language}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
 
 
-@dataclass(frozen=True)
-class Signup:
-    """What a sign-up did: the lists that now wait for confirmation (empty: nothing to confirm)."""
+LEFT: tuple[Status, ...] = ("unsubscribed", "bounced")
 
-    email: str
-    pending: tuple[str, ...]
-    resent: bool
+
+def _latest_event(conn: sqlite3.Connection, person: int, list_name: str) -> tuple[str, str] | None:
+    """The action and time of a person's last consent record on a list."""
+    row = conn.execute(
+        "SELECT action, at FROM consent_events WHERE recipient_id = ? AND list_name = ? ORDER BY id DESC LIMIT 1",
+        (person, list_name),
+    ).fetchone()
+    return (row["action"], row["at"]) if row else None
 
 
 def sign_up(
@@ -352,56 +356,73 @@ def sign_up(
     consent_language: Language,
     ip: str | None,
     now: dt.datetime,
-) -> Signup:
-    """Record a sign-up from the form as pending (double opt-in step 1).
+) -> str:
+    """Record a sign-up from the form (double opt-in step 1); returns the stored address.
 
-    A new person is stored with the form's details; a known person's details are left alone (anyone can
-    type any address into a form). Lists the person is already subscribed to need no confirmation. A
-    second sign-up while pending is not a duplicate: it records the attempt and asks for a new mail.
+    Anyone can type any address into a form, so a sign-up changes no status but ``pending``'s clock:
+    a new person is stored with the form's details and ``pending`` lists; a known person's details and
+    their subscribed, unsubscribed or bounced memberships stay as they are (only the confirmation click,
+    :func:`confirm`, changes those). Every state does the same work: one ``signup`` consent record per
+    list, except that repeated attempts are recorded once a day (the form's attempts table counts them).
     ``consent_text`` is the wording the person saw (in the page's language); it is kept by version.
     """
     moment = utc_stamp(now)
     version = consent_version(consent_text, consent_language)
     email = address_key(person.email)
+    day_ago = utc_stamp(now - dt.timedelta(days=1))
     with transaction(conn):
         conn.execute(
             "INSERT OR IGNORE INTO consent_texts (version, language, text) VALUES (?, ?, ?)",
             (version, consent_language, consent_text),
         )
         person_id = _upsert_person(conn, replace(person, email=email), moment, overwrite=False)
-        pending: list[str] = []
-        resent = False
         for list_name in lists:
             status = _status(conn, person_id, check_list_name(list_name))
-            if status == "subscribed":
-                continue
-            resent = resent or status == "pending"
-            _set_status(conn, person_id, list_name, "pending", moment)
-            _record(conn, person_id, list_name, "signup", moment, source="form", ip=ip, consent_version=version)
-            pending.append(list_name)
-    return Signup(email, tuple(pending), resent)
+            if status in (None, "pending"):
+                _set_status(conn, person_id, list_name, "pending", moment)
+            latest = _latest_event(conn, person_id, list_name)
+            if latest is None or latest[0] != "signup" or latest[1] < day_ago:
+                _record(conn, person_id, list_name, "signup", moment, source="form", ip=ip, consent_version=version)
+    return email
+
+
+def awaiting_confirmation(
+    conn: sqlite3.Connection, email: str, lists: Sequence[str], *, now: dt.datetime
+) -> list[str]:
+    """Those of ``lists`` a confirmation click would subscribe: pending ones, and unsubscribed or
+    bounced ones whose last consent record is a sign-up of the last :data:`CONFIRM_DAYS` days."""
+    person = _person_id(conn, address_key(email))
+    if person is None:
+        return []
+    recent = utc_stamp(now - dt.timedelta(days=CONFIRM_DAYS))
+    waiting: list[str] = []
+    for list_name in lists:
+        status = _status(conn, person, list_name)
+        latest = _latest_event(conn, person, list_name)
+        asked = latest is not None and latest[0] == "signup" and latest[1] >= recent
+        if status == "pending" or (status in LEFT and asked):
+            waiting.append(list_name)
+    return waiting
 
 
 def confirm(
     conn: sqlite3.Connection, email: str, lists: Sequence[str], *, ip: str | None, now: dt.datetime, secret: bytes
 ) -> list[str]:
-    """Confirm pending lists (double opt-in step 2); returns the lists now subscribed.
+    """Confirm a sign-up (double opt-in step 2); returns the lists now subscribed.
 
-    Only pending memberships change: an old link cannot re-subscribe someone who left since. A
-    confirmed sign-up of an erased or bounced address is fresh consent and lifts its suppression.
+    Only lists :func:`awaiting_confirmation` names change: an old link cannot re-subscribe someone who
+    left since, while someone who left and signed up again comes back with this click (the person's own
+    POST with a valid link). A confirmed sign-up of an erased or bounced address is fresh consent and
+    lifts its suppression.
     """
     moment = utc_stamp(now)
-    confirmed: list[str] = []
     with transaction(conn):
+        confirmed = awaiting_confirmation(conn, email, lists, now=now)
         person = _person_id(conn, address_key(email))
-        if person is None:
-            return []
-        for list_name in lists:
-            if _status(conn, person, list_name) != "pending":
-                continue
+        for list_name in confirmed:
+            assert person is not None
             _set_status(conn, person, list_name, "subscribed", moment)
             _record(conn, person, list_name, "confirm", moment, source="confirmation link", ip=ip)
-            confirmed.append(list_name)
         if confirmed:
             lift_suppression(conn, email, secret)
     return confirmed
@@ -461,15 +482,30 @@ def overwrite_freed(conn: sqlite3.Connection) -> None:
 def purge_unconfirmed(conn: sqlite3.Connection, now: dt.datetime) -> int:
     """Delete sign-ups not confirmed within :data:`PENDING_DAYS` days; returns how many were deleted.
 
-    People left with no list at all are deleted with their records: they never gave consent.
+    People left with no list at all are deleted with their records: they never gave consent. An
+    unsubscribe or bounce is never forgotten: a pending membership that once left the list (from a
+    state file of before sign-ups stopped changing such memberships) goes back to that status instead.
     """
     cutoff = utc_stamp(now - dt.timedelta(days=PENDING_DAYS))
+    moment = utc_stamp(now)
     with transaction(conn):
-        purged = conn.execute(
-            "DELETE FROM memberships WHERE status = 'pending' AND changed < ?", (cutoff,)
-        ).rowcount
+        stale = conn.execute(
+            "SELECT recipient_id, list_name FROM memberships WHERE status = 'pending' AND changed < ?", (cutoff,)
+        ).fetchall()
+        for person, list_name in stale:
+            left = conn.execute(
+                "SELECT action FROM consent_events WHERE recipient_id = ? AND list_name = ?"
+                " AND action IN ('unsubscribe', 'unsubscribed', 'bounced') ORDER BY id DESC LIMIT 1",
+                (person, list_name),
+            ).fetchone()
+            if left is None:
+                conn.execute("DELETE FROM memberships WHERE recipient_id = ? AND list_name = ?", (person, list_name))
+                continue
+            status: Status = "bounced" if left["action"] == "bounced" else "unsubscribed"
+            _set_status(conn, person, list_name, status, moment)
+            _record(conn, person, list_name, status, moment, source="unconfirmed sign-up purged")
         conn.execute("DELETE FROM recipients WHERE id NOT IN (SELECT recipient_id FROM memberships)")
-    return purged
+    return len(stale)
 
 
 # --- reading the store --------------------------------------------------------------------------

@@ -87,12 +87,17 @@ def read_token(
             raise ValueError
         if not hmac.compare_digest(_unb64(signature), _mac(secret, purpose, payload)):
             raise InvalidToken(_("the link is not valid: its signature does not match (altered or forged)"))
-        data = json.loads(_unb64(payload))
-    except (ValueError, binascii.Error):
+        data = json.loads(_unb64(payload).decode("utf-8"))  # json.loads would also take UTF-16 and -32
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: nesting deeper than json can read
         raise InvalidToken(_("the link is not valid: it is incomplete or garbled")) from None
-    if not isinstance(data, dict) or not all(name in data for name in fields):
+    expires = data.pop("x", None) if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or not all(name in data for name in fields)
+        or not all(isinstance(value, str) for value in data.values())
+        or not (expires is None or (isinstance(expires, int) and not isinstance(expires, bool)))
+    ):
         raise InvalidToken(_("the link is not valid: unexpected content"))
-    expires = data.pop("x", None)
     if expires is not None and now.timestamp() >= expires:
         raise InvalidToken(_("the link has expired"))
     return {str(k): str(v) for k, v in data.items()}

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
 from reallabor_mail.content.models import Site
 from reallabor_mail.errors import Code, Problem
+from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.render.engine import SIZE_WARNING_BYTES, UNSUBSCRIBE_MARK, RenderedEmail
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides everything after about 102 KB behind "[Message clipped]"
@@ -33,14 +35,44 @@ _URL = re.compile(r"^(https?://|www\.|mailto:)", re.IGNORECASE)
 Resolver = Callable[[str], bool]
 
 
+class CheckId(StrEnum):
+    """The stable name of each check: the page's ``data-check`` and what tests select by (the wording is translated)."""
+
+    SIZE = "size"
+    ALT_TEXTS = "alt-texts"
+    PREHEADER = "preheader"
+    LINKS = "links"
+    EXTERNAL_LINKS = "external-links"
+    FOOTER = "footer"
+    TEXT_PART = "text-part"
+    OTHER_WARNINGS = "other-warnings"
+
+
 @dataclass(frozen=True)
 class Check:
-    """One line of the checks panel: passed or not, why, and the things it is about."""
+    """One line of the checks panel: passed or not, why, and the things it is about (all in the staff language)."""
 
-    name: str
+    id: CheckId
     ok: bool
     detail: str
     items: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The check's title as the panel shows it."""
+        return _(_NAMES[self.id])
+
+
+_NAMES = {
+    CheckId.SIZE: N_("Size"),
+    CheckId.ALT_TEXTS: N_("Alt texts"),
+    CheckId.PREHEADER: N_("Preheader"),
+    CheckId.LINKS: N_("Links"),
+    CheckId.EXTERNAL_LINKS: N_("External links"),
+    CheckId.FOOTER: N_("Impressum and unsubscribe"),
+    CheckId.TEXT_PART: N_("Text part"),
+    CheckId.OTHER_WARNINGS: N_("Other warnings"),
+}
 
 
 class _Scan(HTMLParser):
@@ -77,25 +109,36 @@ def _kb(size: int) -> str:
 def size_check(email: RenderedEmail) -> Check:
     """The HTML part against Gmail's clipping limit, with room left for headers and encoding."""
     size = email.html_size
-    detail = (
-        f"{_kb(size)} of HTML; Gmail clips above about {_kb(GMAIL_CLIP_BYTES)}, keep it under {_kb(SIZE_WARNING_BYTES)}"
-    )
+    values = {"size": _kb(size), "clip": _kb(GMAIL_CLIP_BYTES), "keep": _kb(SIZE_WARNING_BYTES)}
     if size > GMAIL_CLIP_BYTES:
-        detail += " — Gmail WILL clip this email: shorten the text or split the issue"
+        detail = _(
+            "{size} of HTML; Gmail clips above about {clip}, keep it under {keep}. Gmail WILL clip this email: "
+            "shorten the text or split the issue", **values
+        )  # fmt: skip
     elif size > SIZE_WARNING_BYTES:
-        detail += " — close to clipping: shorten the text"
-    return Check("Size", size <= SIZE_WARNING_BYTES, detail)
+        detail = _("{size} of HTML; Gmail clips above about {clip}, keep it under {keep}. Close to clipping: "
+                   "shorten the text", **values)  # fmt: skip
+    else:
+        detail = _("{size} of HTML; Gmail clips above about {clip}, keep it under {keep}", **values)
+    return Check(CheckId.SIZE, size <= SIZE_WARNING_BYTES, detail)
 
 
 def alt_text_check(email: RenderedEmail, warnings: Sequence[Problem]) -> Check:
     """Images without alt text: the loader's warnings (with lines) plus template images with no alt at all."""
     found = [str(p) for p in warnings if p.code is Code.IMAGE_WITHOUT_ALT]
-    found += [f"template image {src!r} has no alt attribute" for src, alt in _scan(email.html).images if alt is None]
+    images = _scan(email.html).images
+    found += [_("template image '{src}' has no alt attribute", src=src) for src, alt in images if alt is None]
     if found:
-        return Check("Alt texts", False, f"{len(found)} image(s) without alt text; screen readers and "
-                     "clients that block images show nothing for them", tuple(found))
-    count = len(_scan(email.html).images)
-    return Check("Alt texts", True, f"every image has an alt text ({count} image(s))")
+        detail = ngettext(
+            "{count} image without alt text; screen readers and clients that block images show nothing for it",
+            "{count} images without alt text; screen readers and clients that block images show nothing for them",
+            len(found),
+        )
+        return Check(CheckId.ALT_TEXTS, False, detail, tuple(found))
+    if not images:
+        return Check(CheckId.ALT_TEXTS, True, _("the email has no images"))
+    detail = ngettext("the image has an alt text", "every image has an alt text ({count} images)", len(images))
+    return Check(CheckId.ALT_TEXTS, True, detail)
 
 
 def preheader_check(email: RenderedEmail, warnings: Sequence[Problem]) -> Check:
@@ -103,9 +146,9 @@ def preheader_check(email: RenderedEmail, warnings: Sequence[Problem]) -> Check:
     shown = preview_line(email)
     missing = [str(p) for p in warnings if p.code is Code.NO_PREHEADER]
     if missing or not shown:
-        return Check("Preheader", False, f"no preheader; inboxes show the first words instead: “{shown}”",
-                     tuple(missing))
-    return Check("Preheader", True, f"inboxes show: “{shown}”")
+        detail = _("no preheader; inboxes show the first words instead: “{shown}”", shown=shown)
+        return Check(CheckId.PREHEADER, False, detail, tuple(missing))
+    return Check(CheckId.PREHEADER, True, _("inboxes show: “{shown}”", shown=shown))
 
 
 def preview_line(email: RenderedEmail) -> str:
@@ -116,6 +159,15 @@ def preview_line(email: RenderedEmail) -> str:
 
 def _is_external(url: str, public_url: str) -> bool:
     return url.startswith(("http://", "https://")) and not url.startswith(public_url + "/")
+
+
+# What is wrong with a target, for a link and for an image (whole sentences: the two differ in other languages).
+_NO_ANCHOR = {"link": N_("link '{url}': no element with this id in the email"),
+              "image": N_("image '{url}': no element with this id in the email")}  # fmt: skip
+_NOT_BUILT = {"link": N_("link '{url}': not in the archive that build writes"),
+              "image": N_("image '{url}': not in the archive that build writes")}  # fmt: skip
+_NOT_FULL = {"link": N_("link '{url}': not a full https:// address; it leads nowhere in an email"),
+             "image": N_("image '{url}': not a full https:// address; it shows nothing in an email")}  # fmt: skip
 
 
 def link_checks(
@@ -130,29 +182,34 @@ def link_checks(
     public = site.public_url
     broken = [str(p) for p in warnings if p.code is Code.LINK_NOT_FULL_ADDRESS]
     external: list[str] = []
-    targets = [(url, "link") for url in scan.links] + [(src, "image") for src, _ in scan.images]
+    targets = [(url, "link") for url in scan.links] + [(src, "image") for src, _alt in scan.images]
     for url, what in targets:
         if url == UNSUBSCRIBE_MARK or url.startswith(("mailto:", "tel:")):
             continue
         if url.startswith("#"):
             if unquote(url[1:]) not in scan.ids:
-                broken.append(f"{what} {url!r}: no element with this id in the email")
+                broken.append(_(_NO_ANCHOR[what], url=url))
         elif _is_external(url, public):
             if what == "link" and url not in external:
                 external.append(url)
         elif url.startswith(public + "/"):
             if resolves is not None and not resolves(url):
-                broken.append(f"{what} {url!r}: not in the archive that build writes")
+                broken.append(_(_NOT_BUILT[what], url=url))
         else:
-            broken.append(f"{what} {url!r}: not a full https:// address; it leads nowhere in an email")
+            broken.append(_(_NOT_FULL[what], url=url))
     seen = list(dict.fromkeys(broken))
-    result = [
-        Check("Links", not seen, f"{len(seen)} link(s) or image(s) point nowhere" if seen else
-              "anchors, archive pages, images and calendar files all exist", tuple(seen))
+    if seen:
+        detail = ngettext("{count} link or image points nowhere", "{count} links or images point nowhere", len(seen))
+    else:
+        detail = _("anchors, archive pages, images and calendar files all exist")
+    external_detail = ngettext(
+        "{count} external link, not fetched: click to verify", "{count} external links, not fetched: click to verify",
+        len(external),
+    )  # fmt: skip
+    return [
+        Check(CheckId.LINKS, not seen, detail, tuple(seen)),
+        Check(CheckId.EXTERNAL_LINKS, True, external_detail, tuple(sorted(external))),
     ]
-    result.append(Check("External links", True, f"{len(external)} external link(s), not fetched: click to verify",
-                        tuple(sorted(external))))
-    return result
 
 
 def footer_check(email: RenderedEmail, site: Site) -> Check:
@@ -161,17 +218,16 @@ def footer_check(email: RenderedEmail, site: Site) -> Check:
     imprint = str(site.imprint_url)
     missing = []
     if imprint not in scan.links:
-        missing.append("HTML part: no link to the Impressum " + imprint)
+        missing.append(_("HTML part: no link to the Impressum {url}", url=imprint))
     if imprint not in email.text:
-        missing.append("text part: no Impressum address " + imprint)
+        missing.append(_("text part: no Impressum address {url}", url=imprint))
     if UNSUBSCRIBE_MARK not in scan.links:
-        missing.append("HTML part: no unsubscribe link")
+        missing.append(_("HTML part: no unsubscribe link"))
     if UNSUBSCRIBE_MARK not in email.text:
-        missing.append("text part: no unsubscribe address")
+        missing.append(_("text part: no unsubscribe address"))
     if missing:
-        return Check("Impressum and unsubscribe", False, "the footer is incomplete (check the templates)",
-                     tuple(missing))
-    return Check("Impressum and unsubscribe", True, "both in the HTML and in the text part")
+        return Check(CheckId.FOOTER, False, _("the footer is incomplete (check the templates)"), tuple(missing))
+    return Check(CheckId.FOOTER, True, _("both in the HTML and in the text part"))
 
 
 def text_start_check(email: RenderedEmail, greeting: str) -> Check:
@@ -185,21 +241,23 @@ def text_start_check(email: RenderedEmail, greeting: str) -> Check:
     first = next((line for line in lines if not _RULE.match(line)), "")
     shown = first[:PREVIEW_LINE_CHARS]
     if not first:
-        return Check("Text part", False, "the text part has nothing after the greeting")
+        return Check(CheckId.TEXT_PART, False, _("the text part has nothing after the greeting"))
     if _URL.match(first) or first.startswith("["):
-        return Check("Text part", False, f"the text part starts with a link or image placeholder: “{shown}”; "
-                     "start the body with a sentence")
+        detail = _("the text part starts with a link or image placeholder: “{shown}”; start the body with a sentence",
+                   shown=shown)  # fmt: skip
+        return Check(CheckId.TEXT_PART, False, detail)
     if len(first) < 20:
-        return Check("Text part", False, f"the text part starts with a very short line: “{shown}”")
-    return Check("Text part", True, f"starts with: “{shown}”")
+        return Check(CheckId.TEXT_PART, False, _("the text part starts with a very short line: “{shown}”", shown=shown))
+    return Check(CheckId.TEXT_PART, True, _("starts with: “{shown}”", shown=shown))
 
 
 def other_warnings_check(warnings: Sequence[Problem]) -> Check:
-    """Every other warning the loader and build gave for this file (headings, size, …), verbatim."""
+    """Every other warning the loader and build gave for this file (headings, size, …), as they were reported."""
     rest = [str(p) for p in warnings if p.code not in _TAKEN_OVER]
     if rest:
-        return Check("Other warnings", False, f"{len(rest)} warning(s) from check/build", tuple(rest))
-    return Check("Other warnings", True, "none")
+        detail = ngettext("{count} warning from check/build", "{count} warnings from check/build", len(rest))
+        return Check(CheckId.OTHER_WARNINGS, False, detail, tuple(rest))
+    return Check(CheckId.OTHER_WARNINGS, True, _("none"))
 
 
 def email_checks(

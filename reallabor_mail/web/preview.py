@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,11 +39,12 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import BaseRoute, Mount, Route
 
 from reallabor_mail.addresses import InvalidAddress, parse_address
-from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_cancelled, load_content
-from reallabor_mail.content.models import Language
-from reallabor_mail.errors import ContentError, Problem, ReallaborError, display_path
+from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_cancelled, is_event, read_content
+from reallabor_mail.content.models import LANGUAGES, Language
+from reallabor_mail.errors import Problem, ReallaborError, display_path
+from reallabor_mail.i18n.dates import long_date
 from reallabor_mail.i18n.greetings import greeting
-from reallabor_mail.i18n.words import long_date, strings
+from reallabor_mail.i18n.messages import N_, _, current_staff_language, language_name, ngettext
 from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, Builder
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.checks import Check, email_checks, public_path
@@ -66,7 +68,13 @@ Today = Callable[[], dt.date]
 # Sends one test message of a content file to an address; returns what happened.
 TestSender = Callable[[Path, str], str]
 
-KIND_LABELS = {"newsletters": "Newsletter", "events": "Event"}
+KINDS = ("newsletters", "events")  # the first part of an item's address, as build names its folders
+_KIND_LABELS = {"newsletters": N_("Newsletter"), "events": N_("Event")}
+
+
+def kind_label(kind: str) -> str:
+    """What the start page calls a kind of item, in the staff language."""
+    return _(_KIND_LABELS[kind]) if kind in _KIND_LABELS else kind
 
 
 # --- following the files ------------------------------------------------------------------------
@@ -107,7 +115,7 @@ class Watcher:
 
     def _run(self) -> None:
         # debounce 50 ms: editors write a file in several steps, but the page must follow within a second.
-        for _ in watchfiles.watch(*self.roots, debounce=50, step=20, stop_event=self._stop, rust_timeout=500):
+        for _changes in watchfiles.watch(*self.roots, debounce=50, step=20, stop_event=self._stop, rust_timeout=500):
             digest = tree_digest(self.roots)
             if digest != self.digest:
                 self.digest = digest
@@ -155,13 +163,15 @@ class Snapshot:
         self._rendered: dict[tuple[str, str], Rendered] = {}
         self._checks: dict[tuple[str, str, Language], list[Check]] = {}
         self._lock = threading.RLock()
-        try:
-            self.content = load_content(content_dir)
-            self.builder = Builder(self.content, templates, today)
-        except ContentError as exc:
-            self.problems = list(exc.problems)
-        except ReallaborError as exc:
-            self.problems = [Problem(str(content_dir), None, str(exc))]
+        # What loads is shown even when other files have errors: one broken file must not hide the rest.
+        self.content, loaded = read_content(content_dir)
+        self.problems = loaded.errors
+        if self.content is not None:
+            try:
+                self.builder = Builder(self.content, templates, today)
+            except ReallaborError as exc:
+                self.problems.append(Problem(str(templates), None, str(exc)))
+                self.content = None
 
     def items(self) -> Iterator[tuple[str, Item]]:
         if self.content is not None:
@@ -236,6 +246,15 @@ class Snapshot:
                 )
             return self._checks[key]
 
+    def files_of(self, item: Item) -> set[str]:
+        """The paths problems name for an item's files (all its language versions, also the broken ones)."""
+        if self.content is None:
+            return set()
+        folder = item.path.parent
+        files = {display_path(v.path, self.content.root) for v in item.versions.values()}
+        files |= {display_path(folder / f"{item.stem}.{code}.md", self.content.root) for code in LANGUAGES}
+        return files
+
     def image_paths(self) -> dict[str, Path]:
         """Content-relative path → file of every image the content uses."""
         if self.content is None:
@@ -255,7 +274,7 @@ class Snapshot:
         target = PurePosixPath(path + "index.html" if path == "" or path.endswith("/") else path)
         if target in (layout.ARCHIVE, layout.ATOM_FEED, layout.CALENDAR_FEED):
             return True
-        if len(target.parts) != 3 or target.parts[0] not in KIND_LABELS:
+        if len(target.parts) != 3 or target.parts[0] not in KINDS:
             return False
         built = self.built(target.parts[0], target.parts[1])
         return built is not None and target in built.files
@@ -273,9 +292,17 @@ class Snapshot:
 # --- what the pages show ------------------------------------------------------------------------
 
 
+class Timing(StrEnum):
+    """Where an item stands on the start page: a file that does not load first, then upcoming, then past."""
+
+    BROKEN = "broken"
+    UPCOMING = "upcoming"
+    PAST = "past"
+
+
 @dataclass(frozen=True)
 class Row:
-    """A line of the start page."""
+    """A line of the start page: one item, or one file that does not load (``linked`` False)."""
 
     kind: str
     kind_label: str
@@ -287,6 +314,38 @@ class Row:
     errors: tuple[str, ...]
     warnings: tuple[str, ...]
     last_send: str
+    timing: Timing
+    moment: dt.datetime  # when it happens or appeared (local wall-clock time), for the order
+    linked: bool = True
+
+
+def in_start_page_order(rows: Sequence[Row]) -> list[Row]:
+    """Files that do not load first; then upcoming items, soonest first; then past ones, newest first."""
+    broken = sorted((r for r in rows if r.timing is Timing.BROKEN), key=lambda r: r.title)
+    upcoming = sorted((r for r in rows if r.timing is Timing.UPCOMING), key=lambda r: (r.moment, r.stem))
+    past = sorted((r for r in rows if r.timing is Timing.PAST), key=lambda r: (r.moment, r.stem), reverse=True)
+    return [*broken, *upcoming, *past]
+
+
+def broken_rows(snap: Snapshot) -> list[Row]:
+    """A row for every content file with load errors that no listed item stands for (its errors with path:line)."""
+    if snap.content is None:
+        return []
+    listed = {display_path(v.path, snap.content.root) for _kind, item in snap.items() for v in item.versions.values()}
+    by_file: dict[str, list[str]] = {}
+    for problem in snap.problems:
+        if problem.path not in listed and PurePosixPath(problem.path).suffix == ".md":
+            by_file.setdefault(problem.path, []).append(str(problem))
+    rows = []
+    for path, errors in by_file.items():
+        file = PurePosixPath(path)
+        kind = file.parent.name if file.parent.name in KINDS else ""
+        rows.append(Row(
+            kind=kind, kind_label=kind_label(kind), stem=file.stem, title=path, date="",
+            status=_("does not load"), languages=(), errors=tuple(errors), warnings=(), last_send="–",
+            timing=Timing.BROKEN, moment=dt.datetime.min, linked=False,
+        ))  # fmt: skip
+    return rows
 
 
 def last_send(state: Path | None, kind: str, stem: str) -> str:
@@ -309,7 +368,8 @@ def last_send(state: Path | None, kind: str, stem: str) -> str:
     if not row or not row[1]:
         return "–"
     when = dt.datetime.fromisoformat(str(row[0]).replace("Z", "+00:00"))
-    return f"{when:%Y-%m-%d %H:%M} UTC · {row[1]} sent"
+    sent_at = f"{when:%Y-%m-%d %H:%M}"
+    return ngettext("{when} UTC · {count} sent", "{when} UTC · {count} sent", int(row[1]), when=sent_at)
 
 
 def parse_headers(eml: bytes | None) -> tuple[list[tuple[str, str]], list[str]]:
@@ -334,14 +394,20 @@ def sending_path(templates: Path, state: Path | None, settings: Settings) -> Tes
 
         report = send(SendRequest(file, to=to, templates=templates, state=state), settings=settings)
         if report is not None and report.sent:
-            return f"Sent a test to {to} (in the language stored for that address, else the site's)."
-        reason = report.stopped if report is not None and report.stopped else "the server did not accept it"
-        return f"Not sent: {reason}"
+            return _("Sent a test to {address} (in the language stored for that address, else the site's).",
+                     address=to)  # fmt: skip
+        reason = report.stopped if report is not None and report.stopped else _("the server did not accept it")
+        return not_sent(reason)
 
     return send_test
 
 
-NO_SENDING = "sending is not available in this installation"
+def not_sent(reason: str) -> str:
+    return _("Not sent: {reason}", reason=reason)
+
+
+def no_sending() -> str:
+    return _("sending is not available in this installation")
 
 
 def smtp_status(settings: Settings) -> str | None:
@@ -351,7 +417,7 @@ def smtp_status(settings: Settings) -> str | None:
     except ReallaborError as exc:
         return str(exc)
     if smtp is None:
-        return (
+        return _(
             "SMTP is not configured: set REALLABOR_SMTP_HOST (and REALLABOR_SMTP_PORT, REALLABOR_SMTP_USER, "
             "REALLABOR_SMTP_PASSWORD) in the environment of `reallabor-mail serve` to send test mails"
         )
@@ -426,6 +492,7 @@ class Preview:
             "home_url": url("preview:home"),
             "poll_ms": POLL_MS,
             "problems": [str(p) for p in snap.problems],
+            "staff_language": current_staff_language(),
             "site": snap.content.site if snap.content else None,
             "url": url,
             **values,
@@ -433,7 +500,8 @@ class Preview:
         try:
             body = self.pages.render(name, context)
         except RenderError as exc:
-            body = f"<!DOCTYPE html><title>Preview error</title><pre>{escape(str(exc))}</pre>"
+            title = escape(_("Preview error"))
+            body = f"<!DOCTYPE html><title>{title}</title><pre>{escape(str(exc))}</pre>"
             status = 500
         return HTMLResponse(body, status_code=status, headers=_NO_STORE)
 
@@ -450,7 +518,8 @@ class Preview:
                 log.exception("preview: %s", request.url.path)
                 return self.page(
                     request, "web/preview_index.html.j2", snap, 500, rows=[],
-                    error=f"internal error ({type(exc).__name__}: {exc}); the details are in the terminal",
+                    error=_("internal error ({error}); the details are in the terminal",
+                            error=f"{type(exc).__name__}: {exc}"),
                 )  # fmt: skip
 
         return endpoint
@@ -462,8 +531,8 @@ class Preview:
 
     def home(self, request: Request, snap: Snapshot) -> Response:
         self._viewing = None
-        rows = [self.row(snap, kind, item) for kind, item in snap.items()]
-        return self.page(request, "web/preview_index.html.j2", snap, rows=rows, error=None)
+        rows = [self.row(snap, kind, item) for kind, item in snap.items()] + broken_rows(snap)
+        return self.page(request, "web/preview_index.html.j2", snap, rows=in_start_page_order(rows), error=None)
 
     def row(self, snap: Snapshot, kind: str, item: Item) -> Row:
         rendered = snap.rendered(kind, item.stem)
@@ -473,18 +542,24 @@ class Preview:
                 if not check.ok:
                     warnings.append(f"{check.name} ({language})" if len(item.versions) > 1 else check.name)
         sent = last_send(self.state, kind, item.stem)
-        if kind == "newsletters":
-            date = long_date(item.meta.date, item.default_language)  # type: ignore[union-attr]
-            status = "sent" if sent != "–" else "not sent yet"
-        else:
-            start = item.meta.start  # type: ignore[union-attr]
+        if is_event(item):
+            start = item.meta.start
+            moment = start.replace(tzinfo=None)
             date = f"{long_date(start.date(), item.default_language)}, {start:%H:%M}"
-            upcoming = "past" if start.date() < snap.today else "upcoming"
-            status = "cancelled" if is_cancelled(item) else upcoming  # type: ignore[arg-type]
+            timing = Timing.PAST if start.date() < snap.today else Timing.UPCOMING
+            status = _("cancelled") if is_cancelled(item) else (_("past") if timing is Timing.PAST else _("upcoming"))
+        else:
+            published = item.meta.date
+            moment = dt.datetime.combine(published, dt.time())
+            date = long_date(published, item.default_language)
+            timing = Timing.PAST if published < snap.today else Timing.UPCOMING
+            status = _("sent") if sent != "–" else _("not sent yet")
+        errors = [str(p) for p in snap.problems if p.path in snap.files_of(item)]
+        errors += [str(p) for p in rendered.errors] if rendered else []
         return Row(
-            kind=kind, kind_label=KIND_LABELS[kind], stem=item.stem, title=item.meta.title, date=date,
-            status=status, languages=tuple(item.versions),
-            errors=tuple(str(p) for p in rendered.errors) if rendered else (), warnings=tuple(warnings), last_send=sent,
+            kind=kind, kind_label=kind_label(kind), stem=item.stem, title=item.meta.title, date=date,
+            status=status, languages=tuple(item.versions), errors=tuple(errors), warnings=tuple(warnings),
+            last_send=sent, timing=timing, moment=moment,
         )  # fmt: skip
 
     def item(self, request: Request, snap: Snapshot, notice: str | None = None) -> Response:
@@ -493,8 +568,8 @@ class Preview:
             return self.page(request, "web/preview_index.html.j2", snap, 200, rows=[], error=None)
         rendered = snap.rendered(kind, stem)
         if rendered is None:
-            return self.page(request, "web/preview_index.html.j2", snap, 404, rows=[],
-                             error=f"{kind}/{stem}: no such newsletter or event (renamed or deleted?)")
+            message = _("{item}: no such newsletter or event (renamed or deleted?)", item=f"{kind}/{stem}")
+            return self.page(request, "web/preview_index.html.j2", snap, 404, rows=[], error=message)
         item = rendered.item
         self._viewing = (kind, stem)
         language = self.language(request, item)
@@ -508,10 +583,11 @@ class Preview:
             event = snap.builder.renderer.event_view(item, language) if snap.builder else None  # type: ignore[arg-type]
         return self.page(
             request, "web/preview_item.html.j2", snap,
-            kind=kind, kind_label=KIND_LABELS[kind], item=item, language=language,
-            languages=[(code, strings(code)["language_name"]) for code in item.versions],
+            kind=kind, kind_label=kind_label(kind), item=item, language=language,
+            languages=[(code, language_name(code)) for code in item.versions],
             source=display_path(item.version(language).path, snap.content.root),
-            errors=[str(p) for p in rendered.errors], email=email,
+            errors=[str(p) for p in snap.problems if p.path in snap.files_of(item)] + [str(p) for p in rendered.errors],
+            email=email,
             preview_line=(email.preheader[:100] if email else ""),
             text=text.decode("utf-8") if text else "", headers=headers, parts=parts, event=event,
             checks=snap.checks(kind, stem, language),
@@ -520,7 +596,7 @@ class Preview:
             ics_url=url_with_lang(request, "preview:ics", params, language),
             eml_url=url_with_lang(request, "preview:eml", params, language),
             send_url=str(request.url_for("preview:send", **params).path),
-            smtp_problem=smtp_status(self.settings) if self.send_test else NO_SENDING,
+            smtp_problem=smtp_status(self.settings) if self.send_test else no_sending(),
             notice=notice, last_send=last_send(self.state, kind, stem),
         )  # fmt: skip
 
@@ -534,16 +610,16 @@ class Preview:
     ) -> Response:
         rendered = snap.rendered(request.path_params["kind"], request.path_params["stem"])
         if rendered is None:
-            return Response("not found", 404, media_type="text/plain")
+            return Response(_("not found"), 404, media_type="text/plain; charset=utf-8")
         language = self.language(request, rendered.item)
         data = rendered.file(name, language)
         if data is None:
-            problems = "\n".join(str(p) for p in rendered.errors) or f"{name}: not rendered"
+            problems = "\n".join(str(p) for p in rendered.errors) or _("{name}: not rendered", name=name)
             return Response(problems, 404, media_type="text/plain; charset=utf-8", headers=_NO_STORE)
         headers = dict(_NO_STORE)
         if download:
             suffix = "" if language == rendered.item.default_language else f".{language}"
-            stem, _, ext = download.rpartition(".")
+            stem, _dot, ext = download.rpartition(".")
             headers["Content-Disposition"] = f'attachment; filename="{rendered.item.stem}-{stem}{suffix}.{ext}"'
         if media_type.startswith("text/html"):
             html = snap.local_html(
@@ -571,7 +647,7 @@ class Preview:
     def file(self, request: Request, snap: Snapshot) -> Response:
         path = snap.image_paths().get(request.path_params["path"])
         if path is None:
-            return Response("not found", 404, media_type="text/plain")
+            return Response(_("not found"), 404, media_type="text/plain; charset=utf-8")
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     async def send(self, request: Request) -> Response:
@@ -579,7 +655,7 @@ class Preview:
         form = await request.form()
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host')}":
-            return Response("cross-site request refused", 403, media_type="text/plain")
+            return Response(_("cross-site request refused"), 403, media_type="text/plain; charset=utf-8")
         to = str(form.get("to") or "").strip()
         language = str(form.get("lang") or "")
         snap = self.snapshot()
@@ -590,19 +666,19 @@ class Preview:
 
         item = snap.find(request.path_params["kind"], request.path_params["stem"])
         if item is None:
-            return respond("this item no longer exists")
+            return respond(_("this item no longer exists"))
         sender = self.send_test
-        problem = smtp_status(self.settings) if sender else NO_SENDING
+        problem = smtp_status(self.settings) if sender else no_sending()
         if sender is None or problem is not None:
-            return respond(f"Not sent: {problem}")
+            return respond(not_sent(str(problem)))
         try:
             address = str(parse_address(to, "to"))
-        except InvalidAddress as exc:
-            return respond(f"Not sent: {exc.detail}")
+        except InvalidAddress:
+            return respond(not_sent(_("'{address}' is not an address mail can be sent to", address=to)))
         try:
             result = await run_in_threadpool(sender, item.path, address)
         except ReallaborError as exc:
-            return respond(f"Not sent: {exc}")
+            return respond(not_sent(str(exc)))
         return respond(result)
 
 
@@ -644,7 +720,9 @@ def free_socket(port: int | None) -> socket.socket:
         sock.bind(("127.0.0.1", port or 0))
     except OSError as exc:
         sock.close()
-        raise ReallaborError(f"127.0.0.1:{port}: cannot listen there ({exc.strerror}); leave out --port") from None
+        message = _("{address}: cannot listen there ({reason}); leave out --port", address=f"127.0.0.1:{port}",
+                    reason=exc.strerror)  # fmt: skip
+        raise ReallaborError(message) from None
     return sock
 
 
@@ -655,12 +733,13 @@ def run_preview(
     from reallabor_mail.web.public import create_app
 
     if not content_dir.is_dir():
-        raise ReallaborError(f"{content_dir}: content folder not found; pass --content DIR")
+        raise ReallaborError(_("{path}: content folder not found; pass --content DIR", path=content_dir))
     send_test = sending_path(templates, state, settings)
     preview = Preview(content_dir, templates, state=state, send_test=send_test, settings=settings)
     sock = free_socket(port)
     address = f"http://127.0.0.1:{sock.getsockname()[1]}/preview/"
-    click.echo(f"Preview of {content_dir}/ at {address}  (follows your files; Ctrl+C stops)")
+    click.echo(_("Preview of {folder}/ at {address}  (follows your files; Ctrl+C stops)", folder=content_dir,
+                 address=address))  # fmt: skip
     config = uvicorn.Config(create_app(staff_routes(preview)), access_log=False, log_level="warning")
     try:
         uvicorn.Server(config).run(sockets=[sock])

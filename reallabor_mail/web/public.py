@@ -10,10 +10,15 @@ List-Unsubscribe URL also takes the RFC 8058 one-click POST (``List-Unsubscribe=
 cookie or token beyond the signed URL itself.
 
 The form answers every valid sign-up with the same page and status, whatever the address's state
-(new, pending, subscribed, suppressed, erased) and whether a limit held its mail back: confirmation
-mails leave later through :class:`~reallabor_mail.web.signup_queue.ConfirmationQueue`. Only the host
-of ``site.base_url`` is served; requests for another ``Host`` get 400, and no redirect is built from
-the Host header.
+(new, pending, subscribed, unsubscribed, suppressed, erased) and whether a limit held its mail back,
+and does the same work for each (one transaction; one consent record per list and day; one attempt
+row; one outbox row): confirmation mails leave later through
+:class:`~reallabor_mail.web.signup_queue.ConfirmationQueue`, which drops those with nothing to confirm.
+A sign-up never changes a subscribed, unsubscribed or bounced membership; only the confirmation
+click does. A POST to the form from another site's page (CSRF) gets 403; the confirm and unsubscribe
+POSTs carry their signed token instead (RFC 8058 one-click requests come without ``Origin``). Only
+the host of ``site.base_url`` is served; requests for another ``Host`` get 400, and no redirect is
+built from the Host header. Every text is in the gettext catalogs.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import sqlite3
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from gettext import GNUTranslations
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,12 +45,13 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from reallabor_mail.addresses import address_key
 from reallabor_mail.content.models import LANGUAGES, Language, Site
-from reallabor_mail.db import connect
+from reallabor_mail.db import connect, transaction
 from reallabor_mail.delivery.transport import Transport
-from reallabor_mail.errors import Code
+from reallabor_mail.errors import Code, ReallaborError
 from reallabor_mail.i18n.greetings import greeting
-from reallabor_mail.i18n.words import strings
+from reallabor_mail.i18n.messages import language_name, translations
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import build_notice
 from reallabor_mail.recipients import links
@@ -54,200 +60,32 @@ from reallabor_mail.recipients.person import PERSON_FIELDS, Recipient, clean_per
 from reallabor_mail.recipients.tokens import InvalidToken
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.engine import Templates
-from reallabor_mail.web.limits import BodyLimit, ServerLimits
+from reallabor_mail.web.limits import BodyLimit, ClientAllowance, ServerLimits
 from reallabor_mail.web.signup_queue import ConfirmationQueue, QueuedMail, SignupLimits
 
 Clock = Callable[[], dt.datetime]
 
-FORM_ERRORS = {  # the form's word for each field problem (every control character reads "line break")
-    Code.FIELD_REQUIRED: "err_required", Code.FIELD_EMAIL: "err_email", Code.FIELD_TOO_LONG: "err_too_long",
-    Code.FIELD_CONTROL_CHARACTER: "err_line_break", Code.FIELD_FORMULA: "err_formula",
-    Code.FIELD_SALUTATION: "err_salutation", Code.FIELD_LANGUAGE: "err_language",
-}  # fmt: skip
-WORDS: dict[Language, dict[str, str]] = {
-    "de": {
-        "subscribe_title": "Newsletter und Einladungen abonnieren",
-        "subscribe_intro": "Tragen Sie sich ein, um unseren Newsletter und Einladungen zu unseren Veranstaltungen "
-        "per E-Mail zu erhalten. Sie bekommen danach eine E-Mail mit einem Bestätigungslink.",
-        "email": "E-Mail-Adresse", "salutation": "Anrede", "salutation_none": "keine Angabe",
-        "Frau": "Frau", "Herr": "Herr", "title": "Titel", "first_name": "Vorname", "last_name": "Nachname",
-        "organisation": "Organisation / Kommune", "language": "Sprache der E-Mails",
-        "lists": "Was möchten Sie erhalten?",
-        "optional": "freiwillig", "honeypot": "Bitte dieses Feld leer lassen",
-        "consent": "Ja, ich möchte E-Mails von {org} erhalten. Meine Angaben werden nur dafür gespeichert; "
-        "ich kann mich jederzeit über den Link in jeder E-Mail abmelden. Datenschutzhinweise: {privacy}",
-        "submit": "Abonnieren",
-        "errors": "Bitte prüfen Sie Ihre Angaben:",
-        "err_required": "Bitte geben Sie Ihre E-Mail-Adresse an.",
-        "err_email": "Diese E-Mail-Adresse ist ungültig.",
-        "err_too_long": "Diese Angabe ist zu lang.",
-        "err_line_break": "Bitte ohne Zeilenumbruch.",
-        "err_formula": "Bitte nicht mit =, +, - oder @ beginnen.",
-        "err_salutation": "Bitte wählen Sie Frau, Herr oder keine Angabe.",
-        "err_language": "Bitte wählen Sie eine Sprache.",
-        "err_lists": "Bitte wählen Sie mindestens eine Liste.",
-        "err_consent": "Bitte bestätigen Sie die Einwilligung.",
-        "check_inbox_title": "Bitte prüfen Sie Ihr Postfach",
-        "check_inbox": "Wir haben Ihnen eine E-Mail geschickt. Bitte klicken Sie auf den Link darin, um Ihr "
-        "Abonnement zu bestätigen. Ohne Bestätigung löschen wir Ihre Angaben nach 30 Tagen.",
-        "confirm_title": "Abonnement bestätigen",
-        "confirm_text": "Bitte bestätigen Sie, dass {email} unsere E-Mails erhalten möchte.",
-        "confirm_button": "Jetzt bestätigen",
-        "confirmed_title": "Vielen Dank!",
-        "confirmed": "Ihr Abonnement ist bestätigt. Sie erhalten ab jetzt unsere E-Mails.",
-        "nothing_to_confirm": "Es gibt nichts (mehr) zu bestätigen: Das Abonnement wurde schon bestätigt, "
-        "abgemeldet oder nach 30 Tagen gelöscht. Sie können sich jederzeit neu eintragen.",
-        "nothing_to_confirm_title": "Nichts zu bestätigen",
-        "unsubscribe_title": "Abmelden",
-        "unsubscribe_text": "Möchten Sie {email} von „{list}“ abmelden?",
-        "unsubscribe_button": "Abmelden",
-        "unsubscribed_title": "Sie sind abgemeldet",
-        "unsubscribed": "{email} erhält keine E-Mails von „{list}“ mehr.",
-        "invalid_title": "Dieser Link funktioniert nicht",
-        "invalid": "Der Link ist ungültig oder abgelaufen. Es wurde nichts geändert. Bitte verwenden Sie den Link "
-        "aus der E-Mail vollständig oder tragen Sie sich neu ein.",
-        "too_many_title": "Zu viele Versuche",
-        "too_many": "Bitte versuchen Sie es in einer Stunde noch einmal.",
-        "mail_subject": "Bitte bestätigen Sie Ihr Abonnement",
-        "mail_intro": "Sie (oder jemand mit Ihrer Adresse) haben sich für E-Mails von {org} eingetragen:",
-        "mail_action": "Bitte bestätigen Sie das mit diesem Link (gültig 7 Tage):",
-        "mail_ignore": "Wenn Sie das nicht waren, ignorieren Sie diese E-Mail einfach; Ihre Adresse wird dann "
-        "nach 30 Tagen gelöscht.",
-        "subscribe_link": "Newsletter abonnieren",
-    },
-    "uk": {
-        "subscribe_title": "Підписатися на розсилку та запрошення",
-        "subscribe_intro": "Підпишіться, щоб отримувати нашу розсилку та запрошення на заходи електронною поштою. "
-        "Після цього ви отримаєте лист із посиланням для підтвердження.",
-        "email": "Електронна пошта", "salutation": "Звертання", "salutation_none": "не вказано",
-        "Frau": "Пані", "Herr": "Пан", "title": "Науковий ступінь / звання", "first_name": "Ім'я",
-        "last_name": "Прізвище", "organisation": "Організація / громада", "language": "Мова листів",
-        "lists": "Що ви хочете отримувати?", "optional": "необов'язково", "honeypot": "Залиште це поле порожнім",
-        "consent": "Так, я хочу отримувати листи від {org}. Мої дані зберігаються лише для цього; "
-        "я можу будь-коли відписатися за посиланням у кожному листі. Захист даних: {privacy}",
-        "submit": "Підписатися",
-        "errors": "Будь ласка, перевірте дані:",
-        "err_required": "Будь ласка, вкажіть адресу електронної пошти.",
-        "err_email": "Ця адреса електронної пошти недійсна.",
-        "err_too_long": "Цей запис задовгий.",
-        "err_line_break": "Будь ласка, без розриву рядка.",
-        "err_formula": "Будь ласка, не починайте з =, +, - або @.",
-        "err_salutation": "Будь ласка, оберіть «Пані», «Пан» або «не вказано».",
-        "err_language": "Будь ласка, оберіть мову.",
-        "err_lists": "Будь ласка, оберіть принаймні один список.",
-        "err_consent": "Будь ласка, підтвердьте згоду.",
-        "check_inbox_title": "Перевірте свою поштову скриньку",
-        "check_inbox": "Ми надіслали вам лист. Натисніть на посилання в ньому, щоб підтвердити підписку. "
-        "Без підтвердження ми видалимо ваші дані через 30 днів.",
-        "confirm_title": "Підтвердження підписки",
-        "confirm_text": "Будь ласка, підтвердьте, що {email} хоче отримувати наші листи.",
-        "confirm_button": "Підтвердити",
-        "confirmed_title": "Дякуємо!",
-        "confirmed": "Вашу підписку підтверджено. Відтепер ви отримуватимете наші листи.",
-        "nothing_to_confirm": "Підтверджувати нічого: підписку вже підтверджено, скасовано або видалено через "
-        "30 днів. Ви можете підписатися знову будь-коли.",
-        "nothing_to_confirm_title": "Нічого підтверджувати",
-        "unsubscribe_title": "Відписатися",
-        "unsubscribe_text": "Відписати {email} від «{list}»?",
-        "unsubscribe_button": "Відписатися",
-        "unsubscribed_title": "Ви відписалися",
-        "unsubscribed": "{email} більше не отримуватиме листів «{list}».",
-        "invalid_title": "Це посилання не працює",
-        "invalid": "Посилання недійсне або застаріле. Нічого не змінено. Скористайтеся повним посиланням із листа "
-        "або підпишіться знову.",
-        "too_many_title": "Забагато спроб",
-        "too_many": "Будь ласка, спробуйте ще раз за годину.",
-        "mail_subject": "Будь ласка, підтвердьте підписку",
-        "mail_intro": "Ви (або хтось із вашою адресою) підписалися на листи від {org}:",
-        "mail_action": "Будь ласка, підтвердьте це за посиланням (дійсне 7 днів):",
-        "mail_ignore": "Якщо це були не ви, просто проігноруйте цей лист; вашу адресу буде видалено через 30 днів.",
-        "subscribe_link": "Підписатися на розсилку",
-    },
-    "en": {
-        "subscribe_title": "Subscribe to the newsletter and invitations",
-        "subscribe_intro": "Sign up to receive our newsletter and invitations to our events by email. You will then "
-        "get an email with a confirmation link.",
-        "email": "Email address", "salutation": "Salutation", "salutation_none": "none",
-        "Frau": "Ms", "Herr": "Mr", "title": "Title", "first_name": "First name", "last_name": "Last name",
-        "organisation": "Organisation / municipality", "language": "Language of the emails",
-        "lists": "What would you like to receive?", "optional": "optional", "honeypot": "Leave this field empty",
-        "consent": "Yes, I want to receive emails from {org}. My details are stored for this purpose only; "
-        "I can unsubscribe at any time with the link in every email. Privacy notice: {privacy}",
-        "submit": "Subscribe",
-        "errors": "Please check your details:",
-        "err_required": "Please enter your email address.",
-        "err_email": "This email address is not valid.",
-        "err_too_long": "This is too long.",
-        "err_line_break": "Please use a single line.",
-        "err_formula": "Please do not start with =, +, - or @.",
-        "err_salutation": "Please choose Ms, Mr or none.",
-        "err_language": "Please choose a language.",
-        "err_lists": "Please choose at least one list.",
-        "err_consent": "Please confirm your consent.",
-        "check_inbox_title": "Please check your inbox",
-        "check_inbox": "We have sent you an email. Please click the link in it to confirm your subscription. "
-        "Without confirmation we delete your details after 30 days.",
-        "confirm_title": "Confirm your subscription",
-        "confirm_text": "Please confirm that {email} wants to receive our emails.",
-        "confirm_button": "Confirm now",
-        "confirmed_title": "Thank you!",
-        "confirmed": "Your subscription is confirmed. You will receive our emails from now on.",
-        "nothing_to_confirm": "There is nothing (left) to confirm: the subscription was already confirmed, "
-        "cancelled, or deleted after 30 days. You can sign up again at any time.",
-        "nothing_to_confirm_title": "Nothing to confirm",
-        "unsubscribe_title": "Unsubscribe",
-        "unsubscribe_text": "Do you want to unsubscribe {email} from “{list}”?",
-        "unsubscribe_button": "Unsubscribe",
-        "unsubscribed_title": "You are unsubscribed",
-        "unsubscribed": "{email} will no longer receive emails from “{list}”.",
-        "invalid_title": "This link does not work",
-        "invalid": "The link is invalid or has expired. Nothing was changed. Please use the complete link from the "
-        "email, or sign up again.",
-        "too_many_title": "Too many attempts",
-        "too_many": "Please try again in an hour.",
-        "mail_subject": "Please confirm your subscription",
-        "mail_intro": "You (or someone with your address) signed up for emails from {org}:",
-        "mail_action": "Please confirm with this link (valid for 7 days):",
-        "mail_ignore": "If this was not you, simply ignore this email; your address will be deleted after 30 days.",
-        "subscribe_link": "Subscribe to the newsletter",
-    },
-}  # fmt: skip
 
-LIST_LABELS: dict[str, dict[Language, str]] = {
-    "newsletter": {
-        "de": "Newsletter (vierteljährlich)", "uk": "Розсилка (щоквартально)", "en": "Newsletter (quarterly)",
-    },
-    "reallabor": {
-        "de": "Einladungen zum Reallabor Ukraine",
-        "uk": "Запрошення до «Реальної лабораторії Україна»",
-        "en": "Invitations to the Reallabor Ukraine",
-    },
-}  # fmt: skip
+def list_label(name: str, words: GNUTranslations) -> str:
+    """How the form and the mails name a list (site.yaml has no list names yet; unknown lists by name)."""
+    if name == "newsletter":
+        return words.gettext("Newsletter (quarterly)")
+    if name == "reallabor":
+        return words.gettext("Invitations to the Reallabor Ukraine")
+    return name
 
 
-def list_label(name: str, language: Language) -> str:
-    return LIST_LABELS.get(name, {}).get(language, name)
-
-
-class SlidingWindow:
-    """At most ``limit`` events per key within ``window``; keeps only what the window still needs."""
-
-    def __init__(self, limit: int, window: dt.timedelta) -> None:
-        self.limit = limit
-        self.window = window
-        self._hits: dict[str, deque[dt.datetime]] = {}
-
-    def allow(self, key: str, now: dt.datetime) -> bool:
-        """Count an attempt for ``key``; False (and not counted) if the limit is reached."""
-        if len(self._hits) > 10_000:
-            self._hits = {k: v for k, v in self._hits.items() if v and v[-1] > now - self.window}
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return False
-        hits.append(now)
-        return True
+def field_error(code: Code, words: GNUTranslations) -> str:
+    """What the form says under a field with a :class:`~reallabor_mail.recipients.person.FieldProblem`."""
+    return {
+        Code.FIELD_REQUIRED: words.gettext("Please enter your email address."),
+        Code.FIELD_EMAIL: words.gettext("This email address is not valid."),
+        Code.FIELD_TOO_LONG: words.gettext("This is too long."),
+        Code.FIELD_CONTROL_CHARACTER: words.gettext("Please use a single line, without special characters."),
+        Code.FIELD_FORMULA: words.gettext("Please do not start with =, +, - or @."),
+        Code.FIELD_SALUTATION: words.gettext("Please choose Ms, Mr or none."),
+        Code.FIELD_LANGUAGE: words.gettext("Please choose a language."),
+    }[code]
 
 
 @dataclass
@@ -267,7 +105,6 @@ class PublicConfig:
     signer: DkimSigner | None = None
     build_dir: Path | None = None
     clock: Clock = field(default=lambda: dt.datetime.now(dt.UTC))
-    per_ip: SlidingWindow = field(default_factory=lambda: SlidingWindow(10, dt.timedelta(hours=1)))
     signup_limits: SignupLimits = field(default_factory=SignupLimits)
     server_limits: ServerLimits = field(default_factory=ServerLimits)
     outbox_poll_seconds: float = 30.0
@@ -281,6 +118,9 @@ _PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "frame-ancestors 'none'",
 }
+# The form's page has no token to hide; with no-referrer browsers would send ``Origin: null`` with its
+# POST, which the CSRF check cannot tell from a sandboxed frame of another site.
+_FORM_HEADERS = {**_PAGE_HEADERS, "Referrer-Policy": "same-origin"}
 
 
 class PublicSite:
@@ -295,6 +135,11 @@ class PublicSite:
             self.conn, secret=config.secret, limits=config.signup_limits, clock=config.clock,
             transport=config.transport, signer=config.signer, compose=self.confirmation_mail,
         )  # fmt: skip
+        self.clients = ClientAllowance(
+            self.conn, secret=config.secret, per_hour=config.signup_limits.per_client_per_hour, clock=config.clock
+        )
+        base = urlsplit(self.site.public_url)
+        self.origin = f"{base.scheme}://{base.netloc}".lower()
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -316,13 +161,14 @@ class PublicSite:
             return self.language(request)
         return person.recipient.language
 
-    def page(self, name: str, language: Language, status: int = 200, **values: Any) -> HTMLResponse:
+    def page(
+        self, name: str, language: Language, status: int = 200, headers: dict[str, str] = _PAGE_HEADERS,
+        **values: Any,
+    ) -> HTMLResponse:  # fmt: skip
         """Render one of our pages (they extend ``web/base.html.j2``); never cached, no Referer sent."""
         public = self.site.public_url
         context = {
             "site": self.site,
-            "t": strings(language),
-            "w": WORDS[language],
             "lang": language,
             "page_title": values["title"],
             "description": "",
@@ -330,37 +176,70 @@ class PublicSite:
             "archive_url": layout.url(public, layout.ARCHIVE),
             "feed_url": layout.url(public, layout.ATOM_FEED),
             "calendar_url": layout.url(public, layout.CALENDAR_FEED),
-            "languages": [(code, strings(code)["language_name"]) for code in LANGUAGES],
+            "languages": [(code, language_name(code)) for code in LANGUAGES],
             **values,
         }
-        return HTMLResponse(self.templates.render(name, context), status_code=status, headers=_PAGE_HEADERS)
+        return HTMLResponse(self.templates.render(name, context), status_code=status, headers=headers)
 
-    def message(self, key: str, language: Language, status: int = 200, **fmt: str) -> HTMLResponse:
-        """A page with a heading and one paragraph: ``WORDS[key + "_title"]`` and ``WORDS[key]``."""
-        words = WORDS[language]
-        return self.page(
-            "web/message.html.j2", language, status, title=words[f"{key}_title"], text=words[key].format(**fmt)
-        )
+    def message(self, language: Language, title: str, text: str, status: int = 200) -> HTMLResponse:
+        """A page with a heading and one paragraph (results, refusals, links that do not work)."""
+        return self.page("web/message.html.j2", language, status, title=title, text=text)
+
+    def check_inbox(self, language: Language) -> HTMLResponse:
+        """The one answer to every sign-up the form takes, whatever became of it."""
+        words = translations(language)
+        return self.message(language, words.gettext("Please check your inbox"), words.gettext(
+            "We have sent you an email. Please click the link in it to confirm your subscription. "
+            "Without confirmation we delete your details after 30 days."
+        ))  # fmt: skip
+
+    def invalid_link(self, request: Request) -> HTMLResponse:
+        language = self.language(request)
+        words = translations(language)
+        return self.message(language, words.gettext("This link does not work"), words.gettext(
+            "The link is invalid or has expired. Nothing was changed. Please use the complete link from the "
+            "email, or sign up again."
+        ), 400)  # fmt: skip
 
     def consent_text(self, language: Language) -> str:
-        return WORDS[language]["consent"].format(org=self.site.organisation, privacy=self.site.privacy_url)
+        return translations(language).gettext(
+            "Yes, I want to receive emails from {org}. My details are stored for this purpose only; I can "
+            "unsubscribe at any time with the link in every email. Privacy notice: {privacy}"
+        ).format(org=self.site.organisation, privacy=self.site.privacy_url)
 
     def form(
         self, language: Language, errors: dict[str, str] | None = None,
         values: dict[str, Any] | None = None, status: int = 200,
     ) -> HTMLResponse:
+        words = translations(language)
         return self.page(
-            "web/subscribe.html.j2", language, status,
-            title=WORDS[language]["subscribe_title"],
+            "web/subscribe.html.j2", language, status, _FORM_HEADERS,
+            title=words.gettext("Subscribe to the newsletter and invitations"),
             errors=errors or {},
             values=values or {"language": language, "lists": list(self.config.lists[:1])},
-            lists=[(name, list_label(name, language)) for name in self.config.lists],
+            lists=[(name, list_label(name, words)) for name in self.config.lists],
             consent=self.consent_text(language),
-        )
+        )  # fmt: skip
 
     @staticmethod
     def ip(request: Request) -> str | None:
         return request.client.host if request.client else None
+
+    def cross_site(self, request: Request) -> bool:
+        """Whether a POST comes from a page of another site (CSRF): ``Sec-Fetch-Site: cross-site``, or an
+        ``Origin``/``Referer`` of another origin than ``site.base_url``'s. Without them (curl, old browsers)
+        it is not refused; the confirmation mail is the real check."""
+        headers = request.headers
+        if headers.get("sec-fetch-site", "").lower() == "cross-site":
+            return True
+        origin = headers.get("origin")
+        if origin is not None:
+            return origin.strip().lower() != self.origin
+        referer = headers.get("referer")
+        if referer:
+            parts = urlsplit(referer.strip())
+            return f"{parts.scheme}://{parts.netloc}".lower() != self.origin
+        return False
 
     # --- subscribe -----------------------------------------------------------------------------
 
@@ -370,116 +249,135 @@ class PublicSite:
     async def subscribe(self, request: Request) -> Response:
         form = await request.form()
         language = self.language(request, form)
-        words = WORDS[language]
+        words = translations(language)
+        if self.cross_site(request):
+            text = words.gettext("Please sign up with the form on our website: {url}")
+            return self.message(language, words.gettext("Sign-up not accepted"),
+                                text.format(url=f"{self.site.public_url}/subscribe"), 403)  # fmt: skip
         if str(form.get("website") or ""):  # the honeypot: people do not see it, bots fill it in
-            return self.message("check_inbox", language)
+            return self.check_inbox(language)
         raw = {name: str(form.get(name) or "") for name in PERSON_FIELDS}
         chosen = [name for name in form.getlist("lists") if name in self.config.lists]
         person, problems = clean_person(raw)
-        errors = {p.field: words[FORM_ERRORS[p.code]] for p in problems}
+        errors = {p.field: field_error(p.code, words) for p in problems}
         if not chosen:
-            errors["lists"] = words["err_lists"]
+            errors["lists"] = words.gettext("Please choose at least one list.")
         if not form.get("consent"):
-            errors["consent"] = words["err_consent"]
+            errors["consent"] = words.gettext("Please confirm your consent.")
         if person is None or errors:
             typed = {**raw, "lists": chosen, "consent": bool(form.get("consent"))}
             return self.form(language, errors, typed, status=400)
-        now = self.config.clock()
-        if not self.config.per_ip.allow(f"ip:{self.ip(request)}", now):
-            return self.message("too_many", language, 429)
-        signup = recipients.sign_up(
-            self.conn, person, chosen, consent_text=self.consent_text(language), consent_language=language,
-            ip=self.ip(request), now=now,
-        )  # fmt: skip
-        if signup.pending:
-            self.queue.offer(signup.email, signup.pending, person.language)
-        return self.message("check_inbox", language)
+        if not self.clients.allow(self.ip(request)):
+            return self.message(language, words.gettext("Too many attempts"),
+                                words.gettext("Please try again in an hour."), 429)  # fmt: skip
+        with transaction(self.conn):  # one commit whatever the address's state: no timing tells it
+            email = recipients.sign_up(
+                self.conn, person, chosen, consent_text=self.consent_text(language), consent_language=language,
+                ip=self.ip(request), now=self.config.clock(),
+            )  # fmt: skip
+            self.queue.offer(email, chosen, person.language)
+        return self.check_inbox(language)
 
     def confirmation_mail(self, mail: QueuedMail, now: dt.datetime) -> EmailMessage | None:
         """The double opt-in mail, plain text, in the language chosen on the form; None when none of
-        its lists waits for confirmation any more (confirmed, erased or purged since the sign-up).
+        its lists waits for confirmation (subscribed already; confirmed, erased or purged since).
 
         It carries nothing a stranger chose except the address: no name in the greeting or ``To:``.
         """
-        stored = recipients.find(self.conn, mail.email)
-        waiting = {m.list_name for m in stored.memberships if m.status == "pending"} if stored else set()
-        lists = [name for name in mail.lists if name in waiting]
+        lists = recipients.awaiting_confirmation(self.conn, mail.email, mail.lists, now=now)
         if not lists:
             return None
         language = mail.language
-        words = WORDS[language]
+        words = translations(language)
         link = links.confirm_url(self.site, mail.email, lists, self.config.secret, now=now)
         body = self.templates.render("email/confirm.txt.j2", {
-            "site": self.site, "t": strings(language), "w": words, "link": link,
+            "site": self.site, "lang": language, "link": link,
             "greeting": greeting(Recipient(mail.email), language),
-            "intro": words["mail_intro"].format(org=self.site.organisation),
-            "lists": [list_label(name, language) for name in lists],
+            "lists": [list_label(name, words) for name in lists],
         })  # fmt: skip
         return build_notice(
-            self.site, to=mail.email, subject=words["mail_subject"], text=body, language=language,
-            key=f"confirm:{mail.id}:{mail.attempts}:{now.isoformat()}", secret=self.config.secret, date=now,
+            self.site, to=mail.email, subject=words.gettext("Please confirm your subscription"), text=body,
+            language=language, key=f"confirm:{mail.id}:{mail.attempts}:{now.isoformat()}",
+            secret=self.config.secret, date=now,
         )  # fmt: skip
 
     # --- confirm -------------------------------------------------------------------------------
 
     def confirm_token(self, request: Request) -> tuple[str, list[str]] | None:
+        """The address and lists of a confirmation link; None for anything but a link we made."""
         try:
-            return links.read_confirm_token(self.config.secret, request.path_params["token"],
-                                                 now=self.config.clock())  # fmt: skip
+            email, lists = links.read_confirm_token(self.config.secret, request.path_params["token"],
+                                                    now=self.config.clock())  # fmt: skip
         except InvalidToken:
             return None
+        return (email, lists) if _well_formed(email, lists) else None
 
     async def confirm_page(self, request: Request) -> Response:
         """GET (and HEAD): the page with the button; nothing changes."""
         if (read := self.confirm_token(request)) is None:
-            return self.message("invalid", self.language(request), 400)
+            return self.invalid_link(request)
         language = self.reader_language(request, read[0])
-        return self.page("web/confirm.html.j2", language, title=WORDS[language]["confirm_title"], email=read[0])
+        words = translations(language)
+        return self.page("web/confirm.html.j2", language, title=words.gettext("Confirm your subscription"),
+                         email=read[0])  # fmt: skip
 
     async def confirm(self, request: Request) -> Response:
-        """POST: the button was pressed; the pending lists become subscribed."""
+        """POST: the button was pressed; the lists waiting for it become subscribed."""
         if (read := self.confirm_token(request)) is None:
-            return self.message("invalid", self.language(request), 400)
+            return self.invalid_link(request)
         email, lists = read
         language = self.reader_language(request, email)
+        words = translations(language)
         done = recipients.confirm(
             self.conn, email, lists, ip=self.ip(request), now=self.config.clock(), secret=self.config.secret
         )
-        return self.message("confirmed" if done else "nothing_to_confirm", language)
+        if done:
+            return self.message(language, words.gettext("Thank you!"), words.gettext(
+                "Your subscription is confirmed. You will receive our emails from now on."))  # fmt: skip
+        return self.message(language, words.gettext("Nothing to confirm"), words.gettext(
+            "There is nothing (left) to confirm: the subscription was already confirmed, cancelled, or deleted "
+            "after 30 days. You can sign up again at any time."
+        ))  # fmt: skip
 
     # --- unsubscribe ---------------------------------------------------------------------------
 
     def unsubscribe_token(self, request: Request) -> tuple[str, str] | None:
+        """The address and list of an unsubscribe link; None for anything but a link we made."""
         try:
-            return links.read_unsubscribe_token(self.config.secret, request.path_params["token"],
-                                                     now=self.config.clock())  # fmt: skip
+            email, list_name = links.read_unsubscribe_token(self.config.secret, request.path_params["token"],
+                                                            now=self.config.clock())  # fmt: skip
         except InvalidToken:
             return None
+        return (email, list_name) if _well_formed(email, [list_name]) else None
 
     async def unsubscribe_page(self, request: Request) -> Response:
         """GET (and HEAD): the page with the button; nothing changes."""
         if (read := self.unsubscribe_token(request)) is None:
-            return self.message("invalid", self.language(request), 400)
+            return self.invalid_link(request)
         email, list_name = read
         language = self.reader_language(request, email)
+        words = translations(language)
         return self.page(
-            "web/unsubscribe.html.j2", language, title=WORDS[language]["unsubscribe_title"],
-            email=email, list=list_label(list_name, language),
+            "web/unsubscribe.html.j2", language, title=words.gettext("Unsubscribe"),
+            email=email, list=list_label(list_name, words),
         )  # fmt: skip
 
     async def unsubscribe(self, request: Request) -> Response:
         """POST: the page's button, or a mail program's RFC 8058 one-click request."""
         if (read := self.unsubscribe_token(request)) is None:
-            return self.message("invalid", self.language(request), 400)
+            return self.invalid_link(request)
         email, list_name = read
         language = self.reader_language(request, email)
+        words = translations(language)
         form = await request.form()
         one_click = form.get("List-Unsubscribe") == "One-Click" and form.get("via") != "page"
         recipients.unsubscribe(
             self.conn, email, list_name, now=self.config.clock(), ip=self.ip(request),
             source="one-click (RFC 8058)" if one_click else "unsubscribe page",
         )  # fmt: skip
-        return self.message("unsubscribed", language, email=email, list=list_label(list_name, language))
+        text = words.gettext("{email} will no longer receive emails from “{list}”.")
+        return self.message(language, words.gettext("You are unsubscribed"),
+                            text.format(email=email, list=list_label(list_name, words)))  # fmt: skip
 
     # --- the app -------------------------------------------------------------------------------
 
@@ -518,6 +416,14 @@ class PublicSite:
             ],
             lifespan=self.lifespan,
         )
+
+
+def _well_formed(email: str, lists: Sequence[str]) -> bool:
+    """Whether a signed link names a stored-form address and list names (a link we made always does)."""
+    try:
+        return address_key(email) == email and all(recipients.check_list_name(name) for name in lists)
+    except ReallaborError:
+        return False
 
 
 class Archive(StaticFiles):

@@ -3,15 +3,19 @@
 A sign-up never sends inside the request. It offers a mail to :class:`ConfirmationQueue`, which
 checks two limits that protect third parties (whoever types an address into the form makes us mail
 it): at most ``per_mailbox_per_day`` confirmation mails to one mailbox, and ``per_hour`` in all. A
-mailbox is the address with the ``+tag`` removed, case-folded, its domain normalised (IDNA/UTS 46),
-so ``Victim+1@Example.org`` and ``victim+2@example.org`` count together. Each offer is recorded under
-a keyed hash of the mailbox (never the address) with its outcome; the form answers the same either
-way, so nobody learns from it whether an address is known.
+mailbox is :attr:`~reallabor_mail.addresses.EmailAddress.mailbox` (``+tag`` removed, case-folded,
+punycode domain, Gmail without dots), so ``Victim+1@Example.org`` and ``victim+2@example.org`` count
+together. Each offer is recorded under a keyed hash of the mailbox (never the address) with its
+outcome; the form answers the same either way, so nobody learns from it whether an address is known.
+
+The hourly cap is no outage switch: a mail beyond it is not dropped but waits for the next clock hour
+with room (``delayed``; staff get one warning per hour in the log), up to :data:`GIVE_UP_AFTER`.
 
 Accepted offers go into the outbox table; :meth:`ConfirmationQueue.run` (a background task of the
 server process) sends what is due through the one transport and retries later when the mail server
 is down or answers 4xx. A row leaves the outbox once sent, refused for good, or no longer needed
-(confirmed, erased or purged meanwhile). Both tables are created by migration 2 of :mod:`reallabor_mail.db`.
+(confirmed, erased or purged meanwhile; subscribed already). The tables are created by migrations 2
+and 4 of :mod:`reallabor_mail.db`.
 """
 
 from __future__ import annotations
@@ -21,31 +25,36 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-import idna
-
+from reallabor_mail.addresses import parse_address
 from reallabor_mail.content.models import Language
 from reallabor_mail.db import transaction, utc_stamp
 from reallabor_mail.delivery.transport import DeliveryError, Transport, Verdict
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.i18n.messages import _
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import envelope, sealed
 
 ATTEMPTS_KEPT = dt.timedelta(days=30)
 GIVE_UP_AFTER = dt.timedelta(days=2)  # a confirmation that could not leave in two days is not sent
 RETRY_CAP = dt.timedelta(hours=1)
+HOUR = dt.timedelta(hours=1)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SignupLimits:
-    """How many confirmation mails the form may cause: per mailbox and day, and in all per hour."""
+    """How many confirmation mails the form may cause (per mailbox and day, in all per hour), and how
+    many sign-ups one client may send per hour (see :class:`~reallabor_mail.web.limits.ClientAllowance`)."""
 
     per_mailbox_per_day: int = 3
     per_hour: int = 100
+    per_client_per_hour: int = 10
 
 
 @dataclass(frozen=True)
@@ -69,15 +78,9 @@ def forget(conn: sqlite3.Connection, email: str) -> None:
 
 
 def mailbox_key(email: str, secret: bytes) -> str:
-    """The keyed hash of the mailbox an address reaches: ``+tag`` dropped, case-folded, domain in
-    IDNA 2008/UTS 46 form."""
-    local, _, domain = email.strip().rpartition("@")
-    local = local.split("+", 1)[0].casefold()
-    try:
-        domain = idna.encode(domain, uts46=True).decode("ascii")
-    except idna.IDNAError:
-        domain = domain.casefold()
-    return hmac.new(secret, f"mailbox\x00{local}@{domain}".encode(), hashlib.sha256).hexdigest()[:32]
+    """The keyed hash of the mailbox an address reaches (see the module docstring)."""
+    mailbox = parse_address(email).mailbox
+    return hmac.new(secret, f"mailbox\x00{mailbox}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def retry_delay(attempts: int) -> dt.timedelta:
@@ -100,40 +103,74 @@ class ConfirmationQueue:
         self.signer = signer
         self.compose = compose
         self.wakeup = asyncio.Event()
+        self._warned: str | None = None  # the hour staff were last warned about the cap
 
     def offer(self, email: str, lists: Sequence[str], language: Language) -> str:
-        """Queue a confirmation mail unless a limit forbids it; the outcome is recorded and returned."""
+        """Queue a confirmation mail unless a limit forbids it; the outcome is recorded and returned:
+        ``queued``, ``delayed`` (the hourly cap: it leaves in a later hour), ``mailbox_limit`` or
+        ``global_limit`` (no hour with room before :data:`GIVE_UP_AFTER`)."""
         now = self.clock()
         moment = utc_stamp(now)
         key = mailbox_key(email, self.secret)
+        due: dt.datetime | None = None
         with transaction(self.conn):
             self.conn.execute("DELETE FROM web_signup_attempts WHERE at < ?", (utc_stamp(now - ATTEMPTS_KEPT),))
-            to_mailbox = self._queued_since(now - dt.timedelta(days=1), key)
-            in_all = self._queued_since(now - dt.timedelta(hours=1))
+            to_mailbox = self.conn.execute(
+                "SELECT count(*) FROM web_signup_attempts WHERE mailbox = ? AND at > ? AND due IS NOT NULL",
+                (key, utc_stamp(now - dt.timedelta(days=1))),
+            ).fetchone()[0]
             if to_mailbox >= self.limits.per_mailbox_per_day:
                 outcome = "mailbox_limit"
-            elif in_all >= self.limits.per_hour:
-                outcome = "global_limit"
             else:
-                outcome = "queued"
+                due = self._hour_with_room(now)
+                outcome = "global_limit" if due is None else "queued" if due == now else "delayed"
+            if due is not None:
                 self.conn.execute(
                     "INSERT INTO web_confirmation_outbox (email, lists, language, queued_at, next_attempt)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (email, ",".join(lists), language, moment, moment),
+                    (email, ",".join(lists), language, utc_stamp(due), utc_stamp(due)),
                 )
             self.conn.execute(
-                "INSERT INTO web_signup_attempts (at, mailbox, outcome) VALUES (?, ?, ?)", (moment, key, outcome)
+                "INSERT INTO web_signup_attempts (at, mailbox, outcome, due) VALUES (?, ?, ?, ?)",
+                (moment, key, outcome, utc_stamp(due) if due else None),
             )
         if outcome == "queued":
             self.wakeup.set()
+        elif outcome in ("delayed", "global_limit"):
+            self._warn(now, outcome)
         return outcome
 
-    def _queued_since(self, since: dt.datetime, key: str | None = None) -> int:
-        sql = "SELECT count(*) FROM web_signup_attempts WHERE outcome = 'queued' AND at > ?"
-        args: tuple[str, ...] = (utc_stamp(since),)
-        if key is not None:
-            sql, args = sql + " AND mailbox = ?", (*args, key)
-        return int(self.conn.execute(sql, args).fetchone()[0])
+    def _hour_with_room(self, now: dt.datetime) -> dt.datetime | None:
+        """When a mail may leave under the hourly cap: now, else the start of the next clock hour
+        with room; None if none before :data:`GIVE_UP_AFTER`."""
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        while hour < now + GIVE_UP_AFTER:
+            used = self.conn.execute(
+                "SELECT count(*) FROM web_signup_attempts WHERE due >= ? AND due < ?",
+                (utc_stamp(hour), utc_stamp(hour + HOUR)),
+            ).fetchone()[0]
+            if used < self.limits.per_hour:
+                return max(hour, now)
+            hour += HOUR
+        return None
+
+    def _warn(self, now: dt.datetime, outcome: str) -> None:
+        """One warning per clock hour for staff: someone may be flooding the form."""
+        hour = utc_stamp(now.replace(minute=0, second=0, microsecond=0))
+        if self._warned == hour:
+            return
+        self._warned = hour
+        if outcome == "delayed":
+            log.warning(_(
+                "the sign-up form reached its cap of {count} confirmation mails an hour; further mails wait for "
+                "a later hour (someone may be flooding the form; raise --confirmations-per-hour if not)",
+                count=self.limits.per_hour,
+            ))  # fmt: skip
+        else:
+            log.warning(_(
+                "the sign-up form is booked up with confirmation mails for the next two days; new sign-ups get no "
+                "mail until then (someone is flooding the form; put a rate limit in the proxy in front)"
+            ))
 
     def due(self) -> list[QueuedMail]:
         rows = self.conn.execute(

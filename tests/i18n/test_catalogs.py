@@ -9,8 +9,8 @@ import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
 
-from reallabor_mail.content.models import LANGUAGES, Language
 from reallabor_mail.i18n import catalogs
+from reallabor_mail.i18n.languages import LANGUAGES, Language
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?:![rsa])?\}")
 

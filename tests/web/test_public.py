@@ -101,7 +101,8 @@ async def test_confirmation_mail_in_the_chosen_language(setup: Setup, client: ht
     ("change", "field", "error"),
     [
         ({"last_name": "M" * 101}, "last_name", "Diese Angabe ist zu lang."),
-        ({"first_name": "Anna\r\nBcc: victim@example.org"}, "first_name", "Bitte ohne Zeilenumbruch."),
+        ({"first_name": "Anna\r\nBcc: victim@example.org"}, "first_name",
+         "Bitte in einer Zeile und ohne Steuerzeichen schreiben."),
         ({"email": "anna@"}, "email", "Diese E-Mail-Adresse ist ungültig."),
         ({"email": "x" * 300 + "@example.org"}, "email", "Diese E-Mail-Adresse ist ungültig."),
         ({"email": ""}, "email", "Bitte geben Sie Ihre E-Mail-Adresse an."),

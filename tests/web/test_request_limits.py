@@ -4,6 +4,7 @@ closed (20,000 of them took the server down)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import tempfile
 import time
@@ -77,7 +78,8 @@ def test_five_hundred_idle_connections_do_not_lock_out_a_reader(live: tuple[Setu
     """A bounded slowloris: 500 connections that send half a request line, one byte a while; the header
     deadline closes them and normal requests are served meanwhile and after."""
     setup, port = live
-    limits = ServerLimits(header_seconds=1.0, connections=300)  # fewer slots than attackers
+    # fewer slots than attackers; one client may hold them all here (the per-client cap has its own test)
+    limits = ServerLimits(header_seconds=1.0, connections=300, connections_per_client=1000)
     with running(setup.app, port, limits=limits) as base:
         idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(500)]
         try:
@@ -99,3 +101,26 @@ def test_five_hundred_idle_connections_do_not_lock_out_a_reader(live: tuple[Setu
             for sock in idle:
                 sock.close()
     assert closed == 500 and served == 5
+
+
+def test_one_client_cannot_take_every_connection(live: tuple[Setup, int]) -> None:
+    """Before, uvicorn's connection cap counted everyone together: 1,500 idle connections from one client
+    and 58 of 58 requests from others got 503. Now one client holds at most ``connections_per_client``."""
+    setup, port = live
+    limits = ServerLimits(header_seconds=30.0, connections=60, connections_per_client=20)
+    with running(setup.app, port, limits=limits) as base:
+        hog = [socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.5", 0))
+               for _ in range(80)]  # fmt: skip
+        try:
+            time.sleep(0.5)  # the server has accepted them all
+            refused = 0
+            for sock in hog[20:]:
+                with contextlib.suppress(ConnectionResetError, TimeoutError):
+                    refused += sock.recv(100).startswith(b"HTTP/1.1 503")
+            transport = httpx.HTTPTransport(local_address="127.0.0.6")
+            with httpx.Client(base_url=base, transport=transport) as other:
+                served = [other.get("/subscribe", headers={"Connection": "close"}).status_code for _ in range(10)]
+        finally:
+            for sock in hog:
+                sock.close()
+    assert refused == 60 and served == [200] * 10
