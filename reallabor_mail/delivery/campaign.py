@@ -326,8 +326,9 @@ def known_lists(content: Content, conn: sqlite3.Connection) -> set[str]:
     matter and those with members in the state file."""
     if content.site.known_lists:
         return set(content.site.known_lists)
-    items = (*content.newsletters, *content.events)
-    return {name for item in items for name in item.meta.lists} | recipients.list_names(conn)
+    named = {name for item in content.newsletters for name in item.meta.lists}
+    named |= {name for event in content.events for name in event.meta.lists}
+    return named | recipients.list_names(conn)
 
 
 def check_lists(lists: Sequence[str], known: set[str], counts: Sequence[tuple[str, int]], path: str) -> None:
