@@ -191,6 +191,28 @@ CREATE TABLE IF NOT EXISTS imap_watermarks (
     last_uid    INTEGER NOT NULL   -- every message up to this UID was read
 );
 """
+_LEDGER_SKIPPED = """
+CREATE TABLE send_ledger_new (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    email TEXT NOT NULL,
+    list_name TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'retry', 'failed', 'unknown', 'skipped')),
+    recipient TEXT,
+    message_id TEXT,
+    reply TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retry_after TEXT,
+    updated TEXT NOT NULL,
+    UNIQUE (campaign, email)
+);
+INSERT INTO send_ledger_new SELECT * FROM send_ledger;
+UPDATE send_ledger_new SET state = 'skipped'
+    WHERE state = 'failed' AND reply LIKE 'not sent: the address is suppressed%';
+DROP TABLE send_ledger;
+ALTER TABLE send_ledger_new RENAME TO send_ledger;
+CREATE INDEX send_ledger_by_state ON send_ledger (campaign, state);
+"""
 MIGRATIONS: tuple[str, ...] = (
     # 1: the mailing list (recipients, memberships, consent, suppressions), the send ledger, event versions
     _RECIPIENTS + _SEND_LEDGER + _EVENT_VERSIONS,
@@ -202,6 +224,8 @@ MIGRATIONS: tuple[str, ...] = (
     _WEB_LIMITS,
     # 5: the organiser's mailbox: messages read, calendar answers, bounces, IMAP positions (mailbox/filing.py)
     _MAILBOX,
+    # 6: ledger state 'skipped' (unsubscribed or suppressed after the send began; was counted 'failed')
+    _LEDGER_SKIPPED,
 )
 LATEST_VERSION = len(MIGRATIONS)
 
@@ -214,9 +238,12 @@ class NoState(StateError):
     """A command that only reads found no state file."""
 
 
-def state_path(option: Path | None, settings: Settings) -> Path:
-    """``--state PATH``, else ``$REALLABOR_STATE``, else ``.reallabor/state.sqlite3`` here."""
-    return option or settings.state or DEFAULT_STATE
+def state_path(option: Path | None, settings: Settings, content: Path | None = None) -> Path:
+    """``--state PATH``, else ``$REALLABOR_STATE``, else ``.reallabor/state.sqlite3`` next to the content
+    folder (``content``; here if not given), so a command run from another folder finds the same state."""
+    if option or settings.state:
+        return option or settings.state or DEFAULT_STATE
+    return content.resolve().parent / DEFAULT_STATE if content is not None else DEFAULT_STATE
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -27,6 +27,8 @@ read or written), so nothing above that line needs to know the library.
     ├── ImportRefused                  a CSV file cannot be imported (recipients/spreadsheet.py)
     ├── InvalidAddress                 an address that does not pass validation (addresses.py)
     ├── InvalidToken                   a link forged, altered, for another purpose or expired (recipients/tokens.py)
+    ├── UnknownList                    a send names an unknown list, or one without subscribers (delivery/campaign.py)
+    ├── SendIncomplete                 a send ended with messages not delivered: exit 1 (delivery/campaign.py)
     ├── DeliveryError                  the mail server cannot be used at all (delivery/transport.py)
     │   └── SenderRefused              the server refuses our sender address: the run stops (delivery/engine.py)
     └── MailboxError                   the organiser's mailbox (IMAP, Maildir) cannot be read (mailbox/source.py)

@@ -26,6 +26,7 @@ from reallabor_mail.errors import SettingsError
 Security = Literal["starttls", "tls", "none"]
 SECURITIES: tuple[Security, ...] = ("starttls", "tls", "none")
 DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "tls": 465, "none": 25}
+DATA_TIMEOUT = 600.0  # RFC 5321 4.5.3.2.6: a client waits 10 minutes for the reply to the message's final "."
 ENV_STATE = "REALLABOR_STATE"
 ENV_SECRET = "REALLABOR_SECRET"
 ENV_LANG = "REALLABOR_LANG"
@@ -132,6 +133,8 @@ class ServerSettings:
 class SmtpSettings(ServerSettings):
     """Where and how to reach the mail server that sends (contract §3), ``REALLABOR_SMTP_*``."""
 
+    data_timeout: float = DATA_TIMEOUT  # REALLABOR_SMTP_DATA_TIMEOUT: seconds to wait for the reply to a message
+
     PREFIX: ClassVar[str] = ENV_PREFIX
     PORTS: ClassVar[dict[Security, int]] = DEFAULT_PORTS
     DEFAULT_SECURITY: ClassVar[Security] = "starttls"
@@ -140,7 +143,19 @@ class SmtpSettings(ServerSettings):
     def from_env(cls, environ: Mapping[str, str]) -> SmtpSettings | None:
         """Settings from the ``REALLABOR_SMTP_*`` entries of ``environ``; None when no host is configured."""
         values = cls._read(environ)
-        return None if values is None else cls(**values)
+        if values is None:
+            return None
+        text = environ.get(f"{cls.PREFIX}DATA_TIMEOUT", "").strip()
+        try:
+            data_timeout = float(text) if text else DATA_TIMEOUT
+        except ValueError:
+            data_timeout = -1.0
+        if not 1 <= data_timeout <= 3600:
+            raise SettingsError(
+                f"{cls.PREFIX}DATA_TIMEOUT: {text!r} is not a number of seconds between 1 and 3600 "
+                f"(default {DATA_TIMEOUT:.0f}, as RFC 5321 asks)"
+            )
+        return cls(**values, data_timeout=data_timeout)
 
 
 @dataclass(frozen=True)

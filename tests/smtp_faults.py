@@ -37,7 +37,9 @@ class Faults:
     mail: str | None = None  # reply to every MAIL FROM
     storm: int = 0  # the first N MAIL FROM commands get 421 and the connection is closed
     drop_in_data: set[str] = field(default_factory=set)  # close the connection in DATA, first time only
+    lose_reply: set[str] = field(default_factory=set)  # accept the message after the final ".", then close unanswered
     delay: float = 0.0  # seconds before every reply to MAIL, RCPT and DATA
+    data_delay: float = 0.0  # seconds before the reply to the final "." (the message is accepted either way)
     pipelining: bool = False  # advertise PIPELINING (aiosmtpd reads commands in order either way)
 
 
@@ -93,6 +95,12 @@ class FaultHandler:
                 self._close_soon(server)
                 return "451 4.3.0 (never seen: the connection is closed first)"
         self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        if self.faults.lose_reply & set(envelope.rcpt_tos):  # delivered, but the client never hears of it
+            self.faults.lose_reply -= set(envelope.rcpt_tos)
+            self.connections_closed += 1
+            server.transport.close()  # before the reply is written: it is never sent
+            return "250 2.0.0 (never seen: the connection is closed first)"
+        await asyncio.sleep(self.faults.data_delay)
         return "250 2.0.0 OK: queued"
 
     def received_by(self) -> Counter[str]:

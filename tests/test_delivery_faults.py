@@ -12,7 +12,7 @@ import pytest
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.engine import RetryPolicy, RunReport, SenderRefused, deliver_all
 from reallabor_mail.delivery.ledger import Entry, Ledger
-from reallabor_mail.delivery.transport import DeliveryError, Pipeline, Reply, SmtpSettings, SmtpTransport
+from reallabor_mail.delivery.transport import DeliveryError, Reply, Session, SmtpSettings, SmtpTransport
 from reallabor_mail.recipients.person import Recipient
 from tests.smtp_faults import Faults, FaultServer, fault_server
 
@@ -83,13 +83,14 @@ def states(ledger: Ledger) -> dict[str, str]:
 
 def test_every_recipient_once_over_reused_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pipelined: list[str] = []
-    original = Pipeline.send
+    original = Session.send
 
-    async def counting(self: Pipeline, sender: str, recipient: str, data: bytes) -> Reply:
-        pipelined.append(recipient)
+    async def counting(self: Session, sender: str, recipient: str, data: bytes) -> Reply:
+        if self.pipelined:
+            pipelined.append(recipient)
         return await original(self, sender, recipient, data)
 
-    monkeypatch.setattr(Pipeline, "send", counting)
+    monkeypatch.setattr(Session, "send", counting)
     with fault_server() as server:
         ledger, report = run(tmp_path, server, people(40), connections=4)
     assert len(pipelined) == (40 if PIPELINING[0] else 0)
@@ -137,12 +138,13 @@ def test_unknown_user_fails_and_is_suppressed(tmp_path: Path) -> None:
     assert "5.1.1" in (ledger.rows(CAMPAIGN, ("failed",))[0].reply or "")
 
 
-def test_suppressed_address_is_never_contacted(tmp_path: Path) -> None:
+def test_suppressed_address_is_never_contacted_and_counted_skipped_not_failed(tmp_path: Path) -> None:
     with fault_server() as server:
         ledger, report = run(tmp_path, server, people(3), audience=ListAudience({"p0000@example.org"}))
-    assert report.suppressed == 1 and report.sent == 2
+    assert report.skipped == 1 and report.sent == 2 and report.failed == 0
     assert "p0000@example.org" not in server.handler.attempts
-    assert "suppressed" in (ledger.rows(CAMPAIGN, ("failed",))[0].reply or "")
+    assert states(ledger)["p0000@example.org"] == "skipped"
+    assert "unsubscribed" in (ledger.rows(CAMPAIGN, ("skipped",))[0].reply or "")
 
 
 def test_policy_block_stops_the_domain_without_blaming_recipients(tmp_path: Path) -> None:

@@ -235,7 +235,7 @@ def test_an_old_state_file_with_only_recipients_is_read_without_adding_the_missi
     conn.close()
     status = cli("send", str(content_copy / NEWSLETTER), "--status", "--state", str(env))
     assert status.exit_code == 0, status.output
-    assert "0 sent · 0 retry later · 0 failed · 0 unknown · 0 not yet sent" in status.output
+    assert "0 sent · 0 retry later · 0 failed · 0 unknown · 0 skipped · 0 not yet sent" in status.output
     conn = sqlite3.connect(env)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "send_ledger" not in tables and user_version(env) == 0

@@ -224,7 +224,7 @@ def send_and_check(live: Live, smtp_server: SmtpServer) -> None:
     assert "Sent a test to Me@example.org" in answer.text
     [received] = smtp_server.messages
     assert received.rcpt_tos == ["me@example.org"]
-    assert received.message["Subject"] == "Reallabor Ukraine – Newsletter 1/2024"
+    assert received.message["Subject"] == "[TEST] Reallabor Ukraine – Newsletter 1/2024"  # marked as a test
     assert "2 sent" not in live.get().text  # the test is recorded apart from the real sends
 
 

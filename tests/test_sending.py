@@ -183,7 +183,7 @@ def test_outbox_is_a_real_run_through_the_ledger(env: dict[str, str], content_co
     assert resumed.exit_code == 0, resumed.output
     assert len(list((outbox / "new").iterdir())) == 7
     status = send(str(content_copy / NEWSLETTER), "--status")
-    assert "7 sent · 0 retry later · 0 failed · 0 unknown · 0 not yet sent" in status.output
+    assert "7 sent · 0 retry later · 0 failed · 0 unknown · 0 skipped · 0 not yet sent" in status.output
 
 
 def test_test_message_goes_to_one_address_only(env: dict[str, str], content_copy: Path,
@@ -207,7 +207,7 @@ def test_interrupted_rows_become_unknown_and_are_listed_not_resent(
     ledger.apply([ledger.start_op(entry, "<x@auslandsgesellschaft.de>")])  # as if killed after MAIL FROM
     result = send(str(content_copy / NEWSLETTER), "--yes", "--resume")
     assert result.exit_code == 0, result.output
-    assert "1 were in flight: they become 'unknown' and are NOT resent" in result.output
+    assert "1 was in flight: it becomes 'unknown' and is NOT resent" in result.output
     assert "6 sent · 0 retry later · 0 failed · 1 unknown" in result.output
     assert "Unknown (1)" in result.output and "  kim@bochum.example" in result.output
     assert "kim@bochum.example" not in by_recipient(smtp_server)

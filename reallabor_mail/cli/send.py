@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.messages import N_, _
+from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,37 +27,56 @@ if TYPE_CHECKING:
     from reallabor_mail.delivery.engine import RunReport
     from reallabor_mail.delivery.ledger import Row, State
 
-UNKNOWN_HINT = (
-    "the send stopped while the server had these messages; they may or may not have arrived and are "
-    "not resent automatically. Ask the recipients, or send one a copy with --to EMAIL:"
-)
 DETAIL = 50  # addresses listed per section of --status
+REASONS = 3  # reasons shown per kind of failure in the summary
 
 
 def plan_lines(plan: Plan) -> list[str]:
     """What ``send`` is about to do, as shown before it asks."""
-    out = [
-        f"[bold]{plan.title}[/bold]  ({plan.path})",
-        f"  campaign   {plan.campaign}",
-        "  lists      " + ", ".join(f"{name} ({count:,} subscribed)" for name, count in plan.lists),
-        f"  from       {plan.sender}",
-        f"  via        {plan.via}" + (f" · {plan.signing}" if plan.signing else ""),
-    ]
+    out = [f"[bold]{plan.title}[/bold]  ({plan.path})", "  " + _("campaign   {campaign}", campaign=plan.campaign)]
+    if plan.to is not None:
+        out.append("  " + _("to         {address} only: a test message, subject marked [TEST], not counted in "
+                            "the campaign", address=plan.to))  # fmt: skip
+    else:
+        lists = ", ".join(ngettext("{name} ({count} subscribed)", "{name} ({count} subscribed)", count,
+                                   name=name) for name, count in plan.lists)  # fmt: skip
+        out.append("  " + _("lists      {lists}", lists=lists))
+    out.append("  " + _("from       {sender}", sender=plan.sender))
+    out.append("  " + _("via        {via}", via=plan.via) + (f" · {plan.signing}" if plan.signing else ""))
+    if plan.state:
+        out.append("  " + _("state      {state}", state=plan.state))
     b = plan.before
     if b is not None and b.total:
-        interrupted = f", {b['pending'] + b['sending']:,} interrupted" if b.interrupted else ""
-        out.append(
-            f"  earlier    {b['sent']:,} sent, {b['failed']:,} failed, {b['retry']:,} to retry, "
-            f"{b['unknown']:,} unknown{interrupted}"
-        )
+        interrupted = b["pending"] + b["sending"]
+        earlier = _(
+            "earlier    {sent} sent, {failed} failed, {retry} to retry, {unknown} unknown, {skipped} skipped, "
+            "{interrupted} interrupted", sent=b["sent"], failed=b["failed"], retry=b["retry"], unknown=b["unknown"],
+            skipped=b["skipped"], interrupted=interrupted,
+        )  # fmt: skip
+        out.append("  " + earlier)
         if b["retry"] and not plan.retry_failed:
-            out.append(f"             ({b['retry']:,} waiting for --retry-failed are not sent now)")
+            out.append("             " + ngettext(
+                "({count} waiting for --retry-failed is not sent now)",
+                "({count} waiting for --retry-failed are not sent now)", b["retry"],
+            ))  # fmt: skip
         if b["sending"] and plan.resume:
-            out.append(f"             ({b['sending']:,} were in flight: they become 'unknown' and are NOT resent)")
+            out.append("             " + ngettext("({count} was in flight: it becomes 'unknown' and is NOT resent)",
+                                                  "({count} were in flight: they become 'unknown' and are NOT resent)",
+                                                  b["sending"]))  # fmt: skip
     languages = ", ".join(f"{lang} {n:,}" for lang, n in sorted(plan.languages.items()))
-    out.append(f"  to send    {plan.owed:,}" + (f" new ({languages})" if languages else ""))
+    out.append("  " + _("to send    {count}", count=f"{plan.owed:,}") + (
+        " " + _("new ({languages})", languages=languages) if languages else ""))  # fmt: skip
+    if plan.updates:
+        kind = _("the cancellation") if plan.cancellation else _("the update (subject “Changed: …”)")
+        out.append("             " + ngettext(
+            "{count} got an earlier version and gets {kind}", "{count} got an earlier version and get {kind}",
+            plan.updates, kind=kind))  # fmt: skip
+        if plan.new > plan.updates:
+            out.append("             " + ngettext(
+                "{count} never got it and gets the invitation", "{count} never got it and get the invitation",
+                plan.new - plan.updates))  # fmt: skip
     if plan.limit is not None and plan.limit < plan.owed:
-        out.append(f"  this run   at most {plan.limit:,} (--limit)")
+        out.append("  " + _("this run   at most {count} (--limit)", count=f"{plan.limit:,}"))
     return out
 
 
@@ -92,44 +111,75 @@ class ProgressBar:
         self.bar.stop()
 
 
+def _reasons(report: RunReport, state: State) -> str:
+    """The most frequent reasons of one kind of failure: ``451 4.3.0 Try later (2); …``."""
+    found = Counter({why: n for (kind, why), n in report.reasons.items() if kind == state})
+    return "; ".join(f"{why} ({n:,})" for why, n in found.most_common(REASONS))
+
+
+def print_report(console: Console, report: RunReport) -> None:
+    """This run's numbers, each kind of failure with its reasons."""
+    console.print(_(
+        "This run: {sent} sent, {retry} to retry later, {failed} failed, {unknown} unknown, {skipped} skipped",
+        sent=f"{report.sent:,}", retry=f"{report.retry:,}", failed=f"{report.failed:,}",
+        unknown=f"{report.unanswered:,}", skipped=f"{report.skipped:,}",
+    ))  # fmt: skip
+    labels: tuple[tuple[State, str], ...] = (
+        ("retry", _("to retry later")), ("failed", _("failed")), ("unknown", _("unknown")),
+    )  # fmt: skip
+    for state, label in labels:
+        reasons = _reasons(report, state)
+        if reasons:
+            console.print(f"  [yellow]{label}[/yellow]: {reasons}")
+    if report.skipped:
+        console.print("  " + ngettext("{count} skipped: unsubscribed or suppressed after the send began",
+                                      "{count} skipped: unsubscribed or suppressed after the send began",
+                                      report.skipped))  # fmt: skip
+    for domain, reply in sorted(report.blocked.items()):
+        console.print("  [yellow]" + _("stopped sending to {domain}", domain=domain) + f"[/yellow]: {reply}")
+    if report.stopped:
+        console.print("  [red]" + _("stopped early") + f"[/red]: {report.stopped}")
+
+
 def print_summary(console: Console, state: CampaignStatus, report: RunReport | None = None) -> None:
     """The ledger's numbers for a campaign, the addresses with unknown fate, and what to do next."""
     s = state.summary
     if report is not None:
-        console.print(
-            f"This run: {report.sent:,} sent, {report.retry:,} to retry later, {report.failed:,} failed"
-            + (f" ({report.suppressed:,} suppressed addresses skipped)" if report.suppressed else ""),
-        )
-        for domain, reply in sorted(report.blocked.items()):
-            console.print(f"  [yellow]stopped sending to {domain}[/yellow]: {reply}")
-        if report.stopped:
-            console.print(f"  [red]stopped early[/red]: {report.stopped}")
-    console.print(
-        f"[bold]{state.campaign}[/bold]: {s['sent']:,} sent · {s['retry']:,} retry later · {s['failed']:,} failed · "
-        f"{s['unknown']:,} unknown · {s['pending'] + s['sending']:,} not yet sent",
-    )
+        print_report(console, report)
+    console.print(f"[bold]{state.campaign}[/bold]: " + _(
+        "{sent} sent · {retry} retry later · {failed} failed · {unknown} unknown · {skipped} skipped · "
+        "{owed} not yet sent", sent=f"{s['sent']:,}", retry=f"{s['retry']:,}", failed=f"{s['failed']:,}",
+        unknown=f"{s['unknown']:,}", skipped=f"{s['skipped']:,}", owed=f"{s['pending'] + s['sending']:,}",
+    ))  # fmt: skip
     if state.unknown:
-        console.print(f"[yellow]Unknown ({len(state.unknown):,})[/yellow]: {UNKNOWN_HINT}")
+        console.print("[yellow]" + _("Unknown ({count})", count=f"{len(state.unknown):,}") + "[/yellow]: " + _(
+            "the server may have these messages (the send stopped, or its reply never came); they may or may "
+            "not have arrived and are not resent automatically. Ask the recipients, or send one a copy with "
+            "--to EMAIL:",
+        ))  # fmt: skip
         for row in state.unknown:
             console.print(f"  {row.email}")
     if s["pending"] + s["sending"]:
-        console.print("Continue with: send FILE --resume")
+        console.print(_("Continue with: send FILE --resume"))
     if s["retry"]:
-        console.print("Temporary failures: send FILE --retry-failed (later, e.g. in an hour)")
+        console.print(_("Temporary failures: send FILE --retry-failed (later, e.g. in an hour)"))
 
 
 def print_status(console: Console, state: CampaignStatus) -> None:
     """``--status``: the summary plus the failed and waiting addresses with the server's reply."""
     console.print(f"{state.title}  ({state.path})")
     print_summary(console, state)
-    sections: tuple[tuple[str, list[Row]], ...] = (("Failed", state.failed), ("Retry later", state.retry))
+    sections: tuple[tuple[str, list[Row]], ...] = (
+        (_("Failed ({count})", count=f"{len(state.failed):,}"), state.failed),
+        (_("Retry later ({count})", count=f"{len(state.retry):,}"), state.retry),
+    )  # fmt: skip
     for label, rows in sections:
         if rows:
-            console.print(f"{label} ({len(rows):,}):")
+            console.print(f"{label}:")
             for row in rows[:DETAIL]:
                 console.print(f"  {row.email}  {row.reply or ''}")
             if len(rows) > DETAIL:
-                console.print(f"  … and {len(rows) - DETAIL:,} more")
+                console.print("  " + _("… and {count} more", count=f"{len(rows) - DETAIL:,}"))
 
 
 def print_schedule(console: Console, request: SendRequest, settings: Settings) -> None:
@@ -138,7 +188,7 @@ def print_schedule(console: Console, request: SendRequest, settings: Settings) -
     from reallabor_mail.delivery import schedule
 
     item, site = schedule.load_item(request.file)
-    conn = connect_read_only(state_path(request.state, settings))
+    conn = connect_read_only(state_path(request.state, settings, request.content_dir))
     try:
         record = schedule.latest_schedule(conn, schedule.item_key(item))
     finally:
@@ -179,7 +229,7 @@ def schedule_send(console: Console, request: SendRequest, settings: Settings, at
 
     if at is None:
         item, _site = schedule.load_item(request.file)
-        conn = connect(state_path(request.state, settings))
+        conn = connect(state_path(request.state, settings, request.content_dir))
         try:
             removed = schedule.unschedule(conn, item)
         finally:
@@ -189,7 +239,8 @@ def schedule_send(console: Console, request: SendRequest, settings: Settings, at
         else:
             console.print(_("Schedule removed: {key} is not sent by the worker.", key=removed.key))
         return
-    for flag, given in (("--to", request.to), ("--outbox", request.outbox), ("--resume", request.resume),
+    for flag, given in (("--to", request.to), ("--outbox", request.outbox), ("--dry-run", request.dry_run),
+                        ("--resume", request.resume),
                         ("--retry-failed", request.retry_failed), ("--limit", request.limit)):  # fmt: skip
         if given:
             raise ReallaborError(_("--at: cannot be combined with {flag}; schedule the whole send", flag=flag))
@@ -220,8 +271,10 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 @click.option("--list", "lists", multiple=True, metavar="NAME",
               help="Send to this list (repeatable; default: the lists in the file's front matter).")
 @click.option("--to", "to", metavar="EMAIL", help="Send one test message to this address only.")
+@click.option("--dry-run", is_flag=True,
+              help="Do everything but hand the messages over: they go into a folder for review, the ledger stays.")
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Write the messages into a Maildir instead of sending them.")
+              help="Write the messages into this Maildir: with --dry-run for review, else as the real send.")
 @click.option("--rate", callback=_rate, metavar="N/min", help="At most N messages per minute (e.g. 120/min).")
 @click.option("--connections", type=click.IntRange(1, 32), default=1, show_default=True,
               help="Parallel SMTP connections.")
@@ -230,7 +283,9 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 @click.option("--retry-failed", is_flag=True, help="Send again to those with a temporary failure.")
 @click.option("--status", "show_status", is_flag=True, help="Show the send ledger of this file and exit.")
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="State file (default: $REALLABOR_STATE or .reallabor/state.sqlite3).")
+              help="State file (default: $REALLABOR_STATE or .reallabor/state.sqlite3 next to the content folder).")
+@click.option("--content", "content_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The content folder (default: the folder above FILE's).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Send at most N messages in this run.")
 @click.option("--at", "at", metavar="'YYYY-MM-DD HH:MM'",
               help=N_("Send at this time (site time zone) instead of now: `reallabor-mail worker` sends it."))
@@ -239,22 +294,27 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
               help="Templates folder: its files replace the shipped templates of the same name.")
 @click.pass_obj
 def send_command(
-    settings: Settings, file: Path, lists: tuple[str, ...], to: str | None, outbox: Path | None, rate: float | None,
-    connections: int, yes: bool, resume: bool, retry_failed: bool, show_status: bool, state: Path | None,
-    limit: int | None, templates_dir: Path | None, at: str | None, unschedule: bool,
+    settings: Settings, file: Path, lists: tuple[str, ...], to: str | None, dry_run: bool, outbox: Path | None,
+    rate: float | None, connections: int, yes: bool, resume: bool, retry_failed: bool, show_status: bool,
+    state: Path | None, content_dir: Path | None, limit: int | None, at: str | None, unschedule: bool,
+    templates_dir: Path | None,
 ) -> None:  # fmt: skip
     """Send FILE (a newsletter or event) to its lists: one personal message per recipient.
 
     Shows what will happen and asks first (--yes for scripts). SMTP settings come from
-    REALLABOR_SMTP_*; --outbox DIR writes a Maildir instead.
+    REALLABOR_SMTP_*; --dry-run writes every personal message into a folder for review instead.
+    Ctrl-C stops handing messages over (the ones in flight finish); a second Ctrl-C ends at once.
     """
     from rich.console import Console
 
-    from reallabor_mail.delivery.campaign import SendRequest, execute, prepare, status
+    from reallabor_mail.cli.main import use_staff_language
+    from reallabor_mail.delivery.campaign import SendIncomplete, SendRequest, execute, prepare, status
 
+    use_staff_language(settings, content_dir or file.parent.parent)
     request = SendRequest(
         file=file, lists=lists, to=to, outbox=outbox, rate=rate, connections=connections, resume=resume,
-        retry_failed=retry_failed, limit=limit, templates=templates_dir, state=state,
+        retry_failed=retry_failed, limit=limit, templates=templates_dir, state=state, content=content_dir,
+        dry_run=dry_run,
     )  # fmt: skip
     console = Console(highlight=False, soft_wrap=True)
     if show_status:
@@ -269,15 +329,32 @@ def send_command(
         for line in plan_lines(plan):
             console.print(line)
         if plan.owed == 0:
-            console.print("Nothing to send: everyone on the list has this message (see --status).")
+            console.print(_("Nothing to send: everyone on the list has this message (see --status)."))
             return
-        if not yes and not click.confirm(f"Send {plan.this_run:,} messages via {plan.via}?", default=False):
-            console.print("Nothing sent.")
+        question = (
+            _("Write {count} messages into {outbox} for review?", count=f"{plan.this_run:,}", outbox=prepared.outbox)
+            if prepared.outbox is not None
+            else _("Send {count} messages via {via}?", count=f"{plan.this_run:,}", via=plan.via)
+        )  # fmt: skip
+        if not yes and not click.confirm(question, default=False):
+            console.print(_("Nothing sent."))
             return
         try:
             with ProgressBar(console) as progress:
                 report = execute(prepared, progress=progress)
         except KeyboardInterrupt:
             print_summary(console, prepared.status())
-            raise ReallaborError(f"{plan.path}: interrupted; continue with --resume") from None
-        print_summary(console, prepared.status(), report)
+            raise ReallaborError(
+                _("{path}: interrupted (Ctrl-C twice); the messages in flight are listed as unknown; continue "
+                  "with --resume", path=plan.path)
+            ) from None  # fmt: skip
+        if prepared.outbox is not None:
+            print_report(console, report)
+            console.print(_(
+                "Dry run: {count} messages written to {outbox} for review; nothing was sent and the ledger is "
+                "unchanged.", count=f"{report.sent:,}", outbox=prepared.outbox / "new",
+            ))  # fmt: skip
+        else:
+            print_summary(console, prepared.status(), report)
+        if not report.complete:
+            raise SendIncomplete.of(plan.path, report)

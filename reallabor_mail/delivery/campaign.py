@@ -2,17 +2,26 @@
 
 :func:`prepare` loads the content, renders the email once per language, counts the subscribers and holds
 the campaign lock: nothing is written. The caller (the CLI) shows the :class:`Plan` and asks; then
-:func:`execute` records who is owed the message and runs the engine (:mod:`reallabor_mail.delivery.engine`),
-and :func:`campaign_status` gives the ledger's numbers to show. :func:`send` is prepare + execute without
+:func:`execute` checks the mail server can be used at all (before any ledger row is), records who is
+owed the message and runs the engine (:mod:`reallabor_mail.delivery.engine`), and
+:func:`campaign_status` gives the ledger's numbers to show. :func:`send` is prepare + execute without
 asking, for scripts and tests. :func:`status` is ``send --status``: it only reads the state.
+
+A dry run (``--dry-run``) does all of it against a copy of the state file, into a Maildir: the real
+ledger is untouched and nothing is handed over. Lists must be known (named in the content or holding
+members in the state) and have subscribers; a state file that does not exist is not created by a send
+to lists (it would be empty, and "everyone has this message" would be a lie).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import fcntl
 import os
 import sqlite3
+import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -22,13 +31,13 @@ from types import TracebackType
 from zoneinfo import ZoneInfo
 
 from reallabor_mail.addresses import address_key
-from reallabor_mail.content.loader import EventItem, NewsletterItem, is_event, load_content
+from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_event, load_content
 from reallabor_mail.content.models import Language, Site
-from reallabor_mail.db import connect, connect_read_only, state_path
+from reallabor_mail.db import NoState, StateError, connect, connect_read_only, state_path
 from reallabor_mail.delivery import schedule
 from reallabor_mail.delivery.engine import DEFAULT_RETRY, Progress, RetryPolicy, RunReport, deliver
-from reallabor_mail.delivery.event_versions import plan_event, record_sent_version
-from reallabor_mail.delivery.ledger import Entry, Ledger, Row, Summary
+from reallabor_mail.delivery.event_versions import plan_event, version_op
+from reallabor_mail.delivery.ledger import Entry, Ledger, Op, Row, Summary
 from reallabor_mail.delivery.transport import (
     DeliveryError,
     MaildirTransport,
@@ -37,6 +46,7 @@ from reallabor_mail.delivery.transport import (
     Transport,
 )
 from reallabor_mail.errors import ReallaborError, display_path
+from reallabor_mail.i18n.messages import _, ngettext
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign
 from reallabor_mail.mail.stamp import MessageStamp
@@ -67,6 +77,38 @@ class SendRequest:
     limit: int | None = None
     templates: Path | None = None
     state: Path | None = None
+    content: Path | None = None  # default: the folder above the file's (content/newsletters/x.md → content)
+    dry_run: bool = False
+
+    @property
+    def content_dir(self) -> Path:
+        return self.content or self.file.parent.parent
+
+
+TEST_MARK = "[TEST] "
+
+
+class UnknownList(ReallaborError):
+    """``--list`` (or the front matter) names a list nobody knows, or one without subscribers."""
+
+
+class SendIncomplete(ReallaborError):
+    """A run ended with messages not delivered (owed, to retry, failed or unknown): exit status 1."""
+
+    @classmethod
+    def of(cls, path: str, report: RunReport) -> SendIncomplete:
+        left = report.retry + report.failed + report.unanswered
+        if report.interrupted:
+            return cls(_("{path}: stopped by Ctrl-C; continue with --resume (see the summary above)", path=path))
+        if report.stopped and not left:
+            return cls(_("{path}: the send stopped early ({why}); continue with --resume", path=path,
+                         why=report.stopped))  # fmt: skip
+        return cls(ngettext(
+            "{path}: {count} message did not go out ({retry} to retry later, {failed} failed, {unknown} unknown); "
+            "the reasons are in the summary above and in --status",
+            "{path}: {count} messages did not go out ({retry} to retry later, {failed} failed, {unknown} unknown); "
+            "the reasons are in the summary above and in --status",
+            left, path=path, retry=report.retry, failed=report.failed, unknown=report.unanswered))  # fmt: skip
 
 
 class StoreAudience:
@@ -95,30 +137,37 @@ class Composer:
     """Renders the email once per language and stamps one message per recipient (see mail/stamp.py)."""
 
     def __init__(
-        self, site: Site, item: NewsletterItem | EventItem, render: Callable[[Language], RenderedEmail],
+        self, site: Site, item: NewsletterItem | EventItem, render: Callable[[Language, bool], RenderedEmail],
         campaign: str, date: dt.datetime, secret: bytes, event_plan: EventPlan | None, signer: DkimSigner | None,
+        *, updated: frozenset[str] = frozenset(), test: bool = False,
     ) -> None:  # fmt: skip
         self.site, self.item, self.render, self.campaign, self.date = site, item, render, campaign, date
         self.secret, self.event_plan, self.signer = secret, event_plan, signer
-        self.rendered: dict[Language, RenderedEmail] = {}
-        self.stamps: dict[tuple[Language, str], MessageStamp] = {}
+        self.updated, self.test = updated, test  # updated: who gets this event version as an update
+        self.rendered: dict[tuple[Language, bool], RenderedEmail] = {}
+        self.stamps: dict[tuple[Language, str, bool], MessageStamp] = {}
 
     def language(self, person: Recipient) -> Language:
         """The person's language if the item has that version, else the item's (German) original."""
         return person.language if person.language in self.item.versions else self.item.default_language
 
-    def email(self, language: Language) -> RenderedEmail:
-        if language not in self.rendered:
-            self.rendered[language] = self.render(language)
-        return self.rendered[language]
+    def email(self, language: Language, update: bool = False) -> RenderedEmail:
+        """The mail in one language; for an event, as an update (subject and change block) or an invitation."""
+        if (language, update) not in self.rendered:
+            email = self.render(language, update)
+            if self.test:
+                email = dataclasses.replace(email, subject=TEST_MARK + email.subject)
+            self.rendered[(language, update)] = email
+        return self.rendered[(language, update)]
 
     def __call__(self, entry: Entry) -> tuple[str, bytes]:
         person = entry.recipient
         language = self.language(person)
-        stamp = self.stamps.get((language, entry.list_name))
+        update = person.email in self.updated or (self.test and bool(self.updated))
+        stamp = self.stamps.get((language, entry.list_name, update))
         if stamp is None:
-            stamp = self.stamps[(language, entry.list_name)] = MessageStamp.prepare(
-                self.site, self.email(language), Campaign(self.campaign, entry.list_name, self.date),
+            stamp = self.stamps[(language, entry.list_name, update)] = MessageStamp.prepare(
+                self.site, self.email(language, update), Campaign(self.campaign, entry.list_name, self.date),
                 secret=self.secret, method=self.event_plan.method if self.event_plan else None,
             )  # fmt: skip
         url = unsubscribe_url(self.site, person.email, entry.list_name, self.secret)
@@ -137,10 +186,19 @@ NO_SERVER = """no mail server configured. Either
     reallabor-mail send FILE --outbox outbox/"""
 
 
-def choose_transport(outbox: Path | None, settings: Settings) -> tuple[str, Callable[[], Transport]]:
+def choose_transport(
+    outbox: Path | None, settings: Settings, dry_run: bool = False
+) -> tuple[str, Callable[[], Transport]]:
     """Where messages go (described for the plan) and how to open it (after the user agreed)."""
     if outbox is not None:
-        return f"the Maildir {outbox}/ (nothing goes over the network)", lambda: MaildirTransport(outbox)
+        if dry_run:
+            via = _("the folder {outbox}/ for review (dry run: nothing is sent, the ledger stays as it is)",
+                    outbox=outbox)  # fmt: skip
+        else:
+            via = _("the Maildir {outbox}/. This is a real send: every message is recorded as sent and will not "
+                    "be sent again, a mail server is expected to deliver them from this folder. To look at the "
+                    "messages first, use --dry-run.", outbox=outbox)  # fmt: skip
+        return via, lambda: MaildirTransport(outbox)
     smtp = settings.smtp()
     if smtp is None:
         raise DeliveryError(NO_SERVER)
@@ -164,6 +222,11 @@ class Plan:
     retry_failed: bool = False
     limit: int | None = None
     signing: str | None = None
+    state: str = ""  # the state file, as shown
+    to: str | None = None  # a test message to this address only
+    dry_run: bool = False
+    updates: int = 0  # of ``new``: people who got an earlier version of the event, now the update
+    cancellation: bool = False
 
     @property
     def owed(self) -> int:
@@ -210,6 +273,8 @@ class Prepared:
     lists: tuple[str, ...]
     test_person: Recipient | None
     lock: int = -1  # the campaign lock (a file descriptor) held until the send is done
+    outbox: Path | None = None  # where a dry run writes the messages
+    scratch: tempfile.TemporaryDirectory[str] | None = None  # a dry run's copy of the state file
 
     def status(self) -> CampaignStatus:
         return campaign_status(self.ledger, self.plan.campaign, self.plan.title, self.plan.path)
@@ -218,6 +283,10 @@ class Prepared:
         if self.lock >= 0:
             os.close(self.lock)
             self.lock = -1
+        if self.scratch is not None:
+            self.conn.close()
+            self.scratch.cleanup()
+            self.scratch = None
 
     def __enter__(self) -> Prepared:
         return self
@@ -231,9 +300,11 @@ def lock_campaign(state: Path, campaign: str) -> int:
 
     A second ``send`` of the same campaign (even with ``--resume``) would take the rows the first has
     in flight and send them again. The lock is a record lock on ``<state file>.lock``, one byte per
-    campaign; the kernel drops it when the process ends, also on SIGKILL, so it never goes stale.
+    campaign; the kernel drops it when the process ends, also on SIGKILL, so it never goes stale. The
+    state file's real path names the lock file, so a symlink or another spelling of the path (``./``,
+    ``..``) meets the same lock.
     """
-    lock_path = Path(f"{state}.lock")
+    lock_path = Path(f"{os.path.realpath(state)}.lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
@@ -243,10 +314,55 @@ def lock_campaign(state: Path, campaign: str) -> int:
     except OSError:
         os.close(fd)
         raise ReallaborError(
-            f"{state}: another `send` of {campaign} is running right now; wait until it ends "
-            "(see --status), then continue with --resume if it did not finish"
-        ) from None
+            _("{state}: another `send` of {campaign} is running right now (the state file is {real}); wait until "
+              "it ends (see --status), then continue with --resume if it did not finish",
+              state=state, campaign=campaign, real=os.path.realpath(state))
+        ) from None  # fmt: skip
     return fd
+
+
+def known_lists(content: Content, conn: sqlite3.Connection) -> set[str]:
+    """The lists site.yaml declares; for content from before that section, those named by the front
+    matter and those with members in the state file."""
+    if content.site.known_lists:
+        return set(content.site.known_lists)
+    named = {name for item in content.newsletters for name in item.meta.lists}
+    named |= {name for event in content.events for name in event.meta.lists}
+    return named | recipients.list_names(conn)
+
+
+def check_lists(lists: Sequence[str], known: set[str], counts: Sequence[tuple[str, int]], path: str) -> None:
+    """Refuse a list nobody knows (naming the known ones) or lists without anyone subscribed."""
+    unknown = [name for name in lists if name not in known]
+    if unknown:
+        raise UnknownList(
+            ngettext("{path}: there is no list {names}; known lists: {known} (--list NAME or lists: in the "
+                     "front matter)", "{path}: there are no lists {names}; known lists: {known} (--list NAME or "
+                     "lists: in the front matter)", len(unknown),
+                     path=path, names=", ".join(unknown), known=", ".join(sorted(known)) or "–")
+        )  # fmt: skip
+    if counts and not any(count for _name, count in counts):
+        raise UnknownList(
+            _("{path}: nobody is subscribed to {names}; import subscribers first (recipients import) or choose "
+              "another list with --list", path=path, names=", ".join(name for name, _count in counts))
+        )  # fmt: skip
+
+
+def dry_run_copy(state: Path) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
+    """A copy of the state file in a temporary folder, for a dry run to work on (the real one stays as it is)."""
+    scratch = tempfile.TemporaryDirectory(prefix="reallabor-dry-run-state-")
+    copy = Path(scratch.name) / "state.sqlite3"
+    try:
+        source = connect_read_only(state)
+        target = sqlite3.connect(copy)
+        with target:
+            source.backup(target)
+        source.close()
+        target.close()
+    except sqlite3.Error as exc:
+        scratch.cleanup()
+        raise StateError(f"{state}: cannot copy the state database for the dry run: {exc}") from None
+    return copy, scratch
 
 
 def campaign_key(item: NewsletterItem | EventItem, event_plan: EventPlan | None) -> str:
@@ -259,25 +375,46 @@ def prepare(
     request: SendRequest, *, settings: Settings, clock: Clock | None = None
 ) -> Prepared:
     """Read content, settings and state, render the email in every language, count: nothing is sent."""
-    content = load_content(request.file.parent.parent)
+    content = load_content(request.content_dir)
     item = content.find(request.file)
-    via, open_transport = choose_transport(request.outbox, settings)
+    outbox = request.outbox
+    if request.dry_run and outbox is None:
+        outbox = Path(tempfile.mkdtemp(prefix="reallabor-dry-run-"))
+    via, open_transport = choose_transport(outbox, settings, request.dry_run)
     signer = DkimSigner.from_settings(settings.dkim())
     secret = load_secret(settings)
     site = content.site
     clock = clock or (lambda: dt.datetime.now(ZoneInfo(site.timezone)))
-    state = state_path(request.state, settings)
-    conn = connect(state)
+    state = state_path(request.state, settings, request.content_dir)
+    if not state.exists() and not request.to:
+        raise NoState(
+            _("{state}: no state file here yet, so no subscribers: a send would start from an empty state. Run in "
+              "the project folder, or pass --content (the state lives next to it), --state PATH or set "
+              "REALLABOR_STATE", state=state)
+        )  # fmt: skip
+    scratch = None
+    working_state = state
+    if request.dry_run and state.exists():
+        working_state, scratch = dry_run_copy(state)
+    conn = connect(working_state)
+    conn.execute("PRAGMA busy_timeout = 300000")  # an import may hold the file for a while
     ledger = Ledger(conn, clock)
     renderer = Renderer(content, request.templates or default_templates())
     event: tuple[EventItem, EventPlan] | None = None
-    render: Callable[[Language], RenderedEmail]
+    render: Callable[[Language, bool], RenderedEmail]
+    updated: frozenset[str] = frozenset()
     if is_event(item):
         event_plan = plan_event(content, item, conn, clock)
         event = (item, event_plan)
-        render = lambda language: renderer.invitation_email(item, language, event_plan.changes(language))  # noqa: E731
+
+        def render(language: Language, update: bool) -> RenderedEmail:
+            return renderer.invitation_email(item, language, event_plan.changes(language) if update else ())
+
+        if event_plan.is_update or event_plan.method == "CANCEL":
+            updated = frozenset(ledger.reached(f"{campaign_key(item, None)}:", campaign_key(item, event_plan)))
     else:
-        render = lambda language: renderer.newsletter_email(item, language)  # noqa: E731
+        def render(language: Language, update: bool) -> RenderedEmail:
+            return renderer.newsletter_email(item, language)
     campaign = campaign_key(item, event[1] if event else None) + ("#test" if request.to else "")
     lock = lock_campaign(state, campaign)
     try:
@@ -286,17 +423,23 @@ def prepare(
             title=item.meta.title, path=display_path(item.path), campaign=campaign, via=via,
             sender=f"{site.sender.name} <{site.sender.email}>", before=ledger.summary(campaign),
             resume=request.resume, retry_failed=request.retry_failed, limit=request.limit,
-            signing=signer.describe() if signer else None,
+            signing=signer.describe() if signer else None, state=display_path(state), dry_run=request.dry_run,
+            cancellation=event is not None and event[1].method == "CANCEL",
         )  # fmt: skip
-        composer = Composer(site, item, render, campaign, clock(), secret, event[1] if event else None, signer)
+        composer = Composer(
+            site, item, render, campaign, clock(), secret, event[1] if event else None, signer,
+            updated=updated, test=bool(request.to),
+        )  # fmt: skip
         person = None
         if request.to:
             person = _test_person(conn, request.to, site)
-            plan.lists = [(lists[0], 1)]
+            plan.to = person.email
             plan.new, plan.before = 1, None
             plan.languages[composer.language(person)] += 1
         else:
-            _count(plan, ledger, conn, lists, composer.language)
+            check_lists(lists, known_lists(content, conn), (), plan.path)
+            _count(plan, ledger, conn, lists, composer.language, updated)
+            check_lists(lists, set(lists), plan.lists, plan.path)
             if plan.before is not None and plan.before.interrupted and not request.resume:
                 raise ReallaborError(
                     f"{plan.path}: an earlier send of this campaign was interrupted "
@@ -304,31 +447,45 @@ def prepare(
                     "continue it with --resume (see --status first)"
                 )
         for language in item.versions:  # render now: a template error shows before anything is sent
-            composer.email(language)
+            composer.email(language, bool(updated))
         audience = StoreAudience(conn, secret, clock, () if request.to else lists)
         return Prepared(
-            request, plan, site, conn, ledger, composer, audience, open_transport, event, lists, person, lock
-        )
+            request, plan, site, conn, ledger, composer, audience, open_transport, event, lists, person, lock,
+            outbox if request.dry_run else None, scratch,
+        )  # fmt: skip
     except BaseException:
         os.close(lock)
+        if scratch is not None:
+            conn.close()
+            scratch.cleanup()
         raise
 
 
 def execute(prepared: Prepared, *, progress: Progress | None = None, retry: RetryPolicy = DEFAULT_RETRY) -> RunReport:
-    """Record who is owed the message and send it; ``progress`` hears the total, then every outcome."""
+    """Check the server, record who is owed the message and send it; ``progress`` hears the total, then
+    every outcome. A server that cannot be used at all (DNS, connection, TLS, login) raises
+    :class:`~reallabor_mail.delivery.transport.DeliveryError` before any ledger row is touched."""
     request, ledger, campaign = prepared.request, prepared.ledger, prepared.plan.campaign
     transport = prepared.open_transport()
+    asyncio.run(transport.probe())
     if prepared.test_person is None:
         schedule.mark(prepared.conn, campaign, "sending", ledger.clock())
     unknown = ledger.recover(campaign) if request.resume else []
     if request.retry_failed:
         ledger.requeue(campaign)
+    with_first_start: list[Op] = []
     if prepared.test_person is not None:
-        ledger.reset(campaign, prepared.test_person, prepared.lists[0])
+        ledger.reset(campaign, prepared.test_person, prepared.lists[0] if prepared.lists else "test")
     else:
         # Sign-ups never confirmed within 30 days are deleted before every real send (issue: consent).
         recipients.purge_unconfirmed(prepared.conn, ledger.clock())
-        ledger.add(campaign, _subscribed(prepared.conn, prepared.lists))
+        people = _subscribed(prepared.conn, prepared.lists)
+        if prepared.plan.cancellation:  # a cancellation goes only to those who were told of the event
+            people = (pair for pair in people if pair[0].email in prepared.composer.updated)
+        ledger.add(campaign, people)
+        if prepared.event is not None:
+            event, event_plan = prepared.event
+            with_first_start.append(version_op(event, event_plan.sequence, event_plan.fingerprint, event_plan.dtstamp))
     owed = ledger.summary(campaign)["pending"]
     if progress is not None:
         progress.start(min(owed, request.limit) if request.limit is not None else owed)
@@ -336,11 +493,9 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
         ledger, campaign, prepared.composer, transport, sender=prepared.site.sender.email,
         audience=prepared.audience, connections=request.connections, rate=RateLimiter(request.rate),
         retry=retry, limit=request.limit, on_done=progress.done if progress is not None else None,
+        with_first_start=with_first_start,
     )  # fmt: skip
     report.unknown = unknown
-    if prepared.event is not None and report.sent and prepared.test_person is None:
-        event, event_plan = prepared.event
-        record_sent_version(prepared.conn, event, event_plan.sequence, event_plan.fingerprint, event_plan.dtstamp)
     if prepared.test_person is None:
         schedule.mark_finished(prepared.conn, campaign, ledger.summary(campaign), ledger.clock())
     return report
@@ -358,8 +513,9 @@ def send(
 
 
 def _count(
-    plan: Plan, ledger: Ledger, conn: sqlite3.Connection, lists: Sequence[str], language: Callable[[Recipient], str]
-) -> None:
+    plan: Plan, ledger: Ledger, conn: sqlite3.Connection, lists: Sequence[str], language: Callable[[Recipient], str],
+    updated: frozenset[str],
+) -> None:  # fmt: skip
     """Fill the plan's numbers (languages as sent, after fallback) by reading the lists (nothing is written)."""
     states = ledger.states(plan.campaign)
     seen: set[str] = set()
@@ -370,8 +526,9 @@ def _count(
             if person.email in seen:
                 continue
             seen.add(person.email)
-            if person.email not in states:
+            if person.email not in states and (person.email in updated or not plan.cancellation):
                 plan.new += 1
+                plan.updates += person.email in updated
                 plan.languages[language(person)] += 1
         plan.lists.append((name, count))
 
@@ -398,9 +555,9 @@ def campaign_status(ledger: Ledger, campaign: str, title: str, path: str) -> Cam
 
 def status(request: SendRequest, *, settings: Settings) -> CampaignStatus:
     """``send … --status``: reads the state (creates nothing; no state file is an error that says so)."""
-    content = load_content(request.file.parent.parent)
+    content = load_content(request.content_dir)
     item = content.find(request.file)
-    conn = connect_read_only(state_path(request.state, settings))
+    conn = connect_read_only(state_path(request.state, settings, request.content_dir))
     try:
         now: Clock = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
         event_plan = plan_event(content, item, conn, now) if is_event(item) else None

@@ -13,23 +13,32 @@ more messages to that domain in this run; the server unreachable many times in a
 and the rest stays owed for ``--resume``. A permanent refusal of our *sender* (at MAIL FROM, or an
 address that cannot go into MAIL FROM at all) is nobody's fault but the sender setting's: the run stops
 with :class:`SenderRefused` and every row stays owed, so a ``--resume`` after the fix sends them all.
+A message handed over whole without a reply → ``unknown``, never retried. Someone unsubscribed or
+suppressed since the send began → ``skipped``.
+
+Ctrl-C (SIGINT): the first stops handing messages over at once (no new MAIL FROM; messages in flight
+finish and their replies are recorded) and the run returns its report with ``interrupted`` set; a
+second ends at once: the outcomes so far are committed, the rows in flight become ``unknown``, and
+KeyboardInterrupt is raised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import itertools
 import multiprocessing
+import re
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Connection_
 from typing import Protocol
 
-from reallabor_mail.delivery.ledger import Entry, GroupCommit, Ledger, State
+from reallabor_mail.delivery.ledger import Entry, GroupCommit, Ledger, Op, State
 from reallabor_mail.delivery.transport import Connection, DeliveryError, RateLimiter, Reply, Transport, Verdict
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.mail.message import ascii_address
@@ -76,14 +85,40 @@ class RunReport:
     sent: int = 0
     retry: int = 0
     failed: int = 0
-    suppressed: int = 0
+    skipped: int = 0  # unsubscribed, erased or suppressed since the send began
+    unanswered: int = 0  # handed over, no reply: now `unknown`
     blocked: dict[str, str] = field(default_factory=dict)  # domain → the reply that blocked it
     stopped: str | None = None  # why the run ended before all owed messages were tried
+    interrupted: bool = False  # stopped by Ctrl-C
     unknown: list[str] = field(default_factory=list)  # found in flight from an interrupted run
+    reasons: Counter[tuple[State, str]] = field(default_factory=Counter)  # (retry|failed|unknown, why) → count
 
     @property
     def attempted(self) -> int:
-        return self.sent + self.retry + self.failed + self.suppressed
+        return self.sent + self.retry + self.failed + self.skipped + self.unanswered
+
+    @property
+    def complete(self) -> bool:
+        """Everything this run was to hand over went out (sent, or nobody to send it to any more)."""
+        return not (self.retry or self.failed or self.unanswered or self.stopped)
+
+
+INTERRUPTED = "stopped by Ctrl-C: no new message was started; the messages in flight were finished"
+ABANDONED = "Ctrl-C pressed twice while the server had the message: it may or may not have arrived"
+_PERSONAL = re.compile(r"<[^<>\s]*>|[^\s<>]+@[^\s<>]+")
+
+
+def _foreign(handler: signal._HANDLER) -> bool:
+    """A SIGINT handler of our caller (not Python's default, not asyncio's own for ``asyncio.run``)."""
+    if handler in (None, signal.SIG_DFL, signal.SIG_IGN, signal.default_int_handler):
+        return False
+    owner = getattr(getattr(handler, "func", None), "__self__", None)
+    return not isinstance(owner, asyncio.Runner)
+
+
+def reason(reply: str) -> str:
+    """A reply without its addresses, so that one kind of failure is counted once in the summary."""
+    return _PERSONAL.sub("…", reply).strip()[:120]
 
 
 class SenderRefused(DeliveryError):
@@ -202,7 +237,7 @@ class _Run:
     def __init__(
         self, ledger: Ledger, campaign: str, compose: Compose, transport: Transport, *, sender: str,
         audience: Audience, connections: int, rate: RateLimiter, retry: RetryPolicy, limit: int | None,
-        on_done: Callable[[State], None] | None, composer: ComposeProcess | None,
+        on_done: Callable[[State], None] | None, composer: ComposeProcess | None, with_first_start: Sequence[Op] = (),
     ) -> None:  # fmt: skip
         self.ledger, self.campaign, self.compose, self.transport = ledger, campaign, compose, transport
         self.composer = composer
@@ -210,7 +245,7 @@ class _Run:
         self.audience, self.rate, self.retry, self.limit = audience, rate, retry, limit
         self.connections = max(1, connections)
         self.on_done = on_done
-        self.commit = GroupCommit(ledger)
+        self.commit = GroupCommit(ledger, with_first_start)
         self.queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=4 * self.connections)
         self.report = RunReport()
         self.tries: Counter[int] = Counter()
@@ -218,35 +253,65 @@ class _Run:
         self.sleepers: set[asyncio.Task[None]] = set()
         self.failures_in_row = 0
         self.fatal: ReallaborError | None = None
+        self.stopping = asyncio.Event()
+        self.in_flight: dict[int, Entry] = {}  # started (row `sending` committed), no outcome yet
+        self.abandoned = False
+        self.previous_handler: signal._HANDLER = None  # SIGINT's handler before the run, restored after it
+
+    def _finish(self, entry: Entry, state: State, reply: str, retry_after: dt.datetime | None = None) -> None:
+        self.in_flight.pop(entry.id, None)
+        self.commit.finish(entry, state, reply, retry_after)
 
     def _done(self, entry: Entry, state: State, reply: str, retry_after: dt.datetime | None = None) -> None:
-        self.commit.finish(entry, state, reply, retry_after)
+        self._finish(entry, state, reply, retry_after)
         if state == "sent":
             self.report.sent += 1
         elif state == "failed":
             self.report.failed += 1
+        if state in ("retry", "failed", "unknown"):
+            self.report.reasons[(state, reason(reply))] += 1
         if self.on_done is not None:
             self.on_done(state)
 
     def _stop(self, reason: str) -> None:
         if self.report.stopped is None:
             self.report.stopped = reason
+        self.stopping.set()
+
+    def _interrupt(self) -> None:
+        """SIGINT: the first stops handing messages over, the second ends the run at once."""
+        if not self.report.interrupted:
+            self.report.interrupted = True
+            self._stop(INTERRUPTED)
+            handler = self.previous_handler
+            if callable(handler) and _foreign(handler):  # e.g. the worker's: it learns that it is to end, too
+                with contextlib.suppress(KeyboardInterrupt):
+                    handler(signal.SIGINT, None)
+            return
+        self.abandoned = True
+        self.commit.abandon(list(self.in_flight.values()), ABANDONED)
+        self.in_flight.clear()
+        raise KeyboardInterrupt
 
     async def run(self) -> RunReport:
+        loop = asyncio.get_running_loop()
+        self.previous_handler = signal.getsignal(signal.SIGINT)
+        try:
+            loop.add_signal_handler(signal.SIGINT, self._interrupt)
+            listening = True
+        except (ValueError, RuntimeError):  # not the main thread: whoever runs us handles signals
+            listening = False
         workers = [asyncio.create_task(self._worker()) for _ in range(self.connections)]
         try:
             await self._produce()
         finally:
-            for _ in workers:
-                await self.queue.put(None)
-            await asyncio.gather(*workers, return_exceptions=True)
-            for sleeper in self.sleepers:  # stopped early: their rows are already `retry` in the ledger
-                sleeper.cancel()
-            self.report.retry += self.waiting
-            try:
-                await self.commit.flush()
-            finally:
+            if listening:
+                loop.remove_signal_handler(signal.SIGINT)
+                signal.signal(signal.SIGINT, self.previous_handler)  # not Python's default: the caller's
+            if self.abandoned:
                 self.commit.close()
+            else:
+                await self._wind_down(workers)
         for task in workers:
             error = None if task.cancelled() else task.exception()
             if error is not None:
@@ -254,6 +319,18 @@ class _Run:
         if self.fatal is not None:
             raise self.fatal
         return self.report
+
+    async def _wind_down(self, workers: list[asyncio.Task[None]]) -> None:
+        for _ in workers:
+            await self.queue.put(None)
+        await asyncio.gather(*workers, return_exceptions=True)
+        for sleeper in self.sleepers:  # stopped early: their rows are already `retry` in the ledger
+            sleeper.cancel()
+        self.report.retry += self.waiting
+        try:
+            await self.commit.flush()
+        finally:
+            self.commit.close()
 
     async def _produce(self) -> None:
         due = itertools.islice(self.ledger.due(self.campaign), self.limit)
@@ -293,15 +370,30 @@ class _Run:
                 finally:
                     self.queue.task_done()
         finally:
-            await connection.close()
+            if self.abandoned:
+                connection.abort()
+            else:
+                await connection.close()
+
+    async def _paced(self) -> bool:
+        """Wait for the next slot the rate allows; False if the run was stopped meanwhile."""
+        if self.report.stopped is None:
+            pace = asyncio.ensure_future(self.rate.acquire())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            try:
+                await asyncio.wait({pace, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                pace.cancel()
+                stop.cancel()
+        return self.report.stopped is None
 
     async def _handle(self, connection: Connection, job: Job) -> None:
         entry = job.entry
         email = entry.email
         domain = email.rpartition("@")[2].lower()
         if job.suppressed:
-            self.report.suppressed += 1
-            self._done(entry, "failed", "not sent: the address is suppressed (unsubscribed, erased or bounced)")
+            self.report.skipped += 1
+            self._done(entry, "skipped", "not sent: unsubscribed, erased or suppressed after the send began")
             return
         if domain in self.report.blocked:
             self.report.retry += 1
@@ -311,13 +403,18 @@ class _Run:
         if job.error is not None:
             self._done(entry, "failed", f"not sent: {job.error}")
             return
-        await self.rate.acquire()
+        if not await self._paced():
+            return
         await self.commit.start(entry, job.message_id)
+        if self.report.stopped is not None:  # stopped while the start was committed: not handed over
+            self.commit.finish(entry, "pending", "not sent: the run was stopped")
+            return
+        self.in_flight[entry.id] = entry
         self.tries[entry.id] += 1
         try:
             reply = await connection.deliver(self.sender, envelope_address(email), job.data)
         except ReallaborError as exc:  # the server cannot be used at all (TLS, login): nothing was sent
-            self.commit.finish(entry, "pending", f"not sent: {exc}")
+            self._finish(entry, "pending", f"not sent: {exc}")
             raise
         self._decide(job, reply, domain)
         if reply.code is None or reply.code == 421:  # the server is struggling: pause before reconnecting
@@ -328,12 +425,15 @@ class _Run:
         verdict = reply.verdict
         lost = reply.code is None or reply.code == 421
         self.failures_in_row = self.failures_in_row + 1 if lost else 0
-        if reply.sender_refused and verdict is not Verdict.RETRY:
-            self.commit.finish(entry, "pending", f"not sent: the server refused our sender address: {reply}")
+        if verdict is Verdict.UNKNOWN:
+            self.report.unanswered += 1
+            self._done(entry, "unknown", str(reply))
+        elif reply.sender_refused and verdict is not Verdict.RETRY:
+            self._finish(entry, "pending", f"not sent: the server refused our sender address: {reply}")
             self.fatal = self.fatal or SenderRefused(self.sender_setting, reply)
             self._stop(str(self.fatal))
             return
-        if verdict is Verdict.SENT:
+        elif verdict is Verdict.SENT:
             self._done(entry, "sent", str(reply))
         elif verdict is Verdict.BOUNCED:
             self._done(entry, "failed", str(reply))
@@ -357,7 +457,7 @@ class _Run:
             self._done(entry, "retry", str(reply))
             return
         delay = self.retry.delay * 4 ** (tries - 1)
-        self.commit.finish(entry, "retry", str(reply), self.ledger.clock() + dt.timedelta(seconds=delay))
+        self._finish(entry, "retry", str(reply), self.ledger.clock() + dt.timedelta(seconds=delay))
         self.waiting += 1
         task = asyncio.create_task(self._requeue(job, delay))
         self.sleepers.add(task)
@@ -384,14 +484,17 @@ async def deliver_all(
     limit: int | None = None,
     on_done: Callable[[State], None] | None = None,
     composer: ComposeProcess | None = None,
+    with_first_start: Sequence[Op] = (),
 ) -> RunReport:
     """Send every ``pending`` row of ``campaign`` (at most ``limit``) and record each outcome.
 
     With ``composer`` the messages are built in that process (``compose`` must be the one it runs).
+    ``with_first_start`` is committed in the transaction of the first ``sending`` row (an event's version).
     """
     run = _Run(
         ledger, campaign, compose, transport, sender=sender, audience=audience, connections=connections,
         rate=rate or RateLimiter(None), retry=retry, limit=limit, on_done=on_done, composer=composer,
+        with_first_start=with_first_start,
     )  # fmt: skip
     return await run.run()
 
@@ -399,7 +502,7 @@ async def deliver_all(
 def deliver(
     ledger: Ledger, campaign: str, compose: Compose, transport: Transport, *, sender: str, audience: Audience,
     connections: int = 1, rate: RateLimiter | None = None, retry: RetryPolicy = RetryPolicy(),
-    limit: int | None = None, on_done: Callable[[State], None] | None = None,
+    limit: int | None = None, on_done: Callable[[State], None] | None = None, with_first_start: Sequence[Op] = (),
 ) -> RunReport:  # fmt: skip
     """:func:`deliver_all` in an event loop of its own, the messages composed in a forked process where
     the system can fork (forked before any thread is started)."""
@@ -409,6 +512,7 @@ def deliver(
             deliver_all(
                 ledger, campaign, compose, transport, sender=sender, audience=audience, connections=connections,
                 rate=rate, retry=retry, limit=limit, on_done=on_done, composer=composer,
+                with_first_start=with_first_start,
             )
         )
     finally:

@@ -2,13 +2,17 @@
 
 The pure decision (first invitation, resend, update, cancellation) is
 :func:`reallabor_mail.render.ics.plan_version`; this module gives it the last version sent and records a
-version once its campaign went out, with the DTSTAMP its mails carried (column ``sent_at``). Recording is
-idempotent for the same (event, SEQUENCE, fingerprint), so a resumed campaign may record again.
-``build`` reads the last versions (:func:`sent_versions`, read-only) so downloads carry them too.
+version as soon as anything of it may have gone out: :func:`version_op` is committed in the same
+transaction as the campaign's first ``sending`` ledger row, so however a run ends (Ctrl-C, SIGKILL, a
+dead server) the next ``send`` knows the version is out and plans the update. ``sent_at`` is the DTSTAMP
+its mails carried. Recording is idempotent for the same (event, SEQUENCE, fingerprint), so a resumed
+campaign may record again. ``build`` reads the last versions (:func:`sent_versions`, read-only) so
+downloads carry them too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Callable
@@ -16,17 +20,18 @@ from pathlib import Path
 
 from reallabor_mail.content.loader import Content, EventItem
 from reallabor_mail.db import connect_read_only, transaction
-from reallabor_mail.render.ics import CalendarError, EventPlan, SentVersion, plan_version, utc
+from reallabor_mail.delivery.ledger import Op
+from reallabor_mail.render.ics import CalendarError, EventPlan, SentVersion, Snapshot, plan_version, utc
 
 Clock = Callable[[], dt.datetime]
 
 
-def last_sent_version(conn: sqlite3.Connection, event: EventItem) -> SentVersion | None:
-    """The newest version of an event that went out, or None if none did."""
+def last_sent_version(conn: sqlite3.Connection, event: EventItem, before: int | None = None) -> SentVersion | None:
+    """The newest version of an event that went out (with a SEQUENCE below ``before``), or None if none did."""
     row = conn.execute(
-        "SELECT event, sequence, fingerprint, sent_at FROM event_versions WHERE event = ? "
+        "SELECT event, sequence, fingerprint, sent_at FROM event_versions WHERE event = ? AND sequence < ? "
         "ORDER BY sequence DESC LIMIT 1",
-        (event.stem,),
+        (event.stem, before if before is not None else 2**62),
     ).fetchone()
     if row is None:
         return None
@@ -78,6 +83,28 @@ def record_sent_version(
         )
 
 
+def version_op(event: EventItem, sequence: int, fingerprint: str, sent_at: dt.datetime) -> Op:
+    """The statement that records a version, for the transaction of the campaign's first ``sending`` row.
+
+    The plan gave this SEQUENCE to this fingerprint (:func:`plan_event`), so an existing row is the same
+    version (a resumed campaign): it is kept.
+    """
+    return (
+        "INSERT OR IGNORE INTO event_versions (event, sequence, fingerprint, sent_at) VALUES (?, ?, ?, ?)",
+        (event.stem, sequence, fingerprint, utc(sent_at).isoformat()),
+    )
+
+
 def plan_event(content: Content, event: EventItem, conn: sqlite3.Connection, clock: Clock) -> EventPlan:
-    """The version a campaign for ``event`` sends now, from the record of what went out before."""
-    return plan_version(content.site, event, last_sent_version(conn, event), clock())
+    """The version a campaign for ``event`` sends now, from the record of what went out before.
+
+    A version already (partly) out is sent again as what it is: an update of the version before it, so
+    a resumed update (or one to people added since) keeps its subject and change block.
+    """
+    last = last_sent_version(conn, event)
+    plan = plan_version(content.site, event, last, clock())
+    if last is not None and plan.sequence == last.sequence and not plan.is_update:
+        earlier = last_sent_version(conn, event, before=last.sequence)
+        if earlier is not None and earlier.fingerprint != last.fingerprint:
+            plan = dataclasses.replace(plan, previous=Snapshot.from_fingerprint(earlier.fingerprint))
+    return plan

@@ -4,8 +4,10 @@ Table ``send_ledger`` of the state database (created by :mod:`reallabor_mail.db`
 
 - ``state``: ``pending`` (owed a message), ``sending`` (committed before MAIL FROM), ``sent``,
   ``retry`` (a temporary failure, a domain block or a stopped run; ``--retry-failed`` picks it up),
-  ``failed`` (permanent: no such user, suppressed, refused), ``unknown`` (the process died between
-  MAIL FROM and the server's reply, so we cannot know whether the message arrived);
+  ``failed`` (permanent: no such user, refused), ``skipped`` (unsubscribed, erased or suppressed after
+  the send began: nothing was handed over), ``unknown`` (the process died between MAIL FROM and the
+  server's reply, or the whole message was handed over and the reply never came, so we cannot know
+  whether it arrived);
 - ``reply``: the server's reply or the reason for the state, ``message_id``: the Message-ID sent;
 - ``recipient``: the person's details (name, language) while a message is still owed; cleared when the
   row is final, so the ledger keeps no personal data beyond the address once a send is done.
@@ -14,6 +16,10 @@ Commit before MAIL FROM and after the reply: :class:`GroupCommit` collects the s
 connections and commits them together (one fsync for many messages), but a connection waits for the
 commit of its ``sending`` row before it talks to the server. A row found in ``sending`` when a run is
 resumed was interrupted mid-conversation: it becomes ``unknown`` and is listed, never resent silently.
+
+The promise (README): a message is never handed to a server twice unless staff ask for it (``--to``,
+or a new campaign). A campaign's first ``sending`` row is committed together with what else must be
+known once anything may have gone out (for an event: the version, table ``event_versions``).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any, Literal, get_args
 from reallabor_mail.db import StateError, connect, transaction, utc_stamp
 from reallabor_mail.recipients.person import Recipient
 
-State = Literal["pending", "sending", "sent", "retry", "failed", "unknown"]
+State = Literal["pending", "sending", "sent", "retry", "failed", "unknown", "skipped"]
 STATES: tuple[State, ...] = get_args(State)
 Clock = Callable[[], dt.datetime]
 
@@ -156,10 +162,24 @@ class Ledger:
                 added += cursor.rowcount
         return added
 
+    def reached(self, prefix: str, besides: str) -> set[str]:
+        """Addresses that may hold a message of a campaign starting with ``prefix``, other than ``besides``
+        (for an event update: who got an earlier version; test messages do not count)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT email FROM send_ledger WHERE substr(campaign, 1, ?) = ? AND campaign != ? "
+            "AND campaign NOT LIKE '%#test' AND state IN ('sent', 'unknown', 'sending')",
+            (len(prefix), prefix, besides),
+        )
+        return {row[0] for row in rows}
+
     def reset(self, campaign: str, person: Recipient, list_name: str) -> None:
-        """Owe one person the message again (a ``--to`` test message may be sent any number of times)."""
+        """Owe only this person the message (a ``--to`` test message may be sent any number of times;
+        what an earlier test left owed is dropped, never sent by a later one)."""
         with transaction(self.conn):
-            self.conn.execute("DELETE FROM send_ledger WHERE campaign = ? AND email = ?", (campaign, person.email))
+            self.conn.execute(
+                "DELETE FROM send_ledger WHERE campaign = ? AND (email = ? OR state IN ('pending', 'retry'))",
+                (campaign, person.email),
+            )
             self.conn.execute(
                 "INSERT INTO send_ledger (campaign, email, list_name, state, recipient, updated) "
                 "VALUES (?, ?, ?, 'pending', ?, ?)",
@@ -219,7 +239,7 @@ class Ledger:
         )
 
     def finish_op(self, entry: Entry, state: State, reply: str, retry_after: dt.datetime | None = None) -> Op:
-        keep = state in ("retry", "unknown", "pending")  # still owed: keep the details for the next attempt
+        keep = state in ("retry", "unknown", "pending")  # maybe still owed: keep the details for the next attempt
         return (
             "UPDATE send_ledger SET state = ?, reply = ?, retry_after = ?, updated = ?"
             + ("" if keep else ", recipient = NULL")
@@ -236,6 +256,7 @@ class Ledger:
 
 Op = tuple[str, tuple[Any, ...]]
 FINISH_WINDOW = 0.05  # seconds an outcome may wait to share the commit of the next message's start
+WRITE_WAIT_MS = 300_000  # how long a ledger commit waits for another writer (a big import) before it fails
 
 
 class GroupCommit:
@@ -248,9 +269,12 @@ class GroupCommit:
     has its own connection to the state file (SQLite connections are not shared between threads).
     """
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, with_first_start: Sequence[Op] = ()) -> None:
         self.ledger = ledger
         self.writer = Ledger(connect(ledger.path), ledger.clock)
+        self.writer.conn.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_MS}")  # an import may hold the file a while
+        self._first: list[Op] = list(with_first_start)  # committed with the first `sending` row
+        self._starts: set[int] = set()  # ids of the queued ops that start a message (or ride with the first)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
@@ -261,7 +285,10 @@ class GroupCommit:
     async def start(self, entry: Entry, message_id: str) -> None:
         self._raise_error()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ops.append(self.ledger.start_op(entry, message_id))
+        ops = [*self._first, self.ledger.start_op(entry, message_id)]
+        self._first = []
+        self._starts.update(id(op) for op in ops)
+        self._ops.extend(ops)
         self._waiters.append(future)
         self._kick()
         await future
@@ -280,7 +307,7 @@ class GroupCommit:
         if self._running is not None or not self._ops:
             return
         ops, waiters = self._ops, self._waiters
-        self._ops, self._waiters = [], []
+        self._ops, self._waiters, self._starts = [], [], set()
         self._running = asyncio.get_running_loop().run_in_executor(self.executor, self.writer.apply, ops)
         self._running.add_done_callback(lambda done: self._committed(done, waiters))
 
@@ -318,6 +345,20 @@ class GroupCommit:
             if self._running is not None:
                 await asyncio.wait([self._running])
         self._raise_error()
+
+    def abandon(self, in_flight: Iterable[Entry], reason: str) -> None:
+        """End now (a second Ctrl-C): commit the outcomes queued so far, and the rows in flight as ``unknown``.
+
+        Starts not yet committed are dropped (their messages were not handed over: the rows stay owed).
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        ops = [op for op in self._ops if id(op) not in self._starts]
+        ops += [self.ledger.finish_op(entry, "unknown", reason) for entry in in_flight]
+        self._ops, self._waiters, self._starts = [], [], set()
+        self.ledger.conn.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_MS}")
+        self.ledger.apply(ops)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

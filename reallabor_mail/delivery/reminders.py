@@ -110,7 +110,8 @@ def send_reminder(
     lock = lock_campaign(state, key)
     try:
         composer = Composer(
-            site, event, lambda language: renderer.reminder_email(event, language), key, clock(), secret, None, signer
+            site, event, lambda language, _update: renderer.reminder_email(event, language), key, clock(), secret,
+            None, signer,
         )
         for language in event.versions:  # render now: a template error shows before anything is recorded
             composer.email(language)

@@ -9,7 +9,14 @@ log or traceback.
 Every server reply is classified once here (:func:`classify`), so the ledger records a decision and
 the reason for it: 2xx sent; 4xx and connection errors retry later; 5.1.x bounce (the address is
 suppressed); 5.7.x or a block of the whole domain stop sending to that domain without blaming its
-recipients.
+recipients. A failure after the message's final "." was written (the connection dropped, or no reply
+within ``REALLABOR_SMTP_DATA_TIMEOUT``, RFC 5321's 10 minutes by default) is *unknown*: the server may
+have the message, so it is never sent again by itself (the ledger's promise, see README).
+
+aiosmtplib opens the session (connect, TLS, EHLO, login); the messages then go through our own
+:class:`Session` on that connection, with PIPELINING where the server offers it, so we know exactly
+when the final "." has been written. :meth:`SmtpTransport.probe` opens one session before a send
+uses any ledger row: a wrong host, port, TLS mode or login stops the run naming the setting to check.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class DeliveryError(ReallaborError):
 
 class Verdict(enum.Enum):
     SENT = "sent"
+    UNKNOWN = "unknown"  # handed over without a reply: never resent by itself
     RETRY = "retry"  # temporary: 4xx, connection errors
     BOUNCED = "bounced"  # 5.1.x: the address does not exist; failed and suppressed
     FAILED = "failed"  # other permanent errors about this message
@@ -58,13 +66,14 @@ class Reply:
     code: int | None
     text: str
     sender_refused: bool = False  # refused at MAIL FROM: a problem with our sender, not the recipient
+    unanswered: bool = False  # the whole message was handed over, the reply never came: fate unknown
 
     def __str__(self) -> str:
         return f"{self.code} {self.text}" if self.code is not None else self.text
 
     @property
     def verdict(self) -> Verdict:
-        return classify(self.code, self.text)
+        return Verdict.UNKNOWN if self.unanswered else classify(self.code, self.text)
 
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -96,13 +105,17 @@ class Connection(Protocol):
 
     async def close(self) -> None: ...
 
+    def abort(self) -> None: ...
+
 
 class Transport(Protocol):
-    """Opens connections; ``describe()`` says where messages go."""
+    """Opens connections; ``describe()`` says where messages go; ``probe()`` checks it can be used at all."""
 
     def connection(self) -> Connection: ...
 
     def describe(self) -> str: ...
+
+    async def probe(self) -> None: ...
 
 
 def default_tls_context() -> ssl.SSLContext:
@@ -127,19 +140,60 @@ class SmtpTransport:
     def describe(self) -> str:
         return self.settings.describe()
 
+    async def probe(self) -> None:
+        """Connect, TLS, log in and say goodbye: :class:`DeliveryError` naming the setting if that fails."""
+        connection = SmtpConnection(self)
+        try:
+            smtp = await connection.open()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            raise unreachable(self.settings, exc, self.timeout) from None
+        with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
+            await smtp.quit()
+        smtp.close()
 
-class Pipeline(asyncio.Protocol):
+
+def unreachable(s: SmtpSettings, exc: BaseException, timeout: float) -> DeliveryError:
+    """Why the server cannot be reached at all, starting with the setting to check."""
+    cause = exc.__cause__ or exc.__context__ or exc
+    where = f"{s.host}:{s.port}"
+    if isinstance(cause, socket.gaierror):
+        return DeliveryError(
+            f"{ENV_PREFIX}HOST: the mail server {s.host} cannot be found ({cause.strerror}); "
+            "check the host name (and this computer's network connection)"
+        )
+    if isinstance(cause, ConnectionRefusedError):
+        return DeliveryError(
+            f"{ENV_PREFIX}PORT: {where} refuses connections; check {ENV_PREFIX}PORT (587 for starttls, 465 for "
+            f"tls) and {ENV_PREFIX}HOST"
+        )
+    if isinstance(exc, TimeoutError) or isinstance(cause, TimeoutError) or "timed out" in str(exc).lower():
+        return DeliveryError(
+            f"{ENV_PREFIX}HOST: {where} did not answer within {timeout:.0f} s; check {ENV_PREFIX}HOST and "
+            f"{ENV_PREFIX}PORT (a firewall may block the port)"
+        )
+    return DeliveryError(
+        f"{ENV_PREFIX}HOST: {where} cannot be used ({describe_exception(exc)}); check {ENV_PREFIX}HOST, "
+        f"{ENV_PREFIX}PORT and {ENV_PREFIX}SECURITY"
+    )
+
+
+class Session(asyncio.Protocol):
     """An established session (connected, TLS, EHLO and login done by aiosmtplib) taken over for
-    sending with PIPELINING (RFC 2920): MAIL, RCPT and DATA go out in one write and the body in a
-    second, two round trips per message instead of four. aiosmtplib cannot pipeline (it expects one
-    reply per write) and spends most of its time normalising every message with regular
-    expressions; our messages are built with CRLF line ends, so only dot-stuffing is left to do.
+    sending. With PIPELINING (RFC 2920, ``pipelined``) MAIL, RCPT and DATA go out in one write and the
+    body in a second, two round trips per message instead of four; without it, one command per
+    reply. aiosmtplib spends most of its time normalising every message with regular expressions and
+    cannot tell a drop before the final "." from one after it; our messages are built with CRLF line
+    ends, so only dot-stuffing is left to do, and the reply to the final "." gets its own long wait.
     """
 
-    def __init__(self, transport: asyncio.BaseTransport, size: bool, timeout: float) -> None:
+    def __init__(
+        self, transport: asyncio.BaseTransport, *, size: bool, timeout: float, data_timeout: float, pipelined: bool
+    ) -> None:
         self.transport = transport
         self.size = size
         self.timeout = timeout
+        self.data_timeout = data_timeout
+        self.pipelined = pipelined
         self.buffer = bytearray()
         self.lines: list[str] = []
         self.replies: deque[Reply] = deque()
@@ -174,13 +228,13 @@ class Pipeline(asyncio.Protocol):
         if self.wakeup is not None and not self.wakeup.done():
             self.wakeup.set_result(None)
 
-    async def read(self, count: int) -> list[Reply]:
-        """The next ``count`` replies; ConnectionError if the connection ends first."""
+    async def read(self, count: int, timeout: float | None = None) -> list[Reply]:
+        """The next ``count`` replies; ConnectionError if the connection ends first, TimeoutError if none comes."""
         while len(self.replies) < count:
             if self.closed is not None:
                 raise ConnectionError(self.closed)
             self.wakeup = asyncio.get_running_loop().create_future()
-            await asyncio.wait_for(self.wakeup, self.timeout)
+            await asyncio.wait_for(self.wakeup, timeout or self.timeout)
         return [self.replies.popleft() for _ in range(count)]
 
     def write(self, data: bytes) -> None:
@@ -191,9 +245,13 @@ class Pipeline(asyncio.Protocol):
     async def send(self, sender: str, recipient: str, data: bytes) -> Reply:
         """One message; ``data`` has CRLF line ends (as every message built here has)."""
         size = f" SIZE={len(data)}" if self.size else ""
-        self.write(f"MAIL FROM:<{sender}>{size}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
+        commands = (f"MAIL FROM:<{sender}>{size}\r\n", f"RCPT TO:<{recipient}>\r\n", "DATA\r\n")
         try:
-            mail, rcpt, start = await self.read(3)
+            if self.pipelined:
+                self.write("".join(commands).encode("ascii"))
+                mail, rcpt, start = await self.read(3)
+            else:
+                mail, rcpt, start = await self._one_by_one(commands)
         except ConnectionError:
             code = self.replies[0].code or 0 if self.replies else 0
             if code >= 400:  # e.g. 421 to MAIL FROM, then the server hung up
@@ -212,8 +270,26 @@ class Pipeline(asyncio.Protocol):
         if b"\r\n." in body:  # a search is cheaper than a copy, and most messages need no dot-stuffing
             body = body.replace(b"\r\n.", b"\r\n..")
         self.write(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
-        (reply,) = await self.read(1)
+        try:  # from here on the server may have the message: no reply is not a reason to send it again
+            (reply,) = await self.read(1, self.data_timeout)
+        except (ConnectionError, TimeoutError) as exc:
+            why = f"no reply within {self.data_timeout:.0f} s" if isinstance(exc, TimeoutError) else str(exc)
+            self.transport.close()
+            return Reply(None, f"the message was handed over, then {why}: it may or may not have arrived",
+                         unanswered=True)  # fmt: skip
         return reply
+
+    async def _one_by_one(self, commands: tuple[str, str, str]) -> list[Reply]:
+        """MAIL, RCPT, DATA without PIPELINING: each waits for the reply before the next; stops at a refusal."""
+        replies: list[Reply] = []
+        for command in commands:
+            self.write(command.encode("ascii"))
+            (reply,) = await self.read(1)
+            replies.append(reply)
+            if reply.code is None or reply.code >= 400:
+                break
+        skipped = Reply(503, "5.5.1 not sent: an earlier command was refused")
+        return replies + [skipped] * (3 - len(replies))
 
     async def reset(self) -> None:
         self.write(b"RSET\r\n")
@@ -231,10 +307,10 @@ class SmtpConnection:
 
     def __init__(self, transport: SmtpTransport) -> None:
         self.transport = transport
-        self.smtp: aiosmtplib.SMTP | None = None
-        self.pipeline: Pipeline | None = None
+        self.session: Session | None = None
 
-    async def _open(self) -> aiosmtplib.SMTP:
+    async def open(self) -> aiosmtplib.SMTP:
+        """An aiosmtplib session: connected, TLS as the settings say, EHLO done, logged in."""
         s = self.transport.settings
         where = f"{s.host}:{s.port}"
         smtp = aiosmtplib.SMTP(
@@ -246,47 +322,60 @@ class SmtpConnection:
             tls_context=self.transport.tls_context if s.security != "none" else None,
             timeout=self.transport.timeout,
         )
+        security = f"{ENV_PREFIX}SECURITY ({s.security}): {where}"
         try:
             await smtp.connect()
         except ssl.SSLCertVerificationError as exc:
-            raise DeliveryError(f"{where}: the server's certificate is not trusted ({exc.verify_message})") from None
+            raise DeliveryError(f"{security}: the server's certificate is not trusted ({exc.verify_message})") from None
         except aiosmtplib.SMTPException as exc:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, ssl.SSLCertVerificationError):
                 raise DeliveryError(
-                    f"{where}: the server's certificate is not trusted ({cause.verify_message})"
+                    f"{security}: the server's certificate is not trusted ({cause.verify_message})"
                 ) from None
             if isinstance(cause, ssl.SSLError):
-                raise DeliveryError(f"{where}: TLS failed ({cause.reason or cause})") from None
+                raise DeliveryError(
+                    f"{security}: TLS failed ({cause.reason or cause}); check {ENV_PREFIX}SECURITY "
+                    f"(tls on port 465, starttls on 587) and {ENV_PREFIX}PORT"
+                ) from None
             if s.security == "starttls" and "STARTTLS" in str(exc):
                 raise DeliveryError(
-                    f"{where}: the server does not offer STARTTLS; refusing to send unencrypted "
+                    f"{security}: the server does not offer STARTTLS; refusing to send unencrypted "
                     f"(set {ENV_PREFIX}SECURITY=tls if it speaks TLS on connect)"
                 ) from None
             raise
         if s.user is not None and s.password is not None:
             await self._login(smtp, s.user, s.password, where)
+        if smtp.last_ehlo_response is None:  # without TLS or login, aiosmtplib greets only on the first command
+            await smtp.ehlo()
         return smtp
 
     @staticmethod
     async def _login(smtp: aiosmtplib.SMTP, user: str, password: Secret, where: str) -> None:
+        login = f"{ENV_PREFIX}USER, {ENV_PREFIX}PASSWORD: {where}"
         try:
             await smtp.login(user, password.reveal())
         except aiosmtplib.SMTPAuthenticationError as exc:
             smtp.close()
-            raise DeliveryError(f"{where}: login as {user} refused: {exc.code} {exc.message}") from None
+            raise DeliveryError(
+                f"{login}: login as {user} refused: {exc.code} {exc.message}; check the user name and password"
+            ) from None
         except aiosmtplib.SMTPException as exc:
             smtp.close()
-            raise DeliveryError(f"{where}: login as {user} failed: {type(exc).__name__}") from None
+            raise DeliveryError(
+                f"{login}: login as {user} failed ({describe_exception(exc)}); check the user name and password, "
+                f"and {ENV_PREFIX}SECURITY (many servers offer login only after STARTTLS)"
+            ) from None
 
     async def _connect(self) -> None:
-        smtp = await self._open()
-        if smtp.last_ehlo_response is None:  # without TLS or login, aiosmtplib greets only on the first command
-            await smtp.ehlo()
-        if self.transport.pipelining and smtp.supports_extension("pipelining") and smtp.transport is not None:
-            self.pipeline = Pipeline(smtp.transport, smtp.supports_extension("size"), self.transport.timeout)
-        else:
-            self.smtp = smtp
+        smtp = await self.open()
+        if smtp.transport is None:
+            raise ConnectionError("the server closed the connection after the greeting")
+        self.session = Session(
+            smtp.transport, size=smtp.supports_extension("size"), timeout=self.transport.timeout,
+            data_timeout=self.transport.settings.data_timeout,
+            pipelined=self.transport.pipelining and smtp.supports_extension("pipelining"),
+        )  # fmt: skip
 
     async def deliver(self, sender: str, recipient: str, data: bytes) -> Reply:
         """MAIL, RCPT, DATA on the open session; a failure is a Reply, not an exception."""
@@ -295,55 +384,45 @@ class SmtpConnection:
                 text = f"5.6.7 {address!r}: not an address that can be sent without SMTPUTF8"
                 return Reply(553, text, sender_refused=is_sender)
         try:
-            if self.pipeline is None and (self.smtp is None or not self.smtp.is_connected):
+            if self.session is not None and self.session.closed is not None:  # dropped while idle: reconnect
+                self._drop()
+            if self.session is None:
                 await self._connect()
-            if self.pipeline is not None:
-                reply = await self.pipeline.send(sender, recipient, data)
-            else:
-                reply = await self._send(sender, recipient, data)
+            assert self.session is not None
+            reply = await self.session.send(sender, recipient, data)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             self._drop()
             return Reply(None, f"connection failed: {describe_exception(exc)}")
-        if reply.code is not None and reply.code >= 400:
+        if reply.unanswered:
+            self._drop()
+        elif reply.code is not None and reply.code >= 400:
             await self._after_refusal(reply.code)
         return reply
-
-    async def _send(self, sender: str, recipient: str, data: bytes) -> Reply:
-        assert self.smtp is not None
-        options = [f"SIZE={len(data)}"] if self.smtp.supports_extension("size") else []
-        try:
-            await self.smtp.mail(sender, options=options)
-            await self.smtp.rcpt(recipient)
-            response = await self.smtp.data(data)
-        except aiosmtplib.SMTPResponseException as exc:
-            return Reply(exc.code, exc.message, sender_refused=isinstance(exc, aiosmtplib.SMTPSenderRefused))
-        return Reply(response.code, response.message)
 
     async def _after_refusal(self, code: int) -> None:
         """Reset the envelope so the session can carry the next message; drop it after a 421."""
         try:
             if code == 421:
                 self._drop()
-            elif self.pipeline is not None:
-                await self.pipeline.reset()
-            elif self.smtp is not None and self.smtp.is_connected:
-                await self.smtp.rset()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            elif self.session is not None:
+                await self.session.reset()
+        except (TimeoutError, OSError):
             self._drop()
 
     def _drop(self) -> None:
-        if self.smtp is not None:
-            self.smtp.close()
-        if self.pipeline is not None:
-            self.pipeline.transport.close()
-        self.smtp = self.pipeline = None
+        if self.session is not None:
+            self.session.transport.close()
+        self.session = None
+
+    def abort(self) -> None:
+        """Cut the connection at once (a second Ctrl-C), without QUIT."""
+        if self.session is not None:
+            self.session.transport.abort()  # type: ignore[attr-defined]
+        self.session = None
 
     async def close(self) -> None:
-        if self.pipeline is not None:
-            await self.pipeline.quit()
-        elif self.smtp is not None and self.smtp.is_connected:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await self.smtp.quit()
+        if self.session is not None:
+            await self.session.quit()
         self._drop()
 
 
@@ -376,6 +455,12 @@ class MaildirTransport:
 
     def describe(self) -> str:
         return f"the Maildir {self.root} (nothing goes over the network)"
+
+    async def probe(self) -> None:
+        return None  # the folders were made (or refused) when the outbox was opened
+
+    def abort(self) -> None:
+        return None
 
     async def deliver(self, sender: str, recipient: str, data: bytes) -> Reply:
         """Write, fsync, rename: a file in new/ is complete, a crash leaves at most a file in tmp/."""

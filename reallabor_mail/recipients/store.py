@@ -584,3 +584,8 @@ def people(conn: sqlite3.Connection, list_name: str | None = None) -> list[Store
         rows = conn.execute("SELECT email FROM recipients ORDER BY email").fetchall()
     found = (find(conn, row["email"]) for row in rows)
     return [p for p in found if p is not None]
+
+
+def list_names(conn: sqlite3.Connection) -> set[str]:
+    """Every list anyone has a membership of (any status): the lists this state file knows."""
+    return {row[0] for row in conn.execute("SELECT DISTINCT list_name FROM memberships")}

@@ -348,6 +348,9 @@ class Renderer:
         if view.cancelled:
             label = words.gettext("Cancelled")
             subject = words.gettext("Cancelled: {title}").format(title=view.title)
+        elif changes:  # an update: the subject says so, the change block comes first under its heading
+            label = words.gettext("Changed")
+            subject = words.gettext("Changed: {title}").format(title=view.title)
         else:
             label = view.kind or words.gettext("Invitation")
             subject = words.gettext("Invitation: {title}").format(title=view.title)
