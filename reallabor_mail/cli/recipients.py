@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reallabor_mail.cli.translated import TranslatedSubgroup
+from reallabor_mail.cli.translated import TranslatedSubgroup, confirmed
 from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import connect, connect_read_only, state_path
 from reallabor_mail.errors import ReallaborError
@@ -48,13 +48,6 @@ def _who(by: str | None) -> str:
         return getpass.getuser()
     except (OSError, KeyError):
         raise ReallaborError(_("$USER is not set, so it is not known who records this; pass --by NAME")) from None
-
-
-def _confirmed(question: str) -> bool:
-    """Ask staff a yes/no question in their language; only a yes (theirs or English: j, ja, y, yes) goes on."""
-    answer = click.prompt(_("{question} [y/N]", question=question), default="", show_default=False).strip()
-    # Translators: the word for "yes" a person types to answer a question at the command line.
-    return bool(answer) and any(word.startswith(answer.casefold()) for word in (_("yes"), "yes"))
 
 
 @click.group("recipients", cls=TranslatedSubgroup,
@@ -191,7 +184,7 @@ def delete_command(settings: Settings, email: str, yes: bool, state_option: Path
     address = address_key(email)
     conn = _open(state_option, settings)
     question = _("Really erase everything stored about {email}? This cannot be undone.", email=email)
-    if not yes and not _confirmed(question):
+    if not yes and not confirmed(question):
         raise click.exceptions.Abort
     forget(conn, address, "erased:" + recipients.address_hash(address, secret))
     signup_queue.forget(conn, address)

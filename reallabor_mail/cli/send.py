@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from reallabor_mail.cli.translated import confirmed
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
@@ -251,7 +252,7 @@ def schedule_send(console: Console, request: SendRequest, settings: Settings, at
             console.print(line)
         console.print(_("  at         {when}", when=local_time(due, prepared.site.timezone)))
         question = _("Schedule this send for {when}?", when=local_time(due, prepared.site.timezone))
-        if not yes and not click.confirm(question, default=False):
+        if not yes and not confirmed(question):
             console.print(_("Nothing scheduled."))
             return
         schedule.schedule(prepared.conn, plan.campaign, prepared.composer.item, due, settings.now(),
@@ -336,7 +337,7 @@ def send_command(
             if prepared.outbox is not None
             else _("Send {count} messages via {via}?", count=f"{plan.this_run:,}", via=plan.via)
         )  # fmt: skip
-        if not yes and not click.confirm(question, default=False):
+        if not yes and not confirmed(question):
             console.print(_("Nothing sent."))
             return
         try:

@@ -1,4 +1,5 @@
-"""click's help pages in the staff language: every command's and option's help is marked with ``N_`` and
+"""click in the staff language: yes/no questions (:func:`confirmed`) and help pages. Every command's and
+option's help is marked with ``N_`` and
 translated when shown, because the language is only known once the command runs (see cli/main.py).
 
 Commands of a sub-group (``recipients …``) use :class:`TranslatedSubgroup`, so their ``--help`` is the
@@ -66,3 +67,10 @@ class TranslatedSubgroup(TranslatedCommand, click.Group):
     """A group below the top one (``recipients``): its commands' help pages are translated too."""
 
     command_class = TranslatedCommand
+
+
+def confirmed(question: str) -> bool:
+    """Ask staff a yes/no question in their language; only a yes (theirs or English: j, ja, y, yes) goes on."""
+    answer = click.prompt(_("{question} [y/N]", question=question), default="", show_default=False).strip()
+    # Translators: the word for "yes" a person types to answer a question at the command line.
+    return bool(answer) and any(word.startswith(answer.casefold()) for word in (_("yes"), "yes"))

@@ -182,3 +182,17 @@ def test_check_imports_no_web_server_or_smtp_client() -> None:
     modules = imported_by("check", "--content", str(SAMPLE_CONTENT))
     assert {"jinja2", "mjml"} <= modules  # it did render
     assert modules & {"uvicorn", "starlette", "aiosmtplib", "aiosmtpd", "watchfiles", "rich"} == set()
+
+
+def test_a_german_yes_answers_the_send_question(content_copy: Path, tmp_path: Path) -> None:
+    """The plan asks in German and says [j/N]; "j" sends (it was "Error: invalid input", then nothing)."""
+    exe = Path(sys.executable).parent / "reallabor-mail"
+    env = {**os.environ, "REALLABOR_LANG": "de", "REALLABOR_SECRET": "s" * 32,
+           "REALLABOR_STATE": str(tmp_path / "state.sqlite3")}  # fmt: skip
+    outbox = tmp_path / "outbox"
+    newsletter = content_copy / "newsletters" / "2023-3.md"
+    result = subprocess.run([str(exe), "send", str(newsletter), "--to", "anna@example.org", "--outbox", str(outbox)],
+                            input="j\n", env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[j/N]" in result.stdout and "invalid input" not in result.stdout + result.stderr
+    assert len(list((outbox / "new").iterdir())) == 1
