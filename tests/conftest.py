@@ -104,15 +104,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @contextmanager
-def serving(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run an ASGI app under uvicorn in a thread on 127.0.0.1 (a free port by default); yields its base URL."""
+def serving(app: Any, port: int | None = None, config: Any = None) -> Iterator[str]:
+    """Run an ASGI app under uvicorn in a thread on 127.0.0.1 (a free port by default); yields its base URL.
+
+    ``config`` (a ``uvicorn.Config``) replaces the plain test configuration, e.g. with ``serve --public``'s.
+    """
     import threading
     import time
 
     import uvicorn
 
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    if config is None:
+        port = port or free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -120,7 +125,7 @@ def serving(app: Any, port: int | None = None) -> Iterator[str]:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True
         thread.join(10)

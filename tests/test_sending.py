@@ -56,17 +56,16 @@ GREETINGS = {
 }
 
 
-@pytest.fixture
-def env(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A state file with the people on both lists, and SMTP settings pointing at the recording server."""
+def subscribed_env(tmp_path: Path, host: str, port: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A state file with :data:`PEOPLE` on both lists, and SMTP settings pointing at ``host:port``."""
     values = {
         "REALLABOR_SECRET": SECRET,
         "REALLABOR_STATE": str(tmp_path / "state.sqlite3"),
-        "REALLABOR_SMTP_HOST": smtp_server.host,
-        "REALLABOR_SMTP_PORT": str(smtp_server.port),
+        "REALLABOR_SMTP_HOST": host,
+        "REALLABOR_SMTP_PORT": str(port),
         "REALLABOR_SMTP_SECURITY": "none",
     }
-    for key in ("REALLABOR_SMTP_USER", "REALLABOR_SMTP_PASSWORD", "REALLABOR_DKIM_KEY"):
+    for key in ("REALLABOR_SMTP_USER", "REALLABOR_SMTP_PASSWORD", "REALLABOR_DKIM_KEY", "REALLABOR_SMTP_DATA_TIMEOUT"):
         monkeypatch.delenv(key, raising=False)
     for key, value in values.items():
         monkeypatch.setenv(key, value)
@@ -76,6 +75,12 @@ def env(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
             recipients.add_recipient(conn, person, name, status="subscribed", source="test", now=NOW)
     conn.close()
     return values
+
+
+@pytest.fixture
+def env(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The people on both lists, SMTP settings pointing at the recording server."""
+    return subscribed_env(tmp_path, smtp_server.host, smtp_server.port, monkeypatch)
 
 
 def send(*args: str, answer: str | None = None) -> Result:

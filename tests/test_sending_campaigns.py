@@ -27,7 +27,7 @@ from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
 from tests.conftest import ROOT
 from tests.smtp_faults import Faults, FaultServer, fault_server
-from tests.test_sending import EVENT, NEWSLETTER, NOW, PEOPLE, SECRET
+from tests.test_sending import EVENT, NEWSLETTER, NOW, PEOPLE, subscribed_env
 
 EVENT_CAMPAIGN = "event:2024-06-19-abschlussveranstaltung"
 
@@ -41,20 +41,7 @@ def server() -> Iterator[FaultServer]:
 @pytest.fixture
 def env(tmp_path: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The seven people of test_sending on both lists, SMTP settings pointing at the fault server."""
-    values = {
-        "REALLABOR_SECRET": SECRET, "REALLABOR_STATE": str(tmp_path / "state.sqlite3"),
-        "REALLABOR_SMTP_HOST": server.host, "REALLABOR_SMTP_PORT": str(server.port), "REALLABOR_SMTP_SECURITY": "none",
-    }  # fmt: skip
-    for key in ("REALLABOR_SMTP_USER", "REALLABOR_SMTP_PASSWORD", "REALLABOR_DKIM_KEY", "REALLABOR_SMTP_DATA_TIMEOUT"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    conn = connect(tmp_path / "state.sqlite3")
-    for person in PEOPLE:
-        for name in ("newsletter", "reallabor"):
-            recipients.add_recipient(conn, person, name, status="subscribed", source="test", now=NOW)
-    conn.close()
-    return values
+    return subscribed_env(tmp_path, server.host, server.port, monkeypatch)
 
 
 def send(*args: str, answer: str | None = None) -> Result:

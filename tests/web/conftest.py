@@ -25,7 +25,7 @@ from reallabor_mail.recipients import store as rcp
 from reallabor_mail.web.limits import ServerLimits, server_config
 from reallabor_mail.web.public import PublicConfig, PublicSite
 
-from ..conftest import SAMPLE_CONTENT, TEMPLATES, Received, SmtpServer
+from ..conftest import SAMPLE_CONTENT, TEMPLATES, Received, SmtpServer, serving
 
 SECRET = b"web-test-secret-0123456789"
 START = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
@@ -137,21 +137,7 @@ def running(app: Starlette, port: int, *, forwarded_allow_ips: str | None = None
             limits: ServerLimits | None = None) -> Iterator[str]:  # fmt: skip
     """The app under uvicorn with the configuration of ``serve --public`` (lifespan and outbox worker
     included) on 127.0.0.1:``port``, in a thread; yields the base URL."""
-    import threading
-    import time
-
-    import uvicorn
-
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, forwarded_allow_ips=forwarded_allow_ips,
-                                          limits=limits or ServerLimits()))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    config = server_config(app, host="127.0.0.1", port=port, forwarded_allow_ips=forwarded_allow_ips,
+                           limits=limits or ServerLimits())  # fmt: skip
+    with serving(app, config=config) as url:
+        yield url
