@@ -12,7 +12,6 @@ import re
 import shutil
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import httpx
 import icalendar
@@ -306,39 +305,29 @@ def test_over_http_get_and_head_change_nothing_post_confirms(tmp_path: Path, smt
         assert calendar_of(confirmed.message)["METHOD"] == "REQUEST"
 
 
-def test_end_to_end_in_chromium_with_one_seat(tmp_path: Path, smtp_server: SmtpServer, chromium: Any) -> None:
-    """Two people register through the form in headless Chromium for one seat: the first gets it, the second
-    waits; the first cancels with the link of their mail, the second moves up and gets the invitation."""
-    from ..conftest import free_port
+async def test_preview_shows_the_counts_and_the_pages_link_to_the_form(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """The staff preview's event page shows the counts of ``registrations``; the event page and the
+    invitation (HTML and text) link to the form."""
+    from reallabor_mail.i18n.messages import activate_staff_language
+    from reallabor_mail.settings import Settings
+    from tests.test_preview import running_preview
 
-    port = free_port()
-    setup = registration_setup(tmp_path, smtp_server, f"http://127.0.0.1:{port}")
-    people = [("anna.mueller@dortmund.de", "Anna", "Müller"), ("olena@hromada.example.org", "Olena", "Koval")]
-    with running(setup.app, port) as base:
-        page = chromium.new_page()
-        for number, (email, first, last) in enumerate(people):
-            page.goto(f"{base}/events/{STEM}/register?lang=de")
-            page.fill("#email", email)
-            page.fill("#first_name", first)
-            page.fill("#last_name", last)
-            page.fill("#organisation", "Stadt Dortmund")
-            page.check("#consent")
-            page.click("button[type=submit]")
-            assert page.locator("h1").inner_text() == "Bitte prüfen Sie Ihr Postfach"
-            confirmation = setup.arrived(2 * number + 1)[-1].message
-            page.goto(link(confirmation, "confirm"))  # GET: a page with one button
-            page.click("button[type=submit]")
-            expected = "Sie sind angemeldet" if number == 0 else "Sie stehen auf der Warteliste"
-            assert page.locator("h1").inner_text() == expected
-        mails = setup.arrived(4)
-        assert states(setup) == {people[0][0]: ("registered", None), people[1][0]: ("waiting", 1)}
-        assert "Position 1" in mails[3].message.get_body(("plain",)).get_content()
-
-        page.goto(link(mails[1].message, "cancel"))
-        page.click("button[type=submit]")
-        assert page.locator("h1").inner_text() == "Anmeldung storniert"
-        moved = setup.arrived(5)[4].message
-    assert moved["To"] == people[1][0] and moved["Subject"].startswith("Ein Platz ist für Sie frei geworden")
-    (vevent,) = calendar_of(moved).walk("VEVENT")
-    assert str(vevent["ATTENDEE"]) == f"mailto:{people[1][0]}"
-    assert states(setup) == {people[1][0]: ("registered", None), people[0][0]: ("cancelled", None)}
+    reg = registration_setup(tmp_path, smtp_server)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
+        first = await register_and_confirm(reg, http, "anna.mueller@dortmund.de")
+        await register_and_confirm(reg, http, "olena@hromada.example.org")
+        await register_and_confirm(reg, http, "jan@example.org")
+        await http.post(link(first, "cancel"))
+    activate_staff_language("de")
+    try:
+        with running_preview(tmp_path / "content", reg.config.state, Settings()) as live:
+            page = live.get(f"events/{STEM}/?lang=de").text
+            web = live.get(f"events/{STEM}/web.html?lang=de").text
+            email = live.get(f"events/{STEM}/email.html?lang=de").text
+    finally:
+        activate_staff_language("en")
+    assert "Anmeldeformular: angemeldet 1, Warteliste 1, storniert 1, unbestätigt 0" in page
+    form = f"/events/{STEM}/register?lang="
+    for html in (web, email):
+        assert re.search(rf'href="https://[^"]*{re.escape(form)}de"[^>]*>Über unser Formular anmelden</a>', html)
+    assert f"{form}de" in page  # the invitation's text part, shown on the page
