@@ -79,6 +79,18 @@ def form_registrations(conn: sqlite3.Connection, stem: str) -> list[FormRegistra
     return found
 
 
+def form_audience(conn: sqlite3.Connection, stem: str, *, waiting: bool = False) -> list[Recipient]:
+    """Who registered by form for event ``stem`` and holds a seat (with ``waiting``: or a place on the list)."""
+    wanted = ("registered", "waiting") if waiting else ("registered",)
+    return [r.person for r in form_registrations(conn, stem) if r.state in wanted]
+
+
+def cancelled_by_form(conn: sqlite3.Connection, stem: str) -> frozenset[str]:
+    """The addresses that cancelled their registration by form for event ``stem``."""
+    rows = conn.execute("SELECT email FROM event_registrations WHERE event = ? AND state = 'cancelled'", (stem,))
+    return frozenset(row[0] for row in rows)
+
+
 def form_registration(conn: sqlite3.Connection, stem: str, email: str) -> FormRegistration | None:
     """One person's registration for event ``stem`` (with the waiting position), or None."""
     key = address_key(email)

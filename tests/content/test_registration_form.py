@@ -25,7 +25,8 @@ def test_the_form_is_taken_in_each_spelling(content_copy: Path, written: str) ->
 
 
 def test_capacity_without_the_form_says_to_add_it(content_copy: Path) -> None:
-    write_event(content_copy, with_registration('registration: {email: "becker@auslandsgesellschaft.de", capacity: 40}'))
+    by_mail = 'registration: {email: "becker@auslandsgesellschaft.de", capacity: 40}'
+    write_event(content_copy, with_registration(by_mail))
     message = only(problems_for(content_copy), "capacity")
     assert "2030-01-01-test.md:8:" in message and "form: true" in message
 

@@ -7,6 +7,7 @@ waited for. The event is a copy of the sample content with one future event that
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import shutil
@@ -331,3 +332,54 @@ async def test_preview_shows_the_counts_and_the_pages_link_to_the_form(tmp_path:
     for html in (web, email):
         assert re.search(rf'href="https://[^"]*{re.escape(form)}de"[^>]*>Über unser Formular anmelden</a>', html)
     assert f"{form}de" in page  # the invitation's text part, shown on the page
+
+
+def test_updates_and_cancellations_reach_form_registrants_and_reminders_skip_the_cancelled(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update reaches who holds a seat by form (not the waiting, not who cancelled); a cancellation also
+    the waiting; reminders skip who cancelled their registration, even a list member invited by list."""
+    from reallabor_mail.db import connect
+    from reallabor_mail.delivery.reminders import invited
+    from tests.test_sending import PEOPLE, subscribed_env
+    from tests.test_sending import SECRET as SEND_SECRET
+
+    subscribed_env(tmp_path, "127.0.0.1", smtp_server.port, monkeypatch)
+    reg = registration_setup(tmp_path, smtp_server, capacity=2)
+    reg.config.secret = SEND_SECRET.encode()
+    member = PEOPLE[0].email  # on the list, registers by form and cancels
+
+    async def fill() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
+            first = await register_and_confirm(reg, http, member)
+            await register_and_confirm(reg, http, "olena@hromada.example.org")
+            await register_and_confirm(reg, http, "jan@example.org")
+            await http.post(link(first, "cancel"))
+            await reg.delivered()  # the moved-up mail
+            await register_and_confirm(reg, http, "wait@example.org")
+
+    asyncio.run(fill())
+    assert states(reg) == {
+        "olena@hromada.example.org": ("registered", None), "jan@example.org": ("registered", None),
+        "wait@example.org": ("waiting", 1), member: ("cancelled", None),
+    }  # fmt: skip
+    event_file = tmp_path / "content" / "events" / f"{STEM}.md"
+    everyone = {p.email for p in PEOPLE}
+
+    def send() -> set[str]:
+        smtp_server.handler.messages.clear()
+        result = CliRunner().invoke(main, ["send", str(event_file), "--yes"])
+        assert result.exit_code == 0, result.output
+        return {m.rcpt_tos[0] for m in smtp_server.handler.messages}
+
+    assert send() == everyone  # the first invitation: the registered hold theirs already
+    later = event_file.read_text(encoding="utf-8").replace("end: 2026-04-23 16:00", "end: 2026-04-23 17:00")
+    event_file.write_text(later, encoding="utf-8")
+    second = send()
+    assert second == everyone | {"olena@hromada.example.org", "jan@example.org"}
+    conn = connect(reg.config.state)
+    reminded = {person.email for person, _list in invited(conn, the_event(tmp_path / "content"), SEND_SECRET.encode())}
+    assert reminded == (everyone - {member}) | {"olena@hromada.example.org", "jan@example.org"}
+    event_file.write_text(event_file.read_text(encoding="utf-8").replace("status: scheduled", "status: cancelled"),
+                          encoding="utf-8")  # fmt: skip
+    assert send() == everyone | {"olena@hromada.example.org", "jan@example.org", "wait@example.org"}
