@@ -35,6 +35,9 @@ REASONS = 3  # reasons shown per kind of failure in the summary
 def plan_lines(plan: Plan) -> list[str]:
     """What ``send`` is about to do, as shown before it asks."""
     out = [f"[bold]{plan.title}[/bold]  ({plan.path})", "  " + _("campaign   {campaign}", campaign=plan.campaign)]
+    if plan.ended is not None:
+        out.append("  [yellow]" + _("Note: this event is already over (it ended on {date}); an invitation to it is "
+                                    "probably not what you want.", date=f"{plan.ended:%d.%m.%Y %H:%M}") + "[/yellow]")
     if plan.to is not None:
         out.append("  " + _("to         {address} only: a test message, subject marked [TEST], not counted in "
                             "the campaign", address=plan.to))  # fmt: skip
@@ -325,7 +328,7 @@ def send_command(
     if at is not None or unschedule:
         schedule_send(console, request, settings, at, yes=yes)
         return
-    with prepare(request, settings=settings) as prepared:
+    with prepare(request, settings=settings, clock=settings.now) as prepared:
         plan = prepared.plan
         for line in plan_lines(plan):
             console.print(line)
