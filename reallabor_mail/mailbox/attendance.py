@@ -20,14 +20,13 @@ import codecs
 import csv
 import datetime as dt
 import io
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
 from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import EventItem
-from reallabor_mail.db import transaction, utc_stamp
+from reallabor_mail.db import Connection, Row, transaction, utc_stamp
 from reallabor_mail.i18n.messages import _
 from reallabor_mail.mailbox.itip import AnswerRow, answers, current_sequence, invited_sql
 from reallabor_mail.recipients.person import Recipient
@@ -59,13 +58,13 @@ class FormRegistration:
         return " ".join(p for p in (person.title, person.first_name, person.last_name) if p)
 
 
-def _registration(row: sqlite3.Row, position: int | None = None) -> FormRegistration:
+def _registration(row: Row, position: int | None = None) -> FormRegistration:
     person = Recipient(row["email"], row["salutation"], row["title"], row["first_name"], row["last_name"],
                        row["organisation"], row["language"])  # fmt: skip
     return FormRegistration(person, row["state"], row["confirmed_at"], position)
 
 
-def form_registrations(conn: sqlite3.Connection, stem: str) -> list[FormRegistration]:
+def form_registrations(conn: Connection, stem: str) -> list[FormRegistration]:
     """Everyone who used the form of event ``stem``: registered, then waiting in order, cancelled, pending."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM event_registrations WHERE event = ? ORDER BY turn, requested_at, email", (stem,)
@@ -79,25 +78,25 @@ def form_registrations(conn: sqlite3.Connection, stem: str) -> list[FormRegistra
     return found
 
 
-def form_audience(conn: sqlite3.Connection, stem: str, *, waiting: bool = False) -> list[Recipient]:
+def form_audience(conn: Connection, stem: str, *, waiting: bool = False) -> list[Recipient]:
     """Who registered by form for event ``stem`` and holds a seat (with ``waiting``: or a place on the list)."""
     wanted = ("registered", "waiting") if waiting else ("registered",)
     return [r.person for r in form_registrations(conn, stem) if r.state in wanted]
 
 
-def cancelled_by_form(conn: sqlite3.Connection, stem: str) -> frozenset[str]:
+def cancelled_by_form(conn: Connection, stem: str) -> frozenset[str]:
     """The addresses that cancelled their registration by form for event ``stem``."""
     rows = conn.execute("SELECT email FROM event_registrations WHERE event = ? AND state = 'cancelled'", (stem,))
     return frozenset(row[0] for row in rows)
 
 
-def form_registration(conn: sqlite3.Connection, stem: str, email: str) -> FormRegistration | None:
+def form_registration(conn: Connection, stem: str, email: str) -> FormRegistration | None:
     """One person's registration for event ``stem`` (with the waiting position), or None."""
     key = address_key(email)
     return next((r for r in form_registrations(conn, stem) if r.email == key), None)
 
 
-def request_registration(conn: sqlite3.Connection, stem: str, person: Recipient, *, now: dt.datetime) -> None:
+def request_registration(conn: Connection, stem: str, person: Recipient, *, now: dt.datetime) -> None:
     """The form was sent: a new (or cancelled) registration waits for its confirmation with these details.
 
     A registered or waiting person keeps their seat or place, and their details: whoever typed the
@@ -117,30 +116,30 @@ def request_registration(conn: sqlite3.Connection, stem: str, person: Recipient,
     )  # fmt: skip
 
 
-def seat_counts(conn: sqlite3.Connection, stem: str) -> Counter[FormState]:
+def seat_counts(conn: Connection, stem: str) -> Counter[FormState]:
     """How many registrations of event ``stem`` are in each state."""
     rows = conn.execute("SELECT state, count(*) FROM event_registrations WHERE event = ? GROUP BY state", (stem,))
     return Counter({row[0]: int(row[1]) for row in rows})
 
 
-def _seats_taken(conn: sqlite3.Connection, stem: str) -> int:
+def _seats_taken(conn: Connection, stem: str) -> int:
     return seat_counts(conn, stem)["registered"]
 
 
-def _state_row(conn: sqlite3.Connection, stem: str, email: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(
+def _state_row(conn: Connection, stem: str, email: str) -> Row | None:
+    row: Row | None = conn.execute(
         "SELECT state FROM event_registrations WHERE event = ? AND email = ?", (stem, email)
     ).fetchone()
     return row
 
 
-def _set_state(conn: sqlite3.Connection, stem: str, email: str, state: FormState, moment: str) -> None:
+def _set_state(conn: Connection, stem: str, email: str, state: FormState, moment: str) -> None:
     conn.execute("UPDATE event_registrations SET state = ?, changed = ? WHERE event = ? AND email = ?",
                  (state, moment, stem, email))  # fmt: skip
 
 
 def confirm_registration(
-    conn: sqlite3.Connection, event: EventItem, email: str, *, now: dt.datetime
+    conn: Connection, event: EventItem, email: str, *, now: dt.datetime
 ) -> FormRegistration | None:
     """The confirmation button: a pending registration takes a free seat, else the end of the waiting list.
 
@@ -167,7 +166,7 @@ def confirm_registration(
 
 
 def cancel_registration(
-    conn: sqlite3.Connection, event: EventItem, email: str, *, now: dt.datetime
+    conn: Connection, event: EventItem, email: str, *, now: dt.datetime
 ) -> tuple[bool, FormRegistration | None]:
     """The cancel button: (whether a seat or place was given up, the person moved up to the freed seat)."""
     key = address_key(email)
@@ -228,7 +227,7 @@ class Attendance:
         return Counter(r.state for r in self.registrations)
 
 
-def attendance(conn: sqlite3.Connection, event: EventItem) -> Attendance:
+def attendance(conn: Connection, event: EventItem) -> Attendance:
     """The invited people of ``event`` and their current answers."""
     given = answers(conn, event.stem)
     query, params = invited_sql(event.stem)
