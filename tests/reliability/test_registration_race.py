@@ -63,3 +63,44 @@ def test_twenty_confirmations_race_for_one_seat(tmp_path: Path, smtp_server: Smt
         f"all answered 200, in {seconds:.1f} s")  # fmt: skip
     assert codes == [200] * PEOPLE
     assert len(registered) == 1 and waiting == list(range(1, PEOPLE)), (registered, waiting)
+
+
+def test_twenty_processes_worth_of_connections_race_for_one_seat(tmp_path: Path, row: Row) -> None:
+    """The same race below HTTP, where the threads really interleave: 20 threads, each with its own
+    connection to the state file, confirm at one barrier."""
+    import threading
+
+    from reallabor_mail.db import connect
+
+    event = next(e for e in load_content(content_with_event(tmp_path, capacity=1)).events if e.stem == STEM)
+    state = tmp_path / "state.sqlite3"
+    conns = [connect(state) for _ in range(PEOPLE)]
+    for n in range(PEOPLE):
+        attendance.request_registration(conns[0], STEM, Recipient(f"person{n}@example.org"), now=START)
+    barrier = threading.Barrier(PEOPLE)
+    errors: list[BaseException] = []
+
+    def confirm(n: int) -> None:
+        barrier.wait()
+        try:
+            attendance.confirm_registration(conns[n], event, f"person{n}@example.org", now=START)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=confirm, args=(n,)) for n in range(PEOPLE)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    seconds = time.monotonic() - began
+    counts = attendance.seat_counts(conns[0], STEM)
+    turns = sorted(r.position or 0 for r in attendance.form_registrations(conns[0], STEM) if r.state == "waiting")
+    for conn in conns:
+        conn.close()
+    row(AREA, f"registration race: {PEOPLE} threads, each with its own state connection, confirm at one barrier "
+        "for 1 seat", PEOPLE, abs(counts["registered"] - 1) + len(errors),
+        f"{counts['registered']} registered, {counts['waiting']} waiting (positions 1–{len(turns)}), "
+        f"{len(errors)} errors, in {seconds:.2f} s")  # fmt: skip
+    assert not errors and counts == {"registered": 1, "waiting": PEOPLE - 1}
+    assert turns == list(range(1, PEOPLE))
