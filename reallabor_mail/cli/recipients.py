@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reallabor_mail.cli.state import STATE_TYPE
-from reallabor_mail.cli.translated import TranslatedSubgroup, confirmed
+from reallabor_mail.cli.translated import TranslatedCommand, TranslatedSubgroup, confirmed
 from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import Connection, connect, connect_read_only, state_path
 from reallabor_mail.errors import ReallaborError
@@ -29,7 +29,7 @@ STATE = click.option(
 )  # fmt: skip
 CONTENT = click.option(
     "--content", "content_dir", type=click.Path(path_type=Path), default=Path("content"), show_default=True,
-    help="The content folder.",
+    help=N_("The content folder."),
 )  # fmt: skip
 
 
@@ -238,31 +238,35 @@ def public_config(
     )  # fmt: skip
 
 
-@click.command()
-@click.option("--public", is_flag=True, help="Serve what recipients reach: subscribe, confirm, unsubscribe, archive.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (--public only).")
-@click.option("--port", default=None, type=int, help="Port (default: 8000 with --public, else a free one).")
+@click.command("serve", cls=TranslatedCommand, help=N_(
+    "The staff preview on 127.0.0.1, or with --public the pages recipients use."
+))  # fmt: skip
+@click.option("--public", is_flag=True,
+              help=N_("Serve what recipients reach: subscribe, confirm, unsubscribe, archive."))
+@click.option("--host", default="127.0.0.1", show_default=True, help=N_("Address to listen on (--public only)."))
+@click.option("--port", default=None, type=int, help=N_("Port (default: 8000 with --public, else a free one)."))
 @CONTENT
 @click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None,
-              help="Templates folder: its files replace the shipped templates of the same name.")
+              help=N_("Templates folder: its files replace the shipped templates of the same name."))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
-              help="The built archive to serve.")  # fmt: skip
-@click.option("--list", "lists", multiple=True, help="Lists offered on the form (default: those the content names).")
+              help=N_("The built archive to serve."))  # fmt: skip
+@click.option("--list", "lists", multiple=True,
+              help=N_("Lists offered on the form (default: those the content names)."))
 @click.option("--forwarded-allow-ips", default=None, metavar="IPS",
-              help="Comma-separated addresses of your reverse proxy; only from them X-Forwarded-For is believed "
-                   "(default: from nobody).")  # fmt: skip
+              help=N_("Comma-separated addresses of your reverse proxy; only from them X-Forwarded-For is "
+                      "believed (default: from nobody)."))  # fmt: skip
 @click.option("--confirmations-per-mailbox", type=click.IntRange(min=1), default=None,
               envvar="REALLABOR_CONFIRMATIONS_PER_MAILBOX",
-              help="Confirmation mails to one mailbox per day (user+tag@ counts as user@; default: 3).")  # fmt: skip
+              help=N_("Confirmation mails to one mailbox per day (user+tag@ counts as user@; default: 3)."))
 @click.option("--confirmations-per-hour", type=click.IntRange(min=1), default=None,
               envvar="REALLABOR_CONFIRMATIONS_PER_HOUR",
-              help="Confirmation mails per hour in all; more wait for a later hour (default: 100).")  # fmt: skip
+              help=N_("Confirmation mails per hour in all; more wait for a later hour (default: 100)."))  # fmt: skip
 @click.option("--sign-ups-per-client", type=click.IntRange(min=1), default=None,
               envvar="REALLABOR_SIGN_UPS_PER_CLIENT",
-              help="Sign-ups per hour from one client (IPv4 address or IPv6 /64; default: 10).")  # fmt: skip
+              help=N_("Sign-ups per hour from one client (IPv4 address or IPv6 /64; default: 10)."))  # fmt: skip
 @click.option("--connections-per-client", type=click.IntRange(min=1), default=None,
               envvar="REALLABOR_CONNECTIONS_PER_CLIENT",
-              help="Connections one client may hold at once (a named proxy is not counted; default: 50).")  # fmt: skip
+              help=N_("Connections one client may hold at once (a named proxy is not counted; default: 50)."))
 @STATE
 @click.pass_obj
 def serve(
