@@ -256,16 +256,12 @@ def public_config(
               help=N_("Comma-separated addresses of your reverse proxy; only from them X-Forwarded-For is "
                       "believed (default: from nobody)."))  # fmt: skip
 @click.option("--confirmations-per-mailbox", type=click.IntRange(min=1), default=None,
-              envvar="REALLABOR_CONFIRMATIONS_PER_MAILBOX",
               help=N_("Confirmation mails to one mailbox per day (user+tag@ counts as user@; default: 3)."))
 @click.option("--confirmations-per-hour", type=click.IntRange(min=1), default=None,
-              envvar="REALLABOR_CONFIRMATIONS_PER_HOUR",
               help=N_("Confirmation mails per hour in all; more wait for a later hour (default: 100)."))  # fmt: skip
 @click.option("--sign-ups-per-client", type=click.IntRange(min=1), default=None,
-              envvar="REALLABOR_SIGN_UPS_PER_CLIENT",
               help=N_("Sign-ups per hour from one client (IPv4 address or IPv6 /64; default: 10)."))  # fmt: skip
 @click.option("--connections-per-client", type=click.IntRange(min=1), default=None,
-              envvar="REALLABOR_CONNECTIONS_PER_CLIENT",
               help=N_("Connections one client may hold at once (a named proxy is not counted; default: 50)."))
 @STATE
 @click.pass_obj
@@ -289,12 +285,18 @@ def serve(
         run_preview(content_dir, templates, state=state_path(state_option, settings), port=port, settings=settings)
         return
     port = port or 8000
+    def limit(option: int | None, variable: str, default: int) -> int:  # the option, else the environment
+        return option or settings.server_limit(variable) or default
+
     limits = SignupLimits(
-        per_mailbox_per_day=confirmations_per_mailbox or SignupLimits.per_mailbox_per_day,
-        per_hour=confirmations_per_hour or SignupLimits.per_hour,
-        per_client_per_hour=sign_ups_per_client or SignupLimits.per_client_per_hour,
-    )
-    server_limits = ServerLimits(connections_per_client=connections_per_client or ServerLimits.connections_per_client)
+        per_mailbox_per_day=limit(confirmations_per_mailbox, "REALLABOR_CONFIRMATIONS_PER_MAILBOX",
+                                  SignupLimits.per_mailbox_per_day),
+        per_hour=limit(confirmations_per_hour, "REALLABOR_CONFIRMATIONS_PER_HOUR", SignupLimits.per_hour),
+        per_client_per_hour=limit(sign_ups_per_client, "REALLABOR_SIGN_UPS_PER_CLIENT",
+                                  SignupLimits.per_client_per_hour),
+    )  # fmt: skip
+    server_limits = ServerLimits(connections_per_client=limit(
+        connections_per_client, "REALLABOR_CONNECTIONS_PER_CLIENT", ServerLimits.connections_per_client))
     app = public_app(public_config(content_dir, templates, out, state_option, lists, limits, settings))
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
     config = server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, limits=server_limits)
