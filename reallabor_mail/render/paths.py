@@ -23,6 +23,11 @@ def event_file(stem: str, name: str, language: Language, default_language: Langu
     return PurePosixPath("events", stem, localised(name, language, default_language))
 
 
+def report_pdf(stem: str, language: Language, default_language: Language) -> PurePosixPath:
+    """The printed report (A4 PDF), beside the event page that shows it."""
+    return event_file(stem, "report.pdf", language, default_language)
+
+
 def url(public_url: str, path: PurePosixPath) -> str:
     """The public URL of an output file; ``index.html`` is addressed by its folder."""
     text = path.as_posix()
