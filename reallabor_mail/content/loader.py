@@ -619,11 +619,16 @@ def load_content(root: Path) -> Content:
 
 
 def _reports_of_events(loader: _Loader, reports: Iterable[ReportItem]) -> list[ReportItem]:
-    """The reports that belong to an event; a report named after no event is an error."""
+    """The reports whose event loaded; a report named after no event file is an error.
+
+    A report of an event file with errors is left out without a word: the event's errors are what to fix.
+    """
     kept = []
     for report in reports:
         if report.stem in loader.event_ends:
             kept.append(report)
+            continue
+        if (loader.root / Kind.EVENT.folder / f"{report.stem}.md").is_file():
             continue
         message = _(
             "no event '{stem}' to report on; name the report like its event's file, events/{stem}.md", stem=report.stem
