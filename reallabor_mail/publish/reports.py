@@ -9,6 +9,7 @@ images come from the content folder, any other address is refused. Imported only
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,6 +37,9 @@ def _mime(file: Path) -> str:
 def pdf(html: str, content: Content, *, created: dt.date) -> bytes:
     """One page as an A4 PDF; ``created`` goes into the metadata, so the same input gives the same bytes."""
     import weasyprint  # heavy (pango, fonts): only when a PDF is made
+
+    # The pages' screen-only CSS (overflow-x, width media queries) is what it warns about; errors still show.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
 
     images = content_images(content)
 

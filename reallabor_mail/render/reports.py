@@ -1,7 +1,7 @@
 """What pages and emails show of a report: its title, opening sentence, date, author, photos and address.
 
 The report lives on its event's page (``events/<stem>/``) once the event is over, so a report's
-address is that page's ``#bericht`` anchor and its PDF lies beside it (contract §2).
+address is that page's and its PDF lies beside it (contract §2).
 """
 
 from __future__ import annotations
@@ -67,6 +67,6 @@ def report_view(content: Content, report: ReportItem, language: Language) -> Rep
         lead=opening_sentence(version.body.intro.text(LinkReferences())),
         html=version.body.html,
         photos=version.photos,
-        url=layout.url(content.site.public_url, page) + "#" + REPORT_ANCHOR,
+        url=layout.url(content.site.public_url, page),
         pdf_url=layout.url(content.site.public_url, layout.report_pdf(report.stem, shown, event.default_language)),
     )
