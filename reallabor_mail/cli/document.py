@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +17,13 @@ from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:
     from reallabor_mail.content.loader import Content
+    from reallabor_mail.db import Connection, StateLocation
     from reallabor_mail.publish.document import Counts
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
-def state_counts(conn: sqlite3.Connection, content: Content) -> dict[str, Counts]:
+def state_counts(conn: Connection, content: Content) -> dict[str, Counts]:
     """Per newsletter the messages sent, per event the invitations sent and the current calendar answers."""
     from reallabor_mail.mailbox.attendance import attendance
     from reallabor_mail.publish.document import Counts, record_key
@@ -61,7 +61,7 @@ def state_counts(conn: sqlite3.Connection, content: Content) -> dict[str, Counts
 @click.pass_obj
 def document_command(
     settings: Settings, start: dt.datetime, end: dt.datetime, out: Path, language: str | None, content_dir: Path,
-    templates_dir: Path | None, state_option: Path | None,
+    templates_dir: Path | None, state_option: StateLocation | None,
 ) -> None:
     """``document``: the bound record; without a state file the counts are left out (the record says so)."""
     from reallabor_mail.cli.main import use_staff_language
@@ -72,16 +72,17 @@ def document_command(
 
     use_staff_language(settings, content_dir)
     content = load_content(content_dir)
-    path = state_path(state_option, settings, content_dir)
+    location = state_path(state_option, settings, content_dir)
     counts = None
-    if path.is_file() or state_option is not None:
-        conn = connect_read_only(path)
+    if state_option is None and isinstance(location, Path) and not location.is_file():
+        message = _("{path}: no state file; the record leaves out the counts of invitations and answers", path=location)
+        click.echo(message)
+    else:
+        conn = connect_read_only(location)
         try:
             counts = state_counts(conn, content)
         finally:
             conn.close()
-    else:
-        click.echo(_("{path}: no state file; the record leaves out the counts of invitations and answers", path=path))
     data = bound_record(
         content, templates_dir or default_templates(), start=start.date(), end=end.date(),
         language=language or content.site.language, counts=counts,  # type: ignore[arg-type]  # a Choice of LANGUAGES

@@ -74,9 +74,11 @@ def test_the_record_is_a4_with_a_title_page(bound: Path) -> None:
     pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))  # type: ignore[union-attr]
     assert pages >= 20
     title = text_of(bound, "-f", "1", "-l", "1")
-    for part in ("Auslandsgesellschaft.de e.V.", "Dokumentation", "Reallabor Kommunaler Aufbaupartnerschaften NRW – Ukraine",
-                 "Sonntag, 1. Januar 2023 – Sonntag, 30. Juni 2024", "Gefördert von der Staatskanzlei des Landes Nordrhein-Westfalen",
-                 "keine Zustandsdatei gefunden"):  # fmt: skip
+    for part in (
+        "Auslandsgesellschaft.de e.V.", "Dokumentation", "Reallabor Kommunaler Aufbaupartnerschaften NRW – Ukraine",
+        "Sonntag, 1. Januar 2023 – Sonntag, 30. Juni 2024",
+        "Gefördert von der Staatskanzlei des Landes Nordrhein-Westfalen", "keine Zustandsdatei gefunden",
+    ):  # fmt: skip
         assert part in title, part
 
 

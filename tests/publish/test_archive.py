@@ -119,7 +119,7 @@ def test_feed_is_atom(out: Path) -> None:
     content = load_content(SAMPLE_CONTENT)
     titles = [e.findtext(f"{ATOM}title") for e in entries]
     newsletters = [n.meta.title for n in content.newsletters]
-    assert [t for t in titles if t in newsletters] == newsletters  # the reports are in between (tests/publish/test_reports.py)
+    assert [t for t in titles if t in newsletters] == newsletters  # reports in between (tests/publish/test_reports.py)
     for entry in entries:
         for name in ("id", "updated", "summary", "content"):
             assert entry.findtext(f"{ATOM}{name}"), name
