@@ -54,7 +54,8 @@ def test_after_the_event_its_page_shows_the_report_with_the_facts_kept_small() -
 def test_a_past_event_without_report_says_so_plainly() -> None:
     page = event_page(UNREPORTED, TODAY)
     assert "Diese Veranstaltung hat bereits stattgefunden. Ein Bericht liegt noch nicht vor." in page
-    assert "Anmeldung" not in page and "calendar.google.com" not in page
+    assert ">Anmeldung<" not in page and "calendar.google.com" not in page  # no registration row, no calendar links
+    assert "Im Wechsel mit unseren Informationsveranstaltungen" in page  # what it was about stays below
     assert "Mittwoch, 21. Juni 2023" in page  # the facts stay
 
 
