@@ -3,12 +3,22 @@
 # Usage: scripts/install.sh [test]   ("test" adds the test and benchmark tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# pango and a font with Latin and Cyrillic letters: WeasyPrint lays out the printed reports and the bound record.
+runtime=(libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)
+missing_runtime=()
+for p in "${runtime[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing_runtime+=("$p"); done
+if [ ${#missing_runtime[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_runtime[@]}" >/dev/null
+fi
 if [ "${1:-}" = "test" ]; then
   # rspamd: the second spam filter; python3-gi + gir1.2-ical-3.0: libical (Evolution's library) for the
   # system Python; nodejs + npm: Mozilla's ical.js (Thunderbird's parser) for tests/interop;
   # dovecot-imapd: the IMAP server tests/mailbox starts on a loopback port (never the system service);
-  # postgresql: the throw-away cluster tests/pg.py starts in a temp folder (never the system service).
-  pkgs=(chromium postfix spamassassin nginx rspamd python3-gi gir1.2-ical-3.0 dovecot-imapd postgresql)
+  # postgresql: the throw-away cluster tests/pg.py starts in a temp folder (never the system service);
+  # poppler-utils: pdftotext, pdfinfo and pdftoppm read the printed reports and the bound record from outside.
+  pkgs=(chromium postfix spamassassin nginx rspamd python3-gi gir1.2-ical-3.0 dovecot-imapd postgresql poppler-utils)
   missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   # node may come from another source (NodeSource bundles npm): install Debian's only if the command is missing

@@ -320,7 +320,7 @@ def test_checks_panel_shows_planted_problems(live: Live, chromium: Any) -> None:
     page.goto(live.url + NEWSLETTER)
     alt = page.locator('[data-check="alt-texts"]')
     assert alt.get_attribute("data-ok") == "false"
-    assert re.search(r"newsletters/2024-1\.md:10: warning: image 'images/portraits-2024\.png' has no alt text",
+    assert re.search(r"newsletters/2024-1\.md:11: warning: image 'images/portraits-2024\.png' has no alt text",
                      alt.inner_text())  # fmt: skip
     links = page.locator('[data-check="links"]')
     assert links.get_attribute("data-ok") == "false" and "#nirgends" in links.inner_text()

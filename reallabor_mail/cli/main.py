@@ -149,6 +149,9 @@ from reallabor_mail.cli.registrations import registrations_command  # noqa: E402
 
 main.add_command(inbox_command)
 main.add_command(registrations_command)
+from reallabor_mail.cli.document import document_command  # noqa: E402
+
+main.add_command(document_command)
 
 
 def run() -> None:

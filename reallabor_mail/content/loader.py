@@ -24,12 +24,15 @@ from reallabor_mail.content.images import HEAVY_BYTES, published
 from reallabor_mail.content.markdown import Body, ImageResolver, ResolvedImage, parse_body, read_image_path
 from reallabor_mail.content.models import (
     LANGUAGES,
+    REPORT_BEFORE_EVENT,
     UNKNOWN_LIST,
     EventFrontMatter,
     EventStatus,
     Language,
     MailingList,
     Newsletter,
+    Photo,
+    Report,
     Site,
 )
 from reallabor_mail.errors import Code, Problem, ProblemLog, ReallaborError, display_path
@@ -45,13 +48,25 @@ _TRANSLATION = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2})$")
 
 
 @dataclass(frozen=True)
+class ShownPhoto:
+    """A report's photo as pages show it: its published address and size, what it shows, who took it."""
+
+    url: str
+    width: int
+    height: int
+    alt: str
+    credit: str | None
+
+
+@dataclass(frozen=True)
 class Version(Generic[Meta]):
-    """One language version of a newsletter or event: its file, front matter and body."""
+    """One language version of a newsletter, event or report: its file, front matter and body."""
 
     language: Language
     path: Path
     meta: Meta
     body: Body
+    photos: tuple[ShownPhoto, ...] = ()  # a report's ``photos:``, resolved like the body's images
 
 
 class Kind(StrEnum):
@@ -59,6 +74,7 @@ class Kind(StrEnum):
 
     NEWSLETTER = "newsletter"
     EVENT = "event"
+    REPORT = "report"
 
     @property
     def folder(self) -> str:
@@ -83,7 +99,9 @@ class Item(Generic[Meta]):
 
     @property
     def kind(self) -> Kind:
-        return Kind.NEWSLETTER if isinstance(self.meta, Newsletter) else Kind.EVENT
+        if isinstance(self.meta, Newsletter):
+            return Kind.NEWSLETTER
+        return Kind.REPORT if isinstance(self.meta, Report) else Kind.EVENT
 
     @property
     def path(self) -> Path:
@@ -96,6 +114,7 @@ class Item(Generic[Meta]):
 
 NewsletterItem = Item[Newsletter]
 EventItem = Item[EventFrontMatter]
+ReportItem = Item[Report]  # its stem is the stem of the event it reports on
 
 
 def is_event(item: NewsletterItem | EventItem) -> TypeIs[EventItem]:
@@ -113,10 +132,30 @@ class Content:
     events: tuple[EventItem, ...]
     images: frozenset[Path] = field(default_factory=frozenset)
     warnings: tuple[Problem, ...] = ()
+    reports: tuple[ReportItem, ...] = ()  # oldest first
 
     def upcoming_events(self, after: dt.date) -> list[EventItem]:
         """Events starting after a date (a newsletter's publication date), soonest first."""
         return [e for e in self.events if e.meta.start.date() > after]
+
+    def report_of(self, event: EventItem) -> ReportItem | None:
+        """The report written about an event, if there is one."""
+        return next((r for r in self.reports if r.stem == event.stem), None)
+
+    def event_of(self, report: ReportItem) -> EventItem:
+        """The event a report is about (the loader made sure it exists)."""
+        return next(e for e in self.events if e.stem == report.stem)
+
+    def review(self, newsletter: NewsletterItem) -> list[ReportItem]:
+        """The reports a newsletter's Rückblick lists: dated after the previous issue, up to this issue's date.
+
+        The previous issue is the newsletter with the latest date before this one's; the first issue
+        looks back to the beginning. Each report so appears in exactly one issue's Rückblick.
+        """
+        date = newsletter.meta.date
+        earlier = [n.meta.date for n in self.newsletters if n.meta.date < date]
+        since = max(earlier, default=dt.date.min)
+        return [r for r in self.reports if since < r.meta.date <= date]
 
     def find(self, path: Path) -> NewsletterItem | EventItem:
         """The newsletter or event a content file belongs to (any of its language versions)."""
@@ -304,7 +343,9 @@ _SENTENCES: dict[str, str] = {
     "literal_error": N_("'{key}': '{value}' is not allowed; write one of: {allowed}"),
     "value_error": N_("'{key}': {detail}"),
     UNKNOWN_LIST: N_("'{key}': unknown list {names}; site.yaml declares: {known}"),
+    REPORT_BEFORE_EVENT: N_("'{key}': {date} is before the event ended ({end}); date the report on or after that day"),
 }
+_CODES = {UNKNOWN_LIST: Code.UNKNOWN_LIST, REPORT_BEFORE_EVENT: Code.REPORT_BEFORE_EVENT_END}
 _QUOTED = re.compile(r"'([^']*)'")
 
 
@@ -333,9 +374,9 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, Co
         "value": str(error.get("input"))[:80],
         "detail": str(ctx.get("error", "")),
         "allowed": ", ".join(_QUOTED.findall(str(ctx.get("expected", "")))),
-        **{name: value for name, value in ctx.items() if name in ("ge", "le", "names", "known")},
+        **{name: value for name, value in ctx.items() if name in ("ge", "le", "names", "known", "date", "end")},
     }
-    code = Code.UNKNOWN_LIST if kind == UNKNOWN_LIST else Code.INVALID_VALUE
+    code = _CODES.get(kind, Code.INVALID_VALUE)
     if kind == "value_error" and not loc:
         return values["detail"], code
     if kind.startswith("date_"):
@@ -391,6 +432,7 @@ class _Loader:
         self.problems = ProblemLog()
         self.images: set[Path] = set()
         self.site: Site | None = None
+        self.event_ends: dict[str, dt.date] = {}  # known once the events are loaded; reports are checked against it
 
     def rel(self, path: Path) -> str:
         return display_path(path, self.root)
@@ -443,6 +485,15 @@ class _Loader:
 
         return resolve
 
+    def photos(self, doc: Document, photos: list[Photo]) -> tuple[ShownPhoto, ...]:
+        """A report's photos, each file checked and published like an image in the body."""
+        shown = []
+        for photo in photos:
+            image = self.image_url(doc.path)(photo.path, doc.line_of(("photos",)))
+            if image is not None:
+                shown.append(ShownPhoto(image.url, image.width, image.height, photo.alt, photo.credit))
+        return tuple(shown)
+
     def load_items(self, folder: str, model: type[Meta], language: Language) -> tuple[Item[Meta], ...]:
         groups: dict[str, dict[str, Path]] = {}
         for file in _markdown_files(self.root / folder):
@@ -470,6 +521,7 @@ class _Loader:
         context = {
             "default_timezone": self.site.timezone if self.site else "Europe/Berlin",
             "known_lists": self.site.known_lists if self.site and self.site.lists is not None else None,
+            "event_end": self.event_ends.get(stem),
         }
         for lang in sorted(files, key=lambda code: code != language):
             file = files[lang]
@@ -493,7 +545,8 @@ class _Loader:
                 main_doc = doc
             if meta is not None:
                 code = cast(Language, lang)
-                versions[code] = Version(code, file, meta, body)
+                photos = self.photos(doc, meta.photos) if isinstance(meta, Report) else ()
+                versions[code] = Version(code, file, meta, body, photos)
         if language not in versions:
             return None
         return Item(stem, versions, language)
@@ -526,6 +579,8 @@ def read_content(root: Path) -> tuple[Content | None, ProblemLog]:
     language: Language = site.language if site else "de"
     newsletters = loader.load_items(Kind.NEWSLETTER.folder, Newsletter, language)
     events = loader.load_items(Kind.EVENT.folder, EventFrontMatter, language)
+    loader.event_ends = {event.stem: event.meta.end.date() for event in events}
+    reports = _reports_of_events(loader, loader.load_items(Kind.REPORT.folder, Report, language))
     for item in newsletters:
         main = item.main
         if not main.meta.preheader:
@@ -550,6 +605,7 @@ def read_content(root: Path) -> tuple[Content | None, ProblemLog]:
         events=events,
         images=frozenset(loader.images),
         warnings=tuple(loader.problems.warnings),
+        reports=tuple(sorted(reports, key=lambda r: (r.meta.date, r.stem))),
     )
     return content, loader.problems
 
@@ -560,6 +616,25 @@ def load_content(root: Path) -> Content:
     problems.raise_if_errors()
     assert content is not None
     return content
+
+
+def _reports_of_events(loader: _Loader, reports: Iterable[ReportItem]) -> list[ReportItem]:
+    """The reports whose event loaded; a report named after no event file is an error.
+
+    A report of an event file with errors is left out without a word: the event's errors are what to fix.
+    """
+    kept = []
+    for report in reports:
+        if report.stem in loader.event_ends:
+            kept.append(report)
+            continue
+        if (loader.root / Kind.EVENT.folder / f"{report.stem}.md").is_file():
+            continue
+        message = _(
+            "no event '{stem}' to report on; name the report like its event's file, events/{stem}.md", stem=report.stem
+        )
+        loader.problems.error(loader.rel(report.path), None, message, Code.REPORT_WITHOUT_EVENT)
+    return kept
 
 
 def _lists_from_content(site: Site, items: Iterable[NewsletterItem | EventItem]) -> Site:

@@ -1,4 +1,4 @@
-"""The validated shapes of ``site.yaml``, newsletter and event front matter (contract §1).
+"""The validated shapes of ``site.yaml``, newsletter, event and report front matter (contract §1).
 
 Only what staff write lives here; anything derived (rendered Markdown, UIDs, file names) belongs to
 the steps that derive it.
@@ -36,6 +36,8 @@ _TZ_ALIASES = {"Europe/Kiev": "Europe/Kyiv"}
 
 # The error type of a list name that site.yaml does not declare; the loader gives it its own code.
 UNKNOWN_LIST = "unknown_list"
+# The error type of a report dated before its event ended (context ``event_end``).
+REPORT_BEFORE_EVENT = "report_before_event"
 
 
 def _timezone_name(value: object) -> str:
@@ -170,7 +172,8 @@ class Site(Strict):
     website: WebUrl
     imprint_url: WebUrl
     privacy_url: WebUrl
-    funding_note: SingleLine | None = None
+    funding_note: SingleLine | None = None  # the funder's note: page footers, printed reports, the bound record
+    project: SingleLine | None = None  # the project's name, on the title page of the bound record
     base_url: WebUrl | None = None
     timezone: TimezoneName = "Europe/Berlin"
     partner_timezone: TimezoneName = "Europe/Kyiv"
@@ -223,21 +226,55 @@ class Site(Strict):
         return declared.description.get(language) or declared.description.get(self.language)
 
 
+def _date_without_time(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        raise ValueError(_("a date without time is expected, e.g. 2023-10-05"))
+    return value
+
+
+PlainDate = Annotated[dt.date, BeforeValidator(_date_without_time)]
+
+
 class Newsletter(Strict):
     title: SingleLine
-    date: dt.date
+    date: PlainDate
     preheader: SingleLine | None = None
     lists: Annotated[list[ListName], AfterValidator(_declared_lists)] = Field(
         default_factory=lambda: ["newsletter"], validate_default=True
     )
     upcoming_events: bool = False
     upcoming_days: int | None = Field(default=None, ge=1, le=366)  # how far ahead "Termine" looks
+    review: bool = False  # a "Rückblick": the reports published since the previous issue
 
-    @field_validator("date", mode="before")
+
+class Photo(Strict):
+    """A picture of a report: the image file, what it shows (for screen readers and print) and who took it."""
+
+    path: SingleLine
+    alt: SingleLine
+    credit: SingleLine | None = None
+
+
+class Report(Strict):
+    """What happened at an event, written afterwards: ``reports/<event-stem>.md``.
+
+    ``date`` is when the report is published (after the event ended); it places the report in a
+    newsletter's Rückblick and in the bound record.
+    """
+
+    title: SingleLine
+    date: PlainDate
+    author: SingleLine | None = None
+    photos: list[Photo] = Field(default_factory=list)
+
+    @field_validator("date", mode="after")
     @classmethod
-    def _plain_date(cls, value: object) -> object:
-        if isinstance(value, dt.datetime):
-            raise ValueError(_("a date without time is expected, e.g. 2023-10-05"))
+    def _after_the_event(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        end: dt.date | None = (info.context or {}).get("event_end")
+        if end is not None and value < end:
+            raise PydanticCustomError(
+                REPORT_BEFORE_EVENT, "dated before the event ended", {"date": value.isoformat(), "end": end.isoformat()}
+            )
         return value
 
 

@@ -230,13 +230,20 @@ class Builder:
 
 def render_all(
     content_dir: Path, templates: Path, *, strict: bool, today: dt.date, now: dt.datetime | None = None,
-    sent: Mapping[str, calendar.SentVersion] | None = None,
+    sent: Mapping[str, calendar.SentVersion] | None = None, print_reports: bool = False,
 ) -> tuple[Output, list[Problem]]:
-    """Validate and render everything; raise ContentError listing every problem if any is an error."""
+    """Validate and render everything; raise ContentError listing every problem if any is an error.
+
+    ``print_reports`` adds the PDF of every report page (``build`` does; ``check`` need not load WeasyPrint).
+    """
     content = load_content(content_dir)
     builder = Builder(content, templates, today, now=now, sent=sent)
     output = builder.run()
     builder.problems.raise_if_errors(strict=strict)
+    if print_reports:
+        from reallabor_mail.publish.reports import add_report_pdfs
+
+        add_report_pdfs(output.files, builder.pages)
     return output, builder.problems.warnings
 
 
@@ -257,7 +264,7 @@ def build(
     """
     now = None if today is not None else dt.datetime.now(dt.UTC)
     output, warnings = render_all(
-        content_dir, templates, strict=strict, today=today or dt.date.today(), now=now, sent=sent
+        content_dir, templates, strict=strict, today=today or dt.date.today(), now=now, sent=sent, print_reports=True
     )
     try:
         write_output(output, out)

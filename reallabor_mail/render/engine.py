@@ -24,7 +24,7 @@ from markupsafe import Markup
 from mjml import mjml2html
 from premailer import Premailer
 
-from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, Version
+from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, ReportItem, Version
 from reallabor_mail.content.markdown import LinkReferences
 from reallabor_mail.content.models import EventFormat, EventFrontMatter, EventStatus, Language, Newsletter
 from reallabor_mail.errors import Code, Problem, ReallaborError
@@ -32,6 +32,7 @@ from reallabor_mail.i18n.dates import date_line, long_date
 from reallabor_mail.i18n.messages import _, current_staff_language, translations
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.calendar_links import Link, calendar_links
+from reallabor_mail.render.reports import report_view
 
 GREETING_MARK = "__RLM_GREETING__"
 UNSUBSCRIBE_MARK = "__RLM_UNSUBSCRIBE__"
@@ -336,6 +337,7 @@ class Renderer:
                 "kicker": kicker,
                 "heading": meta.title,
                 "events": events,
+                "reviews": [report_view(self.content, r, language) for r in self.review(item)],
             },
             version=version,
         )
@@ -387,6 +389,10 @@ class Renderer:
             until = min([meta.date + dt.timedelta(days=UPCOMING_DAYS), *later])
         window = [e for e in self.content.upcoming_events(meta.date) if e.meta.start.date() <= until]
         return window[:UPCOMING_LIMIT]
+
+    def review(self, item: NewsletterItem) -> list[ReportItem]:
+        """The reports of a newsletter's Rückblick (``review: true``): since the previous issue, up to this one."""
+        return self.content.review(item) if item.meta.review else []
 
     def reminder_email(self, event: EventItem, language: Language) -> RenderedEmail:
         """The reminder a while before an event: when (both zones), the link or the address, the calendar links."""

@@ -28,6 +28,11 @@ def registration_url(public_url: str, stem: str, language: Language) -> str:
     return f"{public_url}/events/{stem}/register?lang={language}"
 
 
+def report_pdf(stem: str, language: Language, default_language: Language) -> PurePosixPath:
+    """The printed report (A4 PDF), beside the event page that shows it."""
+    return event_file(stem, "report.pdf", language, default_language)
+
+
 def url(public_url: str, path: PurePosixPath) -> str:
     """The public URL of an output file; ``index.html`` is addressed by its folder."""
     text = path.as_posix()

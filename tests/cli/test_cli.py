@@ -158,7 +158,7 @@ def test_a_templates_folder_in_the_working_directory_is_not_picked_up(content_co
 
 # --- a thin porch: --help and check load only what they use ---------------------------------------------
 
-HEAVY = ("uvicorn", "starlette", "premailer", "requests", "icalendar", "aiosmtplib", "mjml")
+HEAVY = ("uvicorn", "starlette", "premailer", "requests", "icalendar", "aiosmtplib", "mjml", "weasyprint")
 
 
 def imported_by(*args: str) -> set[str]:
@@ -176,14 +176,14 @@ def imported_by(*args: str) -> set[str]:
 
 
 def test_help_imports_no_web_server_smtp_or_email_toolchain() -> None:
-    for args in (["--help"], ["send", "--help"], ["serve", "--help"], ["recipients", "--help"]):
+    for args in (["--help"], ["send", "--help"], ["serve", "--help"], ["recipients", "--help"], ["document", "--help"]):
         assert imported_by(*args) & set(HEAVY) == set(), args
 
 
 def test_check_imports_no_web_server_or_smtp_client() -> None:
     modules = imported_by("check", "--content", str(SAMPLE_CONTENT))
     assert {"jinja2", "mjml"} <= modules  # it did render
-    assert modules & {"uvicorn", "starlette", "aiosmtplib", "aiosmtpd", "watchfiles", "rich"} == set()
+    assert modules & {"uvicorn", "starlette", "aiosmtplib", "aiosmtpd", "watchfiles", "rich", "weasyprint"} == set()
 
 
 def test_a_german_yes_answers_the_send_question(content_copy: Path, tmp_path: Path) -> None:
