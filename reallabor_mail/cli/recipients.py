@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import click
 
 from reallabor_mail.cli.translated import TranslatedSubgroup, confirmed
-from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import connect, connect_read_only, state_path
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import N_, _, ngettext
@@ -210,7 +209,7 @@ def public_config(
     signup_limits: SignupLimits, settings: Settings,
 ) -> PublicConfig:  # fmt: skip
     """The public server of contract §4, from the environment's secret, SMTP and DKIM settings."""
-    from reallabor_mail.content.loader import load_content
+    from reallabor_mail.content.loader import load_content, load_site
     from reallabor_mail.delivery.transport import SmtpTransport
     from reallabor_mail.mail.dkim import DkimSigner
     from reallabor_mail.recipients import store as recipients

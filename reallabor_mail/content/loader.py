@@ -571,17 +571,3 @@ def _lists_from_content(site: Site, items: Iterable[NewsletterItem | EventItem])
 
 def is_cancelled(event: EventItem) -> bool:
     return event.meta.status is EventStatus.CANCELLED
-
-
-def site_language(root: Path) -> Language | None:
-    """The ``language`` site.yaml names, read before anything is validated; None if it cannot tell.
-
-    The command line writes its messages in this language when neither ``REALLABOR_LANG`` nor the
-    locale chooses one, so it has to know it before the first problem is reported.
-    """
-    try:
-        data = yaml.safe_load((root / "site.yaml").read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    language = data.get("language") if isinstance(data, dict) else None
-    return cast(Language, language) if language in LANGUAGES else None
