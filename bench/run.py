@@ -174,14 +174,16 @@ def assembly_rates(workdir: Path, count: int) -> dict[str, float]:
     rates: dict[str, float] = {}
     with environment({"REALLABOR_SECRET": SECRET}):
         for name, file in (("newsletter", NEWSLETTER), ("invitation", EVENT)):
-            request = SendRequest(file, outbox=workdir / "outbox", state=workdir / f"assembly-{name}.db")
+            state = workdir / f"assembly-{name}.db"
+            make_state(state, 1, "newsletter" if file == NEWSLETTER else "reallabor")
+            request = SendRequest(file, outbox=workdir / "outbox", state=state)
             prepared = prepare(request, settings=Settings.from_environ())
             entries = [Entry(i, "newsletter", person(i), 0) for i in range(count)]
             started = time.perf_counter()
             size = sum(len(prepared.composer(entry)[1]) for entry in entries)
             rates[name] = count / (time.perf_counter() - started)
             rates[f"{name} bytes"] = size / count
-        reference = SendRequest(NEWSLETTER, outbox=workdir / "outbox", state=workdir / "ref.db")
+        reference = SendRequest(NEWSLETTER, outbox=workdir / "outbox", state=workdir / "assembly-newsletter.db")
         composer = prepare(reference, settings=Settings.from_environ()).composer
         site, campaign = composer.site, Campaign("newsletter:2023-3", "newsletter", NOW)
         sample = [person(i) for i in range(max(100, count // 20))]
@@ -249,7 +251,9 @@ def mailmerge_files(workdir: Path, count: int, port: int) -> Path:
     folder = workdir / "mailmerge"
     folder.mkdir()
     with environment({"REALLABOR_SECRET": SECRET}):
-        request = SendRequest(NEWSLETTER, outbox=workdir / "outbox", state=workdir / "mm.db")
+        state = workdir / "mm.db"
+        make_state(state, 1)
+        request = SendRequest(NEWSLETTER, outbox=workdir / "outbox", state=state)
         composer = prepare(request, settings=Settings.from_environ()).composer
     email = composer.email("de")
     site = composer.site
@@ -646,7 +650,7 @@ def main() -> None:
     table = ["| measurement | result | target | ratio / status |", "|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     text = "\n".join(table)
-    console.print(text, highlight=False)
+    print(text)
     if not args.quick:
         write_benchmarks(text, machine())
 

@@ -19,7 +19,7 @@ supersedes what was announced). Downloads carry the SEQUENCE and DTSTAMP of the 
 (:class:`Published`); ``build``'s preview.eml shows a first invitation (:func:`preview_plan`).
 
 ICS details: VTIMEZONE for every zone used, computed by icalendar from the tz database for
-:data:`TIMEZONE_WINDOW`, widened to the first and last event of the file, one RDATE per line; CRLF line
+:data:`TIMEZONE_WINDOW`, widened to the years of the first and last event of the file, one RDATE per line; CRLF line
 ends and folding at 75 octets (never inside a UTF-8 character) by icalendar; reminders the day before
 and, for online events, 30 minutes before; LOCATION is the online link (online), the address (in
 person) or both (hybrid); URL is the online link or the event page; ATTENDEE and ORGANIZER are the
@@ -32,6 +32,7 @@ carries the same definition, right for the events of every other file too.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -313,15 +314,32 @@ def ics_calendar(method: str, events: Sequence[EventData], feed: FeedInfo | None
         cal.add("source", feed.url, parameters={"VALUE": "URI"})
     for data in events:
         cal.add_component(_vevent(data, method))
+    zones = ""
     if events:
         first, last = TIMEZONE_WINDOW
-        cal.add_missing_timezones(
-            first_date=min([first, *(e.start.date() - dt.timedelta(days=1) for e in events)]),
-            last_date=max([last, *(e.end.date() + dt.timedelta(days=1) for e in events)]),
-        )
-        for timezone in cal.timezones:
-            _one_rdate_per_line(timezone)
-    text: bytes = cal.to_ical()
+        # widened by whole years, so the files of one year share one VTIMEZONE (computed once, see _vtimezone)
+        first = min([first, *((e.start.date() - dt.timedelta(days=1)).replace(month=1, day=1) for e in events)])
+        last = max([last, *((e.end.date() + dt.timedelta(days=1)).replace(month=12, day=31) for e in events)])
+        zones = "".join(_vtimezone(tzid, first, last) for tzid in sorted(cal.get_missing_tzids()))
+    text: str = cal.to_ical().decode("utf-8")
+    if not zones:
+        return text
+    head, begin, rest = text.partition("BEGIN:VEVENT\r\n")  # the VTIMEZONEs come before the events
+    return head + zones + begin + rest
+
+
+@functools.lru_cache(maxsize=64)
+def _vtimezone(tzid: str, first: dt.date, last: dt.date) -> str:
+    """A VTIMEZONE as ICS text, computed by icalendar from the tz database once per zone and window.
+
+    Computing and folding it is most of an ICS file's cost; a build writes hundreds with the same zone.
+    """
+    try:
+        timezone = icalendar.Timezone.from_tzid(tzid, first_date=first, last_date=last)
+    except ValueError:  # a zone icalendar does not know goes without VTIMEZONE, as add_missing_timezones does
+        return ""
+    _one_rdate_per_line(timezone)
+    text: bytes = timezone.to_ical()
     return text.decode("utf-8")
 
 
