@@ -217,8 +217,12 @@ def _error_line(exc: yaml.MarkedYAMLError, text: str, line_offset: int) -> int:
 def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> Document | None:
     """Safe-load YAML (no tags that construct objects) and remember where each key is."""
     try:
-        node = yaml.compose(text, Loader=_FrontMatterLoader)
-        data = yaml.load(text, Loader=_FrontMatterLoader)
+        loader = _FrontMatterLoader(text)  # parsed once: the node (for the key lines) and the data from it
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         line = _error_line(exc, text, line_offset)
         source_lines = text.splitlines()
