@@ -1,5 +1,7 @@
-"""The state database (contract §3): one SQLite file for recipients, consent, the send ledger, event
-versions and what the mailbox brought back (answers, bounces), with a schema version (``PRAGMA user_version``).
+"""The state database (contract §3): recipients, consent, the send ledger, event versions and what the
+mailbox brought back (answers, bounces), with a schema version. One SQLite file by default (version in
+``PRAGMA user_version``); a shared PostgreSQL server when the state is a ``postgresql://`` URL (version in
+the table ``schema_version``), for several workers or web processes (see :class:`Connection`).
 
 Every table is created here, by numbered migrations: :data:`MIGRATIONS` ``[n - 1]`` brings a file from
 version ``n - 1`` to ``n``. :func:`connect` (for commands that write) applies those a file still lacks,
@@ -7,19 +9,32 @@ each in one transaction; :func:`connect_read_only` (``send --status``, ``recipie
 never creates a file or a table: with no state file it says so, and a file from an older version is
 migrated in memory only. A file from before numbered migrations (version 0 with the tables present) is
 version 1: migration 1 is the tables that code created, ``CREATE … IF NOT EXISTS`` verbatim.
+
+The SQL is SQLite's and PostgreSQL's common ground (``?`` placeholders, ``INSERT … ON CONFLICT``,
+``RETURNING``); :class:`Connection` is the one seam: it turns placeholders and the migrations' few type
+names into PostgreSQL's and its errors into :class:`StateError`, so no other module knows the back end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
 import os
+import re
 import sqlite3
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reallabor_mail.errors import ReallaborError
-from reallabor_mail.settings import ENV_STATE, Settings
+from reallabor_mail.errors import ReallaborError, display_path
+from reallabor_mail.settings import ENV_DATABASE_URL, ENV_STATE, Settings
+
+if TYPE_CHECKING:
+    import psycopg
 
 DEFAULT_STATE = Path(".reallabor") / "state.sqlite3"
 
@@ -238,84 +253,380 @@ class NoState(StateError):
     """A command that only reads found no state file."""
 
 
-def state_path(option: Path | None, settings: Settings, content: Path | None = None) -> Path:
-    """``--state PATH``, else ``$REALLABOR_STATE``, else ``.reallabor/state.sqlite3`` next to the content
-    folder (``content``; here if not given), so a command run from another folder finds the same state."""
-    if option or settings.state:
-        return option or settings.state or DEFAULT_STATE
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A PostgreSQL server as the state: ``postgresql://user:password@host:port/database``.
+
+    Shown (``str``) with the password masked, so no message or log line carries it.
+    """
+
+    url: str = ""
+
+    def __str__(self) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        user = urllib.parse.quote(parts.username or "", safe="")
+        host = parts.hostname or ""
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    def __repr__(self) -> str:
+        return f"DatabaseUrl({str(self)!r})"
+
+
+StateLocation = Path | DatabaseUrl
+"""Where the state lives: a SQLite file, or a PostgreSQL server."""
+
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def shown(location: StateLocation) -> str:
+    """The state as a message names it: a file relative to here where shorter, a URL without its password."""
+    return display_path(location) if isinstance(location, Path) else str(location)
+
+
+def parse_state(text: str) -> StateLocation:
+    """``--state`` or an environment value: a ``postgresql://`` URL, else a file path."""
+    return DatabaseUrl(text) if text.startswith(_URL_SCHEMES) else Path(text)
+
+
+def state_path(option: StateLocation | None, settings: Settings, content: Path | None = None) -> StateLocation:
+    """``--state PATH|URL``, else ``$REALLABOR_DATABASE_URL``, else ``$REALLABOR_STATE``, else
+    ``.reallabor/state.sqlite3`` next to the content folder (``content``; here if not given), so a command
+    run from another folder finds the same state."""
+    if option is not None:
+        return option
+    if settings.database_url:
+        return DatabaseUrl(settings.database_url)
+    if settings.state:
+        return settings.state
     return content.resolve().parent / DEFAULT_STATE if content is not None else DEFAULT_STATE
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the state file for writing (created if missing) and bring it to :data:`LATEST_VERSION`.
+class Row(Protocol):
+    """A result row: by position (``row[0]``) or by column name (``row["email"]``), as ``sqlite3.Row``."""
 
-    WAL journal, foreign keys on, waits up to 10 s for another writer. The connection is in autocommit
-    mode (every statement commits at once); statements that belong together go in :func:`transaction`,
-    so each state change is committed before the step that depends on it.
+    def __getitem__(self, key: int | str, /) -> Any: ...
+    def keys(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+
+
+class Cursor(Protocol):
+    """What :meth:`Connection.execute` returns: rows to fetch or iterate, and how many rows changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def description(self) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class _PgRow:
+    """A PostgreSQL row that reads like ``sqlite3.Row``."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: dict[str, int], values: Sequence[Any]) -> None:
+        self._names, self._values = names, tuple(values)
+
+    def __getitem__(self, key: int | str, /) -> Any:
+        return self._values[self._names[key] if isinstance(key, str) else key]
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+
+def _pg_rows(cursor: psycopg.Cursor[Any]) -> Any:
+    """psycopg row factory: :class:`_PgRow` with the cursor's column names."""
+    names = {column.name: index for index, column in enumerate(cursor.description or ())}
+    return functools.partial(_PgRow, names)
+
+
+@functools.lru_cache(maxsize=512)
+def _pg_sql(sql: str) -> str:
+    """A statement in PostgreSQL's placeholders: ``?`` → ``%s`` (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+_PG_TYPES = (
+    (re.compile(r"\bINTEGER PRIMARY KEY\b"), "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+)
+
+
+def _pg_ddl(statement: str) -> str:
+    """A migration statement in PostgreSQL's type names (the only differences the migrations have)."""
+    for pattern, replacement in _PG_TYPES:
+        statement = pattern.sub(replacement, statement)
+    return statement
+
+
+# Advisory lock keys (any two fixed numbers): every write transaction, and the migrations.
+_WRITE_LOCK = 0x5245414C  # "REAL"
+_MIGRATE_LOCK = 0x4D494752  # "MIGR"
+
+
+class Connection:
+    """One connection to the state, SQLite or PostgreSQL: the seam every module runs its SQL through.
+
+    Autocommit: every statement commits at once; statements that belong together go in
+    :func:`transaction`. Its lock is the same on both back ends: SQLite's ``BEGIN IMMEDIATE`` takes the
+    file's write lock, PostgreSQL's transaction takes one advisory lock first, so two processes never
+    both read and then both write, on one machine or several.
     """
+
+    def __init__(self, raw: sqlite3.Connection | psycopg.Connection[Any], location: StateLocation) -> None:
+        self.raw = raw
+        self.location = location
+
+    @property
+    def is_postgres(self) -> bool:
+        return isinstance(self.location, DatabaseUrl)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        if isinstance(self.raw, sqlite3.Connection):
+            return self.raw.execute(sql, params)
+        with self._errors("cannot use"):
+            return self.raw.execute(_pg_sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
+        if isinstance(self.raw, sqlite3.Connection):
+            return self.raw.executemany(sql, rows)
+        with self._errors("cannot write"):
+            cursor = self.raw.cursor()
+            cursor.executemany(_pg_sql(sql), rows)
+            return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        if isinstance(self.raw, sqlite3.Connection):
+            return self.raw.in_transaction
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def wait_for_writers(self, milliseconds: int) -> None:
+        """How long a write waits for another process's transaction before it fails."""
+        if isinstance(self.raw, sqlite3.Connection):
+            self.raw.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+        else:
+            self.execute(f"SET lock_timeout = {int(milliseconds)}")
+
+    def try_session_lock(self, key: int) -> bool:
+        """PostgreSQL: take the advisory lock ``key`` for as long as this connection lives, if free."""
+        return bool(self.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0])
+
+    def begin(self) -> None:
+        """Start a write transaction with the write lock taken up front."""
+        if isinstance(self.raw, sqlite3.Connection):
+            self.raw.execute("BEGIN IMMEDIATE")
+        else:
+            self.execute("BEGIN")
+            self.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.raw.close()
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """psycopg's errors as :class:`StateError`, naming the server (never its password)."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StateError(f"{self.location}: {doing} the state database: {reason}") from None
+
+
+def connect(location: StateLocation) -> Connection:
+    """Open the state for writing (a file is created if missing) and bring it to :data:`LATEST_VERSION`.
+
+    SQLite: WAL journal, foreign keys on, waits up to 10 s for another writer. The connection is in
+    autocommit mode (every statement commits at once); statements that belong together go in
+    :func:`transaction`, so each state change is committed before the step that depends on it.
+    """
+    if isinstance(location, DatabaseUrl):
+        conn = _connect_postgres(location)
+        migrate(conn, location)
+        return conn
+    path = location
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Personal data: the file is the owner's alone (SQLite gives its -wal and -shm the same mode).
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        raw = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        raw.row_factory = sqlite3.Row
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=FULL")
+        raw.execute("PRAGMA foreign_keys=ON")
+        conn = Connection(raw, path)
         migrate(conn, path)
     except (OSError, sqlite3.Error) as exc:
         raise StateError(f"{path}: cannot open the state database: {_reason(exc)}") from None
     return conn
 
 
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """Open the state file for reading only: nothing is created, neither the file nor a table.
+def _connect_postgres(url: DatabaseUrl) -> Connection:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        raise StateError(f"{url}: PostgreSQL needs the psycopg package; pip install 'psycopg[binary]'") from None
+    try:
+        raw = psycopg.connect(url.url, autocommit=True, row_factory=_pg_rows, connect_timeout=10)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise StateError(f"{url}: cannot open the state database: {reason.replace(url.url, str(url))}") from None
+    return Connection(raw, url)
+
+
+def connect_read_only(location: StateLocation) -> Connection:
+    """Open the state for reading only: nothing is created, neither the file nor a table.
 
     An older file is copied into memory and migrated there, so the queries of this version work on it.
+    A PostgreSQL state is shared: it is brought to this version (as :func:`connect` does), then the
+    session is read-only.
     """
+    if isinstance(location, DatabaseUrl):
+        conn = connect(location)
+        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        return conn
+    path = location
     if not path.is_file():
         raise NoState(
             f"{path}: no state yet (nothing was imported or sent with this state file); "
-            f"run in the project folder, or pass --state PATH or set {ENV_STATE}"
+            f"run in the project folder, or pass --state PATH or set {ENV_STATE} or {ENV_DATABASE_URL}"
         )
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+        raw = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+        conn = Connection(raw, path)
         version = _version(conn, path)
         if version < LATEST_VERSION:
             memory = sqlite3.connect(":memory:", isolation_level=None)
-            conn.backup(memory)
-            conn.close()
-            conn = memory
+            raw.backup(memory)
+            raw.close()
+            raw = memory
+            conn = Connection(raw, path)
             migrate(conn, path)
-        conn.row_factory = sqlite3.Row
+        raw.row_factory = sqlite3.Row
     except sqlite3.Error as exc:
         raise StateError(f"{path}: cannot read the state database: {_reason(exc)}") from None
     return conn
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply the migrations the file lacks, each in one transaction with its new version number."""
-    while (version := _version(conn, path)) < LATEST_VERSION:
-        conn.execute("BEGIN IMMEDIATE")
+def migrate(conn: Connection, location: StateLocation) -> None:
+    """Apply the migrations the state lacks, each in one transaction with its new version number.
+
+    On PostgreSQL an advisory lock lets one process migrate while another waits for it.
+    """
+    while (version := _version(conn, location)) < LATEST_VERSION:
+        conn.begin()
         try:
-            if _version(conn, path) == version:  # else another process migrated meanwhile
+            if conn.is_postgres:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
+            if _version(conn, location) == version:  # else another process migrated meanwhile
                 for statement in _statements(MIGRATIONS[version]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {version + 1}")
+                    conn.execute(_pg_ddl(statement) if conn.is_postgres else statement)
+                _set_version(conn, version + 1)
+                if conn.is_postgres:
+                    reset_identities(conn)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.rollback()
             raise
-        conn.execute("COMMIT")
+        conn.commit()
 
 
-def _version(conn: sqlite3.Connection, path: Path) -> int:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+def _version(conn: Connection, location: StateLocation) -> int:
+    if conn.is_postgres:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        version = int(row[0] or 0)
+    else:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > LATEST_VERSION:
         raise StateError(
-            f"{path}: this state file was written by a newer reallabor-mail (state version {version}, this one "
+            f"{location}: this state file was written by a newer reallabor-mail (state version {version}, this one "
             f"knows up to {LATEST_VERSION}); update reallabor-mail"
         )
     return version
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    if conn.is_postgres:
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    else:
+        conn.execute(f"PRAGMA user_version = {version}")
+
+
+def reset_identities(conn: Connection) -> None:
+    """PostgreSQL: move every identity column's sequence past the largest id (after rows were copied in
+    with their ids, as migration 6 and ``state copy`` do), so the next insert gets a fresh id."""
+    columns = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND is_identity = 'YES'"
+    ).fetchall()
+    for table, column in columns:
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+            f"coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)"
+        )
+
+
+def tables(conn: Connection) -> list[str]:
+    """The state's tables (not the schema version's), sorted."""
+    if conn.is_postgres:
+        query = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+    return sorted(row[0] for row in conn.execute(query) if row[0] != "schema_version")
+
+
+# Tables other rows refer to (foreign keys) are copied first.
+_COPY_FIRST = ("recipients", "consent_texts")
+
+
+def copy_rows(source: Connection, target: Connection, *, batch: int = 5000) -> dict[str, tuple[int, int]]:
+    """Copy every table of ``source`` into ``target`` (both at :data:`LATEST_VERSION`, ``target`` empty
+    or emptied here), in one transaction on the target; returns table → (rows read, rows in the target),
+    counted again after the copy so a mismatch shows."""
+    names = tables(source)
+    order = [name for name in _COPY_FIRST if name in names] + [name for name in names if name not in _COPY_FIRST]
+    counts: dict[str, tuple[int, int]] = {}
+    with transaction(target):
+        for name in reversed(order):
+            target.execute(f"DELETE FROM {name}")
+        for name in order:
+            cursor = source.execute(f"SELECT * FROM {name}")
+            columns = [column[0] for column in cursor.description]
+            insert = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            read = 0
+            rows = iter(cursor)
+            while chunk := [tuple(row) for row in itertools.islice(rows, batch)]:
+                target.executemany(insert, chunk)
+                read += len(chunk)
+            counts[name] = (read, 0)
+        if target.is_postgres:
+            reset_identities(target)
+    for name in order:
+        counts[name] = (counts[name][0], int(target.execute(f"SELECT count(*) FROM {name}").fetchone()[0]))
+    return counts
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -339,8 +650,8 @@ def _reason(exc: BaseException) -> str:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (``BEGIN IMMEDIATE``: the write lock is taken up front, so two
+def transaction(conn: Connection) -> Iterator[Connection]:
+    """One write transaction (the write lock is taken up front, :meth:`Connection.begin`, so two
     processes never both read and then both write). Inside a caller's transaction it joins it.
 
     ``with conn:`` is not enough here: in autocommit mode it commits but never begins.
@@ -349,17 +660,16 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         yield conn
         return
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.begin()
         try:
             yield conn
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
-                conn.execute("ROLLBACK")
+                conn.rollback()
             raise
-        conn.execute("COMMIT")
+        conn.commit()
     except sqlite3.Error as exc:  # disk full, read-only, locked for longer than the timeout
-        path = conn.execute("PRAGMA database_list").fetchone()[2]
-        raise StateError(f"{path}: cannot write the state database: {exc}") from None
+        raise StateError(f"{conn.location}: cannot write the state database: {exc}") from None
 
 
 def utc_stamp(moment: dt.datetime) -> str:

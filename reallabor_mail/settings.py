@@ -28,6 +28,7 @@ SECURITIES: tuple[Security, ...] = ("starttls", "tls", "none")
 DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "tls": 465, "none": 25}
 DATA_TIMEOUT = 600.0  # RFC 5321 4.5.3.2.6: a client waits 10 minutes for the reply to the message's final "."
 ENV_STATE = "REALLABOR_STATE"
+ENV_DATABASE_URL = "REALLABOR_DATABASE_URL"  # postgresql://…: a shared state server instead of the file
 ENV_SECRET = "REALLABOR_SECRET"
 ENV_LANG = "REALLABOR_LANG"
 ENV_PREFIX = "REALLABOR_SMTP_"
@@ -220,6 +221,7 @@ class Settings:
     """The environment of one run, typed. Build it with :meth:`from_environ`; tests pass a mapping."""
 
     state: Path | None = None
+    database_url: str | None = field(default=None, repr=False)  # REALLABOR_DATABASE_URL (may hold a password)
     secret: Secret | None = None
     language: str | None = None  # REALLABOR_LANG: the staff-facing language
     locale: str | None = None  # LC_ALL, else LC_MESSAGES, else LANG
@@ -235,6 +237,7 @@ class Settings:
         secret = env.get(ENV_SECRET, "")
         return cls(
             state=Path(state) if state else None,
+            database_url=env.get(ENV_DATABASE_URL, "").strip() or None,
             secret=Secret(secret) if secret else None,
             language=env.get(ENV_LANG, "").strip() or None,
             locale=_locale(env),

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "test" ]; then
   # rspamd: the second spam filter; python3-gi + gir1.2-ical-3.0: libical (Evolution's library) for the
   # system Python; nodejs + npm: Mozilla's ical.js (Thunderbird's parser) for tests/interop;
-  # dovecot-imapd: the IMAP server tests/mailbox starts on a loopback port (never the system service).
-  pkgs=(chromium postfix spamassassin nginx rspamd python3-gi gir1.2-ical-3.0 dovecot-imapd)
+  # dovecot-imapd: the IMAP server tests/mailbox starts on a loopback port (never the system service);
+  # postgresql: the throw-away cluster tests/pg.py starts in a temp folder (never the system service).
+  pkgs=(chromium postfix spamassassin nginx rspamd python3-gi gir1.2-ical-3.0 dovecot-imapd postgresql)
   missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   # node may come from another source (NodeSource bundles npm): install Debian's only if the command is missing

@@ -37,6 +37,33 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A throw-away PostgreSQL server for the whole run (tests/pg.py); skips where PostgreSQL is missing."""
+    from tests import pg
+
+    if pg.pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb); scripts/install.sh test adds it")
+    yield from pg.start_cluster()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """A fresh, empty PostgreSQL database for one test: its URL."""
+    return str(pg_cluster.fresh_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The state of one test on each back end: a SQLite file path, or a fresh PostgreSQL database (a
+    :class:`~reallabor_mail.db.DatabaseUrl`)."""
+    from reallabor_mail.db import DatabaseUrl
+
+    if request.param == "sqlite":
+        return tmp_path / "state.sqlite3"
+    return DatabaseUrl(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
 def content_copy(tmp_path: Path) -> Path:
     """A writable copy of the sample content folder."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +49,8 @@ def test_a_campaign_is_sent_by_one_process_at_a_time(tmp_path: Path) -> None:
         holder.kill()  # SIGKILL: the kernel drops the lock with the process
         holder.wait()
     again = lock_campaign(state, "newsletter:a")
-    for fd in (other, again):
-        os.close(fd)
+    for lock in (other, again):
+        lock.release()
 
 
 def test_a_ledger_that_cannot_be_written_ends_the_run_with_its_path(tmp_path: Path) -> None:

@@ -21,9 +21,10 @@ from typing import Any
 import click
 
 from reallabor_mail import __version__
-from reallabor_mail.cli.translated import TranslatedCommand
+from reallabor_mail.cli.state import STATE_TYPE
+from reallabor_mail.cli.translated import TranslatedCommand, show_usage_error
 from reallabor_mail.content.site_language import site_language
-from reallabor_mail.db import state_path
+from reallabor_mail.db import StateLocation, state_path
 from reallabor_mail.errors import ContentError, Problem, ReallaborError
 from reallabor_mail.i18n.messages import N_, _, activate_staff_language, ngettext, staff_language
 from reallabor_mail.settings import Settings
@@ -84,13 +85,13 @@ N_("Newsletter and event mailing of the Netzwerkstelle Städtepartnerschaften.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"),
          help=N_("The folder the archive is written to (default: build)."))  # fmt: skip
 @STRICT
-@click.option("--state", "state_option", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_option", type=STATE_TYPE, default=None,
               help=N_("State file whose sent event versions the .ics downloads carry (read only; default: "
                       "$REALLABOR_STATE or .reallabor/state.sqlite3 if it exists)."))  # fmt: skip
 @click.pass_obj
 def build(
     settings: Settings, content_dir: Path, templates_dir: Path | None, out: Path, strict: bool,
-    state_option: Path | None,
+    state_option: StateLocation | None,
 ) -> None:
     from reallabor_mail.delivery.event_versions import sent_versions
     from reallabor_mail.publish.build import build as build_site
@@ -172,5 +173,5 @@ def run() -> None:
         click.echo(_("Aborted."), err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        exc.show()
+        show_usage_error(exc)
         sys.exit(exc.exit_code)

@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from reallabor_mail.cli.state import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedSubgroup, confirmed
-from reallabor_mail.db import connect, connect_read_only, state_path
+from reallabor_mail.db import Connection, connect, connect_read_only, state_path
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
 
-if TYPE_CHECKING:  # the commands import their libraries when they run (see cli/main.py)
+if TYPE_CHECKING:
+    from reallabor_mail.db import StateLocation  # the commands import their libraries when they run (see cli/main.py)
     from reallabor_mail.web.public import PublicConfig
     from reallabor_mail.web.signup_queue import SignupLimits
 
 STATE = click.option(
-    "--state", "state_option", type=click.Path(path_type=Path), default=None,
+    "--state", "state_option", type=STATE_TYPE, default=None,
     help=N_("State database (default: $REALLABOR_STATE, else .reallabor/state.sqlite3)."),
 )  # fmt: skip
 CONTENT = click.option(
@@ -35,7 +36,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _open(state_option: Path | None, settings: Settings, *, read_only: bool = False) -> sqlite3.Connection:
+def _open(state_option: StateLocation | None, settings: Settings, *, read_only: bool = False) -> Connection:
     path = state_path(state_option, settings)
     return connect_read_only(path) if read_only else connect(path)
 
@@ -69,7 +70,7 @@ def recipients_group() -> None:
 @click.pass_obj
 def import_command(
     settings: Settings, file: Path, list_name: str, skip_invalid: bool, update: bool, encoding: str | None,
-    by: str | None, state_option: Path | None,
+    by: str | None, state_option: StateLocation | None,
 ) -> None:  # fmt: skip
     from reallabor_mail.recipients import spreadsheet
     from reallabor_mail.recipients.tokens import load_secret
@@ -102,7 +103,7 @@ def import_command(
 @click.option("--list", "list_name", help=N_("Only people with a status on this list."))
 @STATE
 @click.pass_obj
-def list_command(settings: Settings, list_name: str | None, state_option: Path | None) -> None:
+def list_command(settings: Settings, list_name: str | None, state_option: StateLocation | None) -> None:
     from reallabor_mail.recipients import store as recipients
 
     conn = _open(state_option, settings, read_only=True)
@@ -127,7 +128,7 @@ def list_command(settings: Settings, list_name: str | None, state_option: Path |
 @STATE
 @click.pass_obj
 def unsubscribe_command(
-    settings: Settings, email: str, list_name: str | None, by: str | None, state_option: Path | None
+    settings: Settings, email: str, list_name: str | None, by: str | None, state_option: StateLocation | None
 ) -> None:
     from reallabor_mail.recipients import store as recipients
 
@@ -148,7 +149,8 @@ def unsubscribe_command(
 @STATE
 @click.pass_obj
 def export_command(
-    settings: Settings, email: str | None, list_name: str | None, output: Path | None, state_option: Path | None
+    settings: Settings, email: str | None, list_name: str | None, output: Path | None,
+    state_option: StateLocation | None,
 ) -> None:
     from reallabor_mail.recipients import spreadsheet
 
@@ -171,7 +173,7 @@ def export_command(
 @click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @STATE
 @click.pass_obj
-def delete_command(settings: Settings, email: str, yes: bool, state_option: Path | None) -> None:
+def delete_command(settings: Settings, email: str, yes: bool, state_option: StateLocation | None) -> None:
     from reallabor_mail.addresses import address_key
     from reallabor_mail.delivery.ledger import forget
     from reallabor_mail.mailbox import filing as inbox_records
@@ -197,7 +199,7 @@ def delete_command(settings: Settings, email: str, yes: bool, state_option: Path
 @recipients_group.command("purge", help=N_("Delete sign-ups not confirmed within 30 days (send does this too)."))
 @STATE
 @click.pass_obj
-def purge_command(settings: Settings, state_option: Path | None) -> None:
+def purge_command(settings: Settings, state_option: StateLocation | None) -> None:
     from reallabor_mail.recipients import store as recipients
 
     count = recipients.purge_unconfirmed(_open(state_option, settings), _now())
@@ -205,7 +207,7 @@ def purge_command(settings: Settings, state_option: Path | None) -> None:
 
 
 def public_config(
-    content_dir: Path, templates: Path, out: Path, state_option: Path | None, lists: tuple[str, ...],
+    content_dir: Path, templates: Path, out: Path, state_option: StateLocation | None, lists: tuple[str, ...],
     signup_limits: SignupLimits, settings: Settings,
 ) -> PublicConfig:  # fmt: skip
     """The public server of contract §4, from the environment's secret, SMTP and DKIM settings."""
@@ -266,7 +268,7 @@ def serve(
     settings: Settings, public: bool, host: str, port: int | None, content_dir: Path, templates_dir: Path | None,
     out: Path, lists: tuple[str, ...], forwarded_allow_ips: str | None, confirmations_per_mailbox: int | None,
     confirmations_per_hour: int | None, sign_ups_per_client: int | None, connections_per_client: int | None,
-    state_option: Path | None,
+    state_option: StateLocation | None,
 ) -> None:  # fmt: skip
     """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
     import uvicorn

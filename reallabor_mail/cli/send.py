@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from reallabor_mail.cli.state import STATE_TYPE
 from reallabor_mail.cli.translated import confirmed
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import N_, _, ngettext
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
 
+    from reallabor_mail.db import StateLocation
     from reallabor_mail.delivery.campaign import CampaignStatus, Plan, SendRequest
     from reallabor_mail.delivery.engine import RunReport
     from reallabor_mail.delivery.ledger import Row, State
@@ -35,6 +37,9 @@ REASONS = 3  # reasons shown per kind of failure in the summary
 def plan_lines(plan: Plan) -> list[str]:
     """What ``send`` is about to do, as shown before it asks."""
     out = [f"[bold]{plan.title}[/bold]  ({plan.path})", "  " + _("campaign   {campaign}", campaign=plan.campaign)]
+    if plan.ended is not None:
+        out.append("  [yellow]" + _("Note: this event is already over (it ended on {date}); an invitation to it is "
+                                    "probably not what you want.", date=f"{plan.ended:%d.%m.%Y %H:%M}") + "[/yellow]")
     if plan.to is not None:
         out.append("  " + _("to         {address} only: a test message, subject marked [TEST], not counted in "
                             "the campaign", address=plan.to))  # fmt: skip
@@ -283,7 +288,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 @click.option("--resume", is_flag=True, help="Continue an interrupted send.")
 @click.option("--retry-failed", is_flag=True, help="Send again to those with a temporary failure.")
 @click.option("--status", "show_status", is_flag=True, help="Show the send ledger of this file and exit.")
-@click.option("--state", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", type=STATE_TYPE, default=None,
               help="State file (default: $REALLABOR_STATE or .reallabor/state.sqlite3 next to the content folder).")
 @click.option("--content", "content_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The content folder (default: the folder above FILE's).")
@@ -297,7 +302,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 def send_command(
     settings: Settings, file: Path, lists: tuple[str, ...], to: str | None, dry_run: bool, outbox: Path | None,
     rate: float | None, connections: int, yes: bool, resume: bool, retry_failed: bool, show_status: bool,
-    state: Path | None, content_dir: Path | None, limit: int | None, at: str | None, unschedule: bool,
+    state: StateLocation | None, content_dir: Path | None, limit: int | None, at: str | None, unschedule: bool,
     templates_dir: Path | None,
 ) -> None:  # fmt: skip
     """Send FILE (a newsletter or event) to its lists: one personal message per recipient.
@@ -325,7 +330,7 @@ def send_command(
     if at is not None or unschedule:
         schedule_send(console, request, settings, at, yes=yes)
         return
-    with prepare(request, settings=settings) as prepared:
+    with prepare(request, settings=settings, clock=settings.now) as prepared:
         plan = prepared.plan
         for line in plan_lines(plan):
             console.print(line)

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from reallabor_mail.cli.state import STATE_TYPE
 from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:
+    from reallabor_mail.db import StateLocation
     from reallabor_mail.delivery.worker import Outcome, Round
 
 
@@ -96,7 +98,7 @@ def _round(round_: Round) -> bool:
 @click.command("worker", help=N_("Send scheduled campaigns (send FILE --at) and event reminders when they are due."))
 @click.option("--content", "content_dir", type=click.Path(path_type=Path), default=Path("content"),
               help=N_("The content folder of the events to remind of (default: content)."))  # fmt: skip
-@click.option("--state", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", type=STATE_TYPE, default=None,
               help=N_("State file (default: $REALLABOR_STATE or .reallabor/state.sqlite3)."))  # fmt: skip
 @click.option("--once", is_flag=True, help=N_("Do what is due now and exit (for cron or a systemd timer)."))
 @click.option("--interval", type=click.FloatRange(min=1), default=60.0,
@@ -108,8 +110,8 @@ def _round(round_: Round) -> bool:
               help=N_("Templates folder: its files replace the shipped templates of the same name."))  # fmt: skip
 @click.pass_obj
 def worker(
-    settings: Settings, content_dir: Path, state: Path | None, once: bool, interval: float, grace: dt.timedelta,
-    templates_dir: Path | None,
+    settings: Settings, content_dir: Path, state: StateLocation | None, once: bool, interval: float,
+    grace: dt.timedelta, templates_dir: Path | None,
 ) -> None:  # fmt: skip
     from reallabor_mail.cli.main import use_staff_language
     from reallabor_mail.db import state_path

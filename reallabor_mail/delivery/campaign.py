@@ -33,7 +33,18 @@ from zoneinfo import ZoneInfo
 from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_event, load_content
 from reallabor_mail.content.models import Language, Site
-from reallabor_mail.db import NoState, StateError, connect, connect_read_only, state_path
+from reallabor_mail.db import (
+    Connection,
+    DatabaseUrl,
+    NoState,
+    StateError,
+    StateLocation,
+    connect,
+    connect_read_only,
+    copy_rows,
+    shown,
+    state_path,
+)
 from reallabor_mail.delivery import schedule
 from reallabor_mail.delivery.engine import DEFAULT_RETRY, Progress, RetryPolicy, RunReport, deliver
 from reallabor_mail.delivery.event_versions import plan_event, version_op
@@ -76,7 +87,7 @@ class SendRequest:
     retry_failed: bool = False
     limit: int | None = None
     templates: Path | None = None
-    state: Path | None = None
+    state: StateLocation | None = None
     content: Path | None = None  # default: the folder above the file's (content/newsletters/x.md → content)
     dry_run: bool = False
 
@@ -114,7 +125,7 @@ class SendIncomplete(ReallaborError):
 class StoreAudience:
     """The recipient store (:mod:`reallabor_mail.recipients.store`) as the engine's :class:`Audience`."""
 
-    def __init__(self, conn: sqlite3.Connection, secret: bytes, clock: Clock, lists: Sequence[str] = ()) -> None:
+    def __init__(self, conn: Connection, secret: bytes, clock: Clock, lists: Sequence[str] = ()) -> None:
         self.conn, self.secret, self.clock = conn, secret, clock
         self.lists = tuple(lists)  # () for a --to test message: the address need not be subscribed
 
@@ -125,8 +136,7 @@ class StoreAudience:
         return bool(self.lists) and not recipients.is_subscribed(self.conn, email, self.lists)
 
     def reopen(self) -> StoreAudience:
-        path = Path(self.conn.execute("PRAGMA database_list").fetchone()[2])
-        return StoreAudience(connect(path), self.secret, self.clock, self.lists)
+        return StoreAudience(connect(self.conn.location), self.secret, self.clock, self.lists)
 
     def suppress(self, email: str, reason: str) -> None:
         bounced = recipients.Suppression.BOUNCED  # the engine suppresses only permanent failures
@@ -227,6 +237,7 @@ class Plan:
     dry_run: bool = False
     updates: int = 0  # of ``new``: people who got an earlier version of the event, now the update
     cancellation: bool = False
+    ended: dt.datetime | None = None  # an invitation to an event that is already over: when it ended
 
     @property
     def owed(self) -> int:
@@ -241,14 +252,14 @@ class Plan:
         return min(self.owed, self.limit) if self.limit is not None else self.owed
 
 
-def _test_person(conn: sqlite3.Connection, email: str, site: Site) -> Recipient:
+def _test_person(conn: Connection, email: str, site: Site) -> Recipient:
     stored = recipients.find(conn, email)
     if stored is not None:
         return stored.recipient
     return Recipient(address_key(email), language=site.language)
 
 
-def _subscribed(conn: sqlite3.Connection, lists: Sequence[str]) -> Iterator[tuple[Recipient, str]]:
+def _subscribed(conn: Connection, lists: Sequence[str]) -> Iterator[tuple[Recipient, str]]:
     for name in lists:
         for person in recipients.subscribers(conn, name):
             yield person, name
@@ -264,7 +275,7 @@ class Prepared:
     request: SendRequest
     plan: Plan
     site: Site
-    conn: sqlite3.Connection
+    conn: Connection
     ledger: Ledger
     composer: Composer
     audience: StoreAudience
@@ -272,7 +283,7 @@ class Prepared:
     event: tuple[EventItem, EventPlan] | None
     lists: tuple[str, ...]
     test_person: Recipient | None
-    lock: int = -1  # the campaign lock (a file descriptor) held until the send is done
+    lock: CampaignLock | None = None  # held until the send is done
     outbox: Path | None = None  # where a dry run writes the messages
     scratch: tempfile.TemporaryDirectory[str] | None = None  # a dry run's copy of the state file
 
@@ -280,9 +291,9 @@ class Prepared:
         return campaign_status(self.ledger, self.plan.campaign, self.plan.title, self.plan.path)
 
     def close(self) -> None:
-        if self.lock >= 0:
-            os.close(self.lock)
-            self.lock = -1
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
         if self.scratch is not None:
             self.conn.close()
             self.scratch.cleanup()
@@ -295,15 +306,40 @@ class Prepared:
         self.close()
 
 
-def lock_campaign(state: Path, campaign: str) -> int:
-    """Hold a lock on ``campaign`` while this process sends it; returns the descriptor to close when done.
+class CampaignLock:
+    """A campaign's lock, held until :meth:`release`: a file descriptor (SQLite) or a database session."""
+
+    def __init__(self, fd: int | None = None, session: Connection | None = None) -> None:
+        self.fd, self.session = fd, session
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+def lock_campaign(state: StateLocation, campaign: str) -> CampaignLock:
+    """Hold a lock on ``campaign`` while this process sends it, until :meth:`CampaignLock.release`.
 
     A second ``send`` of the same campaign (even with ``--resume``) would take the rows the first has
     in flight and send them again. The lock is a record lock on ``<state file>.lock``, one byte per
     campaign; the kernel drops it when the process ends, also on SIGKILL, so it never goes stale. The
     state file's real path names the lock file, so a symlink or another spelling of the path (``./``,
-    ``..``) meets the same lock.
+    ``..``) meets the same lock. On PostgreSQL it is a session advisory lock on a connection of its own,
+    which the server drops when the process ends, on whichever machine.
     """
+    if isinstance(state, DatabaseUrl):
+        session = connect(state)
+        if not session.try_session_lock(zlib.crc32(campaign.encode())):
+            session.close()
+            raise ReallaborError(
+                _("{state}: another `send` of {campaign} is running right now; wait until it ends (see --status), "
+                  "then continue with --resume if it did not finish", state=state, campaign=campaign)
+            )  # fmt: skip
+        return CampaignLock(session=session)
     lock_path = Path(f"{os.path.realpath(state)}.lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -318,10 +354,10 @@ def lock_campaign(state: Path, campaign: str) -> int:
               "it ends (see --status), then continue with --resume if it did not finish",
               state=state, campaign=campaign, real=os.path.realpath(state))
         ) from None  # fmt: skip
-    return fd
+    return CampaignLock(fd=fd)
 
 
-def known_lists(content: Content, conn: sqlite3.Connection) -> set[str]:
+def known_lists(content: Content, conn: Connection) -> set[str]:
     """The lists site.yaml declares; for content from before that section, those named by the front
     matter and those with members in the state file."""
     if content.site.known_lists:
@@ -348,18 +384,21 @@ def check_lists(lists: Sequence[str], known: set[str], counts: Sequence[tuple[st
         )  # fmt: skip
 
 
-def dry_run_copy(state: Path) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
-    """A copy of the state file in a temporary folder, for a dry run to work on (the real one stays as it is)."""
+def dry_run_copy(state: StateLocation) -> tuple[Path, tempfile.TemporaryDirectory[str]]:
+    """A copy of the state in a temporary SQLite file, for a dry run to work on (the real one stays as it is)."""
     scratch = tempfile.TemporaryDirectory(prefix="reallabor-dry-run-state-")
     copy = Path(scratch.name) / "state.sqlite3"
     try:
         source = connect_read_only(state)
-        target = sqlite3.connect(copy)
-        with target:
-            source.backup(target)
+        if isinstance(source.raw, sqlite3.Connection):
+            target = sqlite3.connect(copy)
+            with target:
+                source.raw.backup(target)
+            target.close()
+        else:
+            copy_rows(source, connect(copy))
         source.close()
-        target.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, StateError) as exc:
         scratch.cleanup()
         raise StateError(f"{state}: cannot copy the state database for the dry run: {exc}") from None
     return copy, scratch
@@ -386,7 +425,7 @@ def prepare(
     site = content.site
     clock = clock or (lambda: dt.datetime.now(ZoneInfo(site.timezone)))
     state = state_path(request.state, settings, request.content_dir)
-    if not state.exists() and not request.to:
+    if isinstance(state, Path) and not state.exists() and not request.to:
         raise NoState(
             _("{state}: no state file here yet, so no subscribers: a send would start from an empty state. Run in "
               "the project folder, or pass --content (the state lives next to it), --state PATH or set "
@@ -394,10 +433,10 @@ def prepare(
         )  # fmt: skip
     scratch = None
     working_state = state
-    if request.dry_run and state.exists():
+    if request.dry_run and (isinstance(state, DatabaseUrl) or state.exists()):
         working_state, scratch = dry_run_copy(state)
     conn = connect(working_state)
-    conn.execute("PRAGMA busy_timeout = 300000")  # an import may hold the file for a while
+    conn.wait_for_writers(300_000)  # an import may hold the file for a while
     ledger = Ledger(conn, clock)
     renderer = Renderer(content, request.templates or default_templates())
     event: tuple[EventItem, EventPlan] | None = None
@@ -423,9 +462,12 @@ def prepare(
             title=item.meta.title, path=display_path(item.path), campaign=campaign, via=via,
             sender=f"{site.sender.name} <{site.sender.email}>", before=ledger.summary(campaign),
             resume=request.resume, retry_failed=request.retry_failed, limit=request.limit,
-            signing=signer.describe() if signer else None, state=display_path(state), dry_run=request.dry_run,
+            signing=signer.describe() if signer else None, state=shown(state),
+            dry_run=request.dry_run,
             cancellation=event is not None and event[1].method == "CANCEL",
         )  # fmt: skip
+        if event is not None and not plan.cancellation and event[0].meta.end <= clock():
+            plan.ended = event[0].meta.end
         composer = Composer(
             site, item, render, campaign, clock(), secret, event[1] if event else None, signer,
             updated=updated, test=bool(request.to),
@@ -454,7 +496,7 @@ def prepare(
             outbox if request.dry_run else None, scratch,
         )  # fmt: skip
     except BaseException:
-        os.close(lock)
+        lock.release()
         if scratch is not None:
             conn.close()
             scratch.cleanup()
@@ -513,7 +555,7 @@ def send(
 
 
 def _count(
-    plan: Plan, ledger: Ledger, conn: sqlite3.Connection, lists: Sequence[str], language: Callable[[Recipient], str],
+    plan: Plan, ledger: Ledger, conn: Connection, lists: Sequence[str], language: Callable[[Recipient], str],
     updated: frozenset[str],
 ) -> None:  # fmt: skip
     """Fill the plan's numbers (languages as sent, after fallback) by reading the lists (nothing is written)."""

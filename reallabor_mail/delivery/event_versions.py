@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from reallabor_mail.content.loader import Content, EventItem
-from reallabor_mail.db import connect_read_only, transaction
+from reallabor_mail.db import Connection, StateLocation, connect_read_only, transaction
 from reallabor_mail.delivery.ledger import Op
 from reallabor_mail.render.ics import CalendarError, EventPlan, SentVersion, Snapshot, plan_version, utc
 
 Clock = Callable[[], dt.datetime]
 
 
-def last_sent_version(conn: sqlite3.Connection, event: EventItem, before: int | None = None) -> SentVersion | None:
+def last_sent_version(conn: Connection, event: EventItem, before: int | None = None) -> SentVersion | None:
     """The newest version of an event that went out (with a SEQUENCE below ``before``), or None if none did."""
     row = conn.execute(
         "SELECT event, sequence, fingerprint, sent_at FROM event_versions WHERE event = ? AND sequence < ? "
@@ -38,13 +37,13 @@ def last_sent_version(conn: sqlite3.Connection, event: EventItem, before: int | 
     return SentVersion(row[0], int(row[1]), row[2], dt.datetime.fromisoformat(row[3]))
 
 
-def sent_versions(path: Path, *, required: bool) -> dict[str, SentVersion]:
+def sent_versions(path: StateLocation, *, required: bool) -> dict[str, SentVersion]:
     """The last version sent of every event (by file stem), read-only: nothing is created.
 
     Without the file: an empty record if the path is only the default (no send yet), else
     :class:`~reallabor_mail.db.NoState` (the user named a file that is not there).
     """
-    if not required and not path.is_file():
+    if not required and isinstance(path, Path) and not path.is_file():
         return {}
     conn = connect_read_only(path)
     try:
@@ -58,7 +57,7 @@ def sent_versions(path: Path, *, required: bool) -> dict[str, SentVersion]:
 
 
 def record_sent_version(
-    conn: sqlite3.Connection, event: EventItem, sequence: int, fingerprint: str, sent_at: dt.datetime
+    conn: Connection, event: EventItem, sequence: int, fingerprint: str, sent_at: dt.datetime
 ) -> None:
     """Record that version ``sequence`` (with ``fingerprint``) of an event went out; ``sent_at`` is the
     DTSTAMP its mails carried (a resend of the version carries it again, and so do downloads).
@@ -90,12 +89,13 @@ def version_op(event: EventItem, sequence: int, fingerprint: str, sent_at: dt.da
     version (a resumed campaign): it is kept.
     """
     return (
-        "INSERT OR IGNORE INTO event_versions (event, sequence, fingerprint, sent_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO event_versions (event, sequence, fingerprint, sent_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
         (event.stem, sequence, fingerprint, utc(sent_at).isoformat()),
     )
 
 
-def plan_event(content: Content, event: EventItem, conn: sqlite3.Connection, clock: Clock) -> EventPlan:
+def plan_event(content: Content, event: EventItem, conn: Connection, clock: Clock) -> EventPlan:
     """The version a campaign for ``event`` sends now, from the record of what went out before.
 
     A version already (partly) out is sent again as what it is: an update of the version before it, so

@@ -31,10 +31,9 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Literal, get_args
 
-from reallabor_mail.db import StateError, connect, transaction, utc_stamp
+from reallabor_mail.db import Connection, StateError, StateLocation, connect, transaction, utc_stamp
 from reallabor_mail.recipients.person import Recipient
 
 State = Literal["pending", "sending", "sent", "retry", "failed", "unknown", "skipped"]
@@ -48,7 +47,7 @@ def _person(recipient: Recipient) -> str:
     return json.dumps({name: getattr(recipient, name) for name in _PERSON_FIELDS}, ensure_ascii=False)
 
 
-def forget(conn: sqlite3.Connection, email: str, stand_in: str) -> None:
+def forget(conn: Connection, email: str, stand_in: str) -> None:
     """An erased person leaves the ledger: rows still owed are dropped; the others (sent, failed, in
     flight, unknown) keep their state, so campaign counts stay, with ``stand_in`` (a keyed hash) for
     the address and no Message-ID, server reply or details."""
@@ -109,14 +108,14 @@ class Summary:
 class Ledger:
     """Reads and writes the ledger rows of the state database."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+    def __init__(self, conn: Connection, clock: Clock) -> None:
         self.conn = conn
         self.clock = clock
 
     @property
-    def path(self) -> Path:
-        """The state file this ledger lives in."""
-        return Path(self.conn.execute("PRAGMA database_list").fetchone()[2])
+    def path(self) -> StateLocation:
+        """The state this ledger lives in (file or server)."""
+        return self.conn.location
 
     def now(self) -> str:
         return utc_stamp(self.clock())
@@ -155,8 +154,8 @@ class Ledger:
         with transaction(self.conn):
             for person, list_name in people:
                 cursor = self.conn.execute(
-                    "INSERT OR IGNORE INTO send_ledger (campaign, email, list_name, state, recipient, updated) "
-                    "VALUES (?, ?, ?, 'pending', ?, ?)",
+                    "INSERT INTO send_ledger (campaign, email, list_name, state, recipient, updated) "
+                    "VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
                     (campaign, person.email, list_name, _person(person), now),
                 )
                 added += cursor.rowcount
@@ -272,7 +271,7 @@ class GroupCommit:
     def __init__(self, ledger: Ledger, with_first_start: Sequence[Op] = ()) -> None:
         self.ledger = ledger
         self.writer = Ledger(connect(ledger.path), ledger.clock)
-        self.writer.conn.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_MS}")  # an import may hold the file a while
+        self.writer.conn.wait_for_writers(WRITE_WAIT_MS)  # an import may hold the file a while
         self._first: list[Op] = list(with_first_start)  # committed with the first `sending` row
         self._starts: set[int] = set()  # ids of the queued ops that start a message (or ride with the first)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
@@ -357,7 +356,7 @@ class GroupCommit:
         ops = [op for op in self._ops if id(op) not in self._starts]
         ops += [self.ledger.finish_op(entry, "unknown", reason) for entry in in_flight]
         self._ops, self._waiters, self._starts = [], [], set()
-        self.ledger.conn.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_MS}")
+        self.ledger.conn.wait_for_writers(WRITE_WAIT_MS)
         self.ledger.apply(ops)
 
     def close(self) -> None:

@@ -12,14 +12,13 @@ first, and its new version gets its own reminder if that is still ahead.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from reallabor_mail.content.loader import Content, EventItem, is_cancelled
 from reallabor_mail.content.models import Site
+from reallabor_mail.db import Connection, StateLocation
 from reallabor_mail.delivery import schedule
 from reallabor_mail.delivery.campaign import Composer, StoreAudience, choose_transport, lock_campaign
 from reallabor_mail.delivery.engine import DEFAULT_RETRY, RunReport, deliver
@@ -56,7 +55,7 @@ class DueReminder:
         return f"reminder:{self.event.stem}:{self.sequence}"
 
 
-def due(content: Content, conn: sqlite3.Connection, now: dt.datetime) -> list[DueReminder]:
+def due(content: Content, conn: Connection, now: dt.datetime) -> list[DueReminder]:
     """The reminders to send now: lead time reached, event not begun, invitations of this version out, not sent."""
     found = []
     for event in content.events:
@@ -73,7 +72,7 @@ def due(content: Content, conn: sqlite3.Connection, now: dt.datetime) -> list[Du
     return found
 
 
-def invited(conn: sqlite3.Connection, event: EventItem, secret: bytes) -> Iterator[tuple[Recipient, str]]:
+def invited(conn: Connection, event: EventItem, secret: bytes) -> Iterator[tuple[Recipient, str]]:
     """Everyone sent an invitation of ``event`` (any version, test sends aside) who neither declined nor left.
 
     With the list the invitation went to; an erased person (only a keyed hash left) is not among them.
@@ -98,7 +97,7 @@ def invited(conn: sqlite3.Connection, event: EventItem, secret: bytes) -> Iterat
 
 
 def send_reminder(
-    reminder: DueReminder, content: Content, conn: sqlite3.Connection, state: Path, settings: Settings, clock: Clock,
+    reminder: DueReminder, content: Content, conn: Connection, state: StateLocation, settings: Settings, clock: Clock,
     templates: Path | None = None,
 ) -> RunReport | None:  # fmt: skip
     """Send one reminder (or continue it after a crash); None if nobody is owed it."""
@@ -131,4 +130,4 @@ def send_reminder(
         schedule.mark_finished(conn, key, ledger.summary(key), clock())
         return report
     finally:
-        os.close(lock)
+        lock.release()

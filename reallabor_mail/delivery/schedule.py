@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from reallabor_mail.content.loader import EventItem, NewsletterItem, load_content
 from reallabor_mail.content.models import Site, resolve_local_time
-from reallabor_mail.db import transaction, utc_stamp
+from reallabor_mail.db import Connection, Row, transaction, utc_stamp
 from reallabor_mail.delivery.ledger import Summary
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import _
@@ -59,7 +58,7 @@ class Record:
     updated: dt.datetime
 
     @classmethod
-    def of(cls, row: sqlite3.Row) -> Record:
+    def of(cls, row: Row) -> Record:
         options = json.loads(row["options"] or "{}")
         return cls(
             key=row["key"], item=row["item"], state=row["state"], file=row["file"], due=_moment(row["due"]),
@@ -126,12 +125,12 @@ def parse_at(text: str, zone: str, now: dt.datetime) -> dt.datetime:
     return moment
 
 
-def find(conn: sqlite3.Connection, key: str) -> Record | None:
+def find(conn: Connection, key: str) -> Record | None:
     row = conn.execute("SELECT * FROM campaigns WHERE key = ?", (key,)).fetchone()
     return Record.of(row) if row is not None else None
 
 
-def latest_schedule(conn: sqlite3.Connection, item: str) -> Record | None:
+def latest_schedule(conn: Connection, item: str) -> Record | None:
     """The newest campaign of an item that was scheduled (for ``send FILE --status``), or None."""
     row = conn.execute(
         "SELECT * FROM campaigns WHERE item = ? AND due IS NOT NULL ORDER BY updated DESC, key DESC LIMIT 1", (item,)
@@ -139,7 +138,7 @@ def latest_schedule(conn: sqlite3.Connection, item: str) -> Record | None:
     return Record.of(row) if row is not None else None
 
 
-def mark(conn: sqlite3.Connection, key: str, state: CampaignState, now: dt.datetime, detail: str | None = None) -> None:
+def mark(conn: Connection, key: str, state: CampaignState, now: dt.datetime, detail: str | None = None) -> None:
     """Record that campaign ``key`` is now in ``state`` (the run path calls this; a row is made if none is).
 
     ``sent``, ``missed`` and ``failed`` end the worker's part; ``interrupted`` leaves it to the worker if
@@ -156,12 +155,12 @@ def mark(conn: sqlite3.Connection, key: str, state: CampaignState, now: dt.datet
         )
 
 
-def mark_finished(conn: sqlite3.Connection, key: str, summary: Summary, now: dt.datetime) -> None:
+def mark_finished(conn: Connection, key: str, summary: Summary, now: dt.datetime) -> None:
     """The end of a run: ``sent`` when nothing is owed or in flight any more, else ``interrupted``."""
     mark(conn, key, "interrupted" if summary.interrupted else "sent", now)
 
 
-def release(conn: sqlite3.Connection, key: str, now: dt.datetime, detail: str) -> None:
+def release(conn: Connection, key: str, now: dt.datetime, detail: str) -> None:
     """The worker gives a campaign back to staff (an interrupted send that is too late to continue)."""
     with transaction(conn):
         conn.execute(
@@ -169,13 +168,13 @@ def release(conn: sqlite3.Connection, key: str, now: dt.datetime, detail: str) -
         )
 
 
-def note(conn: sqlite3.Connection, key: str, now: dt.datetime, detail: str) -> None:
+def note(conn: Connection, key: str, now: dt.datetime, detail: str) -> None:
     """Keep what the worker noticed about a campaign (shown by ``--status``)."""
     with transaction(conn):
         conn.execute("UPDATE campaigns SET detail = ?, updated = ? WHERE key = ?", (detail, utc_stamp(now), key))
 
 
-def rekey(conn: sqlite3.Connection, old: str, new: str, now: dt.datetime) -> None:
+def rekey(conn: Connection, old: str, new: str, now: dt.datetime) -> None:
     """Move a schedule to the campaign key it has at run time (an event whose version moved on meanwhile)."""
     with transaction(conn):
         conn.execute("DELETE FROM campaigns WHERE key = ? AND state NOT IN ('sending', 'interrupted')", (new,))
@@ -183,7 +182,7 @@ def rekey(conn: sqlite3.Connection, old: str, new: str, now: dt.datetime) -> Non
 
 
 def schedule(
-    conn: sqlite3.Connection, key: str, item: NewsletterItem | EventItem, due: dt.datetime, now: dt.datetime, *,
+    conn: Connection, key: str, item: NewsletterItem | EventItem, due: dt.datetime, now: dt.datetime, *,
     lists: tuple[str, ...] = (), rate: float | None = None, connections: int = 1,
 ) -> None:  # fmt: skip
     """Record that the worker is to send campaign ``key`` of ``item`` at ``due`` (replacing its earlier schedule)."""
@@ -209,7 +208,7 @@ def schedule(
         )  # fmt: skip
 
 
-def unschedule(conn: sqlite3.Connection, item: NewsletterItem | EventItem) -> Record | None:
+def unschedule(conn: Connection, item: NewsletterItem | EventItem) -> Record | None:
     """Remove the schedule of an item (scheduled, missed or failed); returns it, or None if there was none."""
     with transaction(conn):
         record = latest_schedule(conn, item_key(item))
@@ -224,7 +223,7 @@ def unschedule(conn: sqlite3.Connection, item: NewsletterItem | EventItem) -> Re
     return record
 
 
-def due_records(conn: sqlite3.Connection, now: dt.datetime) -> list[Record]:
+def due_records(conn: Connection, now: dt.datetime) -> list[Record]:
     """The worker's campaigns whose time has come (scheduled, or a scheduled send that did not finish)."""
     rows = conn.execute(
         "SELECT * FROM campaigns WHERE by_worker = 1 AND due <= ? ORDER BY due, key", (utc_stamp(now),)
@@ -232,6 +231,6 @@ def due_records(conn: sqlite3.Connection, now: dt.datetime) -> list[Record]:
     return [Record.of(row) for row in rows]
 
 
-def declined(conn: sqlite3.Connection, event: str) -> frozenset[str]:
+def declined(conn: Connection, event: str) -> frozenset[str]:
     """The addresses that declined an event (``event_declines``; filled once replies are read)."""
     return frozenset(row[0] for row in conn.execute("SELECT email FROM event_declines WHERE event = ?", (event,)))

@@ -12,14 +12,13 @@ ledger (``--resume``): nothing is sent twice. Returns what happened; prints noth
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from reallabor_mail.content.loader import load_content
-from reallabor_mail.db import connect
+from reallabor_mail.db import Connection, StateLocation, connect
 from reallabor_mail.delivery import reminders, schedule
 from reallabor_mail.delivery.campaign import SendRequest, execute, prepare
 from reallabor_mail.delivery.engine import RunReport
@@ -47,7 +46,7 @@ class Outcome:
 class Round:
     """One round's settings: where the state is, the content folder of the reminders, the grace period."""
 
-    state: Path
+    state: StateLocation
     content: Path
     settings: Settings
     clock: Clock
@@ -69,7 +68,7 @@ def run_due(round_: Round) -> list[Outcome]:
         conn.close()
 
 
-def _run_schedule(round_: Round, conn: sqlite3.Connection, record: schedule.Record) -> Outcome:
+def _run_schedule(round_: Round, conn: Connection, record: schedule.Record) -> Outcome:
     now = round_.clock()
     file = Path(record.file or "")
     path = display_path(file)
@@ -112,12 +111,12 @@ def _run_schedule(round_: Round, conn: sqlite3.Connection, record: schedule.Reco
     return Outcome("sent", key, path, report, notice)
 
 
-def _failed(conn: sqlite3.Connection, key: str, path: str, now: dt.datetime, problems: str) -> Outcome:
+def _failed(conn: Connection, key: str, path: str, now: dt.datetime, problems: str) -> Outcome:
     schedule.mark(conn, key, "failed", now, problems)
     return Outcome("failed", key, path, detail=problems)
 
 
-def _run_reminders(round_: Round, conn: sqlite3.Connection) -> list[Outcome]:
+def _run_reminders(round_: Round, conn: Connection) -> list[Outcome]:
     try:
         content = load_content(round_.content)
     except ContentError as exc:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
 from reallabor_mail.content.loader import EventItem
+from reallabor_mail.db import Connection
 from reallabor_mail.i18n.messages import _
 from reallabor_mail.mailbox.itip import AnswerRow, answers, current_sequence, invited_sql
 from reallabor_mail.recipients.spreadsheet import neutralise
@@ -57,7 +57,7 @@ class Attendance:
         return Counter(p.state for p in self.people)
 
 
-def attendance(conn: sqlite3.Connection, event: EventItem) -> Attendance:
+def attendance(conn: Connection, event: EventItem) -> Attendance:
     """The invited people of ``event`` and their current answers."""
     given = answers(conn, event.stem)
     query, params = invited_sql(event.stem)

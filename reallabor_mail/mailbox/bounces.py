@@ -20,14 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import sqlite3
 from dataclasses import dataclass
 from email.message import Message
 
 from flufl.bounce import all_failures
 
 from reallabor_mail.addresses import InvalidAddress, address_key
-from reallabor_mail.db import utc_stamp
+from reallabor_mail.db import Connection, utc_stamp
 from reallabor_mail.recipients import store as recipients
 
 # flufl.bounce logs a detector's exception with its traceback before re-raising it; the run handles the
@@ -129,7 +128,7 @@ class SentMessage:
     email: str
 
 
-def sent_message(conn: sqlite3.Connection, message_ids: tuple[str, ...]) -> SentMessage | None:
+def sent_message(conn: Connection, message_ids: tuple[str, ...]) -> SentMessage | None:
     """The first returned Message-ID that is one of ours, as its ledger row (campaign and address)."""
     for message_id in message_ids:
         row = conn.execute(
@@ -152,7 +151,7 @@ def reported_matches(bounce: Bounce, email: str) -> bool:
 
 
 def record_bounce(
-    conn: sqlite3.Connection, sent: SentMessage, bounce: Bounce, message_key: str, *, at: dt.datetime,
+    conn: Connection, sent: SentMessage, bounce: Bounce, message_key: str, *, at: dt.datetime,
     now: dt.datetime, secret: bytes, policy: BouncePolicy,
 ) -> str | None:  # fmt: skip
     """Record a bounce (inside the caller's transaction); returns the suppression reason if the address

@@ -11,7 +11,6 @@ What is left for staff (:data:`FOR_STAFF`) stays unread in the mailbox; the rest
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from enum import StrEnum
 
 from reallabor_mail.addresses import InvalidAddress, address_key, wire_address
 from reallabor_mail.content.models import Site
-from reallabor_mail.db import transaction, utc_stamp
+from reallabor_mail.db import Connection, transaction, utc_stamp
 from reallabor_mail.mailbox import bounces, itip
 from reallabor_mail.mailbox.classify import Classified, Kind, classify, message_key, parse
 from reallabor_mail.mailbox.source import RawMessage, Source
@@ -100,7 +99,7 @@ class InboxReport:
 class Filing:
     """Everything filing needs besides the message: state, site, secret, clock, bounce policy."""
 
-    conn: sqlite3.Connection
+    conn: Connection
     site: Site
     secret: bytes
     clock: Clock
@@ -229,7 +228,7 @@ def _answer(answer: itip.CalendarAnswer, sender: str | None, key: str, filing: F
     )
 
 
-def forget(conn: sqlite3.Connection, email: str) -> None:
+def forget(conn: Connection, email: str) -> None:
     """An erased person leaves the mailbox records: their calendar answers, declines and bounces are
     dropped; the messages read keep their kind and reason (so a second run still knows them), without
     sender, subject or detail."""

@@ -19,7 +19,6 @@ to an event is a decline. The same set is kept in table ``event_declines``, whic
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
@@ -30,7 +29,7 @@ import icalendar
 
 from reallabor_mail.addresses import InvalidAddress, address_key
 from reallabor_mail.content.loader import EventItem
-from reallabor_mail.db import utc_stamp
+from reallabor_mail.db import Connection, utc_stamp
 
 Answer = Literal["accepted", "declined", "tentative"]
 ANSWERS: dict[str, Answer] = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
@@ -120,7 +119,7 @@ def _campaign_prefix(stem: str) -> str:
     return f"event:{stem}:"  # delivery/campaign.py campaign_key: event:<stem>:<SEQUENCE>, test sends end in #test
 
 
-def was_invited(conn: sqlite3.Connection, stem: str, email: str | None = None) -> bool:
+def was_invited(conn: Connection, stem: str, email: str | None = None) -> bool:
     """Whether an invitation or update of the event went out to ``email`` (anyone: None); test sends do not count."""
     prefix = _campaign_prefix(stem)
     row = conn.execute(
@@ -141,7 +140,7 @@ def invited_sql(stem: str) -> tuple[str, tuple[object, ...]]:
     )
 
 
-def current_sequence(conn: sqlite3.Connection, stem: str) -> int | None:
+def current_sequence(conn: Connection, stem: str) -> int | None:
     """The SEQUENCE of the newest version of the event that went out (None: no version recorded)."""
     row = conn.execute("SELECT max(sequence) FROM event_versions WHERE event = ?", (stem,)).fetchone()
     return None if row is None or row[0] is None else int(row[0])
@@ -156,7 +155,7 @@ def attendee_key(answer: CalendarAnswer) -> str | None:
 
 
 def record_answer(
-    conn: sqlite3.Connection, stem: str, email: str, answer: Answer, reply: CalendarAnswer, message_key: str,
+    conn: Connection, stem: str, email: str, answer: Answer, reply: CalendarAnswer, message_key: str,
     received: dt.datetime,
 ) -> int | None:  # fmt: skip
     """Store one answer (inside the caller's transaction); returns the event's current SEQUENCE.
@@ -197,7 +196,7 @@ class AnswerRow:
         return self.current_sequence is not None and self.sequence < self.current_sequence
 
 
-def answers(conn: sqlite3.Connection, stem: str) -> dict[str, AnswerRow]:
+def answers(conn: Connection, stem: str) -> dict[str, AnswerRow]:
     """The answer that counts per person: the highest SEQUENCE, then the newest DTSTAMP, then the last read."""
     latest = current_sequence(conn, stem)
     rows = conn.execute(
@@ -211,7 +210,7 @@ def answers(conn: sqlite3.Connection, stem: str) -> dict[str, AnswerRow]:
     return found
 
 
-def declined(conn: sqlite3.Connection, event: EventItem) -> set[str]:
+def declined(conn: Connection, event: EventItem) -> set[str]:
     """The addresses (stored form) whose current calendar answer to ``event`` is a decline.
 
     The hook for reminders and updates: they skip these people. An older decline still counts after

@@ -18,14 +18,13 @@ import contextlib
 import imaplib
 import mailbox as stdlib_mailbox
 import re
-import sqlite3
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from reallabor_mail.db import transaction
+from reallabor_mail.db import Connection, transaction
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.settings import ImapSettings
 
@@ -92,7 +91,7 @@ class ImapSource:
     server is on this machine and the settings say ``none``."""
 
     def __init__(
-        self, settings: ImapSettings, conn: sqlite3.Connection, *, tls_context: ssl.SSLContext | None = None
+        self, settings: ImapSettings, conn: Connection, *, tls_context: ssl.SSLContext | None = None
     ) -> None:
         self.settings, self.conn = settings, conn
         self.name = f"{settings.user}@{settings.host}:{settings.port}/{settings.folder}"

@@ -12,12 +12,12 @@ import csv
 import datetime as dt
 import io
 import re
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
+from reallabor_mail.db import Connection
 from reallabor_mail.errors import Code, ReallaborError
 from reallabor_mail.i18n.messages import _, ngettext
 from reallabor_mail.recipients.person import FORMULA_START, PERSON_FIELDS, Recipient, clean_person, field_label
@@ -291,7 +291,7 @@ def _one_row_per_person(rows: Sequence[PersonRow], report: ImportReport) -> list
 
 
 def import_csv(
-    conn: sqlite3.Connection,
+    conn: Connection,
     path: Path,
     list_name: str,
     *,
@@ -371,7 +371,7 @@ def _person_cells(person: Recipient) -> list[str | None]:
     return [getattr(person, name) for name in PERSON_FIELDS]
 
 
-def export_list(conn: sqlite3.Connection, list_name: str) -> str:
+def export_list(conn: Connection, list_name: str) -> str:
     """The people on a list with their status, as CSV that ``recipients import`` reads back."""
     out = io.StringIO()
     rows = []
@@ -382,7 +382,7 @@ def export_list(conn: sqlite3.Connection, list_name: str) -> str:
     return out.getvalue()
 
 
-def export_person(conn: sqlite3.Connection, email: str) -> str:
+def export_person(conn: Connection, email: str) -> str:
     """Everything stored about one person, consent records included, as CSV in three blocks."""
     person = stored_person(conn, email)
     out = io.StringIO()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
@@ -30,7 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from reallabor_mail.addresses import address_key
 from reallabor_mail.content.models import Language, ListName
-from reallabor_mail.db import transaction, utc_stamp
+from reallabor_mail.db import Connection, Row, transaction, utc_stamp
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import _
 from reallabor_mail.recipients.links import CONFIRM_DAYS
@@ -76,13 +75,15 @@ def address_hash(email: str, secret: bytes) -> str:
     return hmac.new(secret, b"suppression\x00" + address_key(email).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def _check_secret(conn: sqlite3.Connection, secret: bytes) -> None:
+def _check_secret(conn: Connection, secret: bytes) -> None:
     """Refuse a secret other than the one the suppression list was made with: a changed
     ``REALLABOR_SECRET`` would otherwise silently let erased addresses back in."""
     fingerprint = hmac.new(secret, b"key-id", hashlib.sha256).hexdigest()[:16]
     row = conn.execute("SELECT value FROM recipients_meta WHERE key = 'secret_id'").fetchone()
     if row is None:
-        conn.execute("INSERT OR IGNORE INTO recipients_meta (key, value) VALUES ('secret_id', ?)", (fingerprint,))
+        conn.execute(
+            "INSERT INTO recipients_meta (key, value) VALUES ('secret_id', ?) ON CONFLICT DO NOTHING", (fingerprint,)
+        )
     elif row["value"] != fingerprint:
         raise RecipientError(_(
             "REALLABOR_SECRET is not the secret this state file's suppression list was made with; set the original "
@@ -90,7 +91,7 @@ def _check_secret(conn: sqlite3.Connection, secret: bytes) -> None:
         ))  # fmt: skip
 
 
-def is_suppressed(conn: sqlite3.Connection, email: str, secret: bytes) -> bool:
+def is_suppressed(conn: Connection, email: str, secret: bytes) -> bool:
     """Whether an address was erased or hard-bounced; a send must skip it."""
     _check_secret(conn, secret)
     row = conn.execute("SELECT 1 FROM suppressions WHERE address_hash = ?", (address_hash(email, secret),))
@@ -98,7 +99,7 @@ def is_suppressed(conn: sqlite3.Connection, email: str, secret: bytes) -> bool:
 
 
 def suppress(
-    conn: sqlite3.Connection, email: str, reason: Suppression, secret: bytes, *, detail: str = "",
+    conn: Connection, email: str, reason: Suppression, secret: bytes, *, detail: str = "",
     now: dt.datetime | None = None,
 ) -> None:  # fmt: skip
     """Put an address on the suppression list and take it off every list it is on.
@@ -123,7 +124,7 @@ def suppress(
             _leave(conn, person, None, status, status, moment, source=f"suppressed: {text}")
 
 
-def lift_suppression(conn: sqlite3.Connection, email: str, secret: bytes) -> None:
+def lift_suppression(conn: Connection, email: str, secret: bytes) -> None:
     """Remove an address from the suppression list (after a fresh, confirmed sign-up)."""
     _check_secret(conn, secret)
     conn.execute("DELETE FROM suppressions WHERE address_hash = ?", (address_hash(email, secret),))
@@ -132,20 +133,20 @@ def lift_suppression(conn: sqlite3.Connection, email: str, secret: bytes) -> Non
 # --- the store ----------------------------------------------------------------------------------
 
 
-def _person_id(conn: sqlite3.Connection, key: str) -> int | None:
+def _person_id(conn: Connection, key: str) -> int | None:
     """The row of a stored address; ``key`` is the stored form (:func:`address_key`), callers normalise once."""
     row = conn.execute("SELECT id FROM recipients WHERE email = ?", (key,)).fetchone()
     return int(row["id"]) if row else None
 
 
-def _status(conn: sqlite3.Connection, person: int, list_name: str) -> Status | None:
+def _status(conn: Connection, person: int, list_name: str) -> Status | None:
     row = conn.execute(
         "SELECT status FROM memberships WHERE recipient_id = ? AND list_name = ?", (person, list_name)
     ).fetchone()
     return row["status"] if row else None
 
 
-def _set_status(conn: sqlite3.Connection, person: int, list_name: str, status: Status, moment: str) -> None:
+def _set_status(conn: Connection, person: int, list_name: str, status: Status, moment: str) -> None:
     conn.execute(
         "INSERT INTO memberships (recipient_id, list_name, status, changed) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (recipient_id, list_name) DO UPDATE SET status = excluded.status, changed = excluded.changed",
@@ -154,7 +155,7 @@ def _set_status(conn: sqlite3.Connection, person: int, list_name: str, status: S
 
 
 def _record(
-    conn: sqlite3.Connection,
+    conn: Connection,
     person: int,
     list_name: str,
     action: str,
@@ -173,7 +174,7 @@ def _record(
 
 
 def _leave(
-    conn: sqlite3.Connection, person: int, list_name: str | None, status: Status, action: str, moment: str,
+    conn: Connection, person: int, list_name: str | None, status: Status, action: str, moment: str,
     *, source: str, actor: str | None = None, ip: str | None = None,
 ) -> list[str]:  # fmt: skip
     """Move a person's pending and subscribed memberships (of one list, or all) to ``status``, each with its
@@ -191,7 +192,7 @@ def _leave(
     return left
 
 
-def _upsert_person(conn: sqlite3.Connection, person: Recipient, moment: str, *, overwrite: bool) -> int:
+def _upsert_person(conn: Connection, person: Recipient, moment: str, *, overwrite: bool) -> int:
     """Insert a person, or (with ``overwrite``) update the stored fields that ``person`` has values for."""
     email = address_key(person.email)
     existing = _person_id(conn, email)
@@ -199,10 +200,10 @@ def _upsert_person(conn: sqlite3.Connection, person: Recipient, moment: str, *, 
     if existing is None:
         cursor = conn.execute(
             "INSERT INTO recipients (email, salutation, title, first_name, last_name, organisation, language,"
-            " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (email, *data.values(), moment, moment),
         )
-        return int(cursor.lastrowid or 0)
+        return int(cursor.fetchone()[0])
     if overwrite:
         updates = {k: v for k, v in data.items() if v is not None}
         assignments = ", ".join(f"{k} = ?" for k in updates)
@@ -213,7 +214,7 @@ def _upsert_person(conn: sqlite3.Connection, person: Recipient, moment: str, *, 
 
 
 def add_recipient(
-    conn: sqlite3.Connection, recipient: Recipient, list_name: str, *, status: str, source: str, now: dt.datetime
+    conn: Connection, recipient: Recipient, list_name: str, *, status: str, source: str, now: dt.datetime
 ) -> None:
     """Store a person with a status on a list, recording where that came from."""
     known = read_status(status)
@@ -247,7 +248,7 @@ class Imported:
 
 
 def import_person(
-    conn: sqlite3.Connection,
+    conn: Connection,
     person: Recipient,
     given: Collection[str],
     list_name: str,
@@ -295,7 +296,7 @@ def import_person(
     return Imported(added, status, False, changes)
 
 
-def _recipient(row: sqlite3.Row) -> Recipient:
+def _recipient(row: Row) -> Recipient:
     return Recipient(
         email=row["email"],
         salutation=row["salutation"],
@@ -307,7 +308,7 @@ def _recipient(row: sqlite3.Row) -> Recipient:
     )
 
 
-def subscribers(conn: sqlite3.Connection, list_name: str) -> Iterator[Recipient]:
+def subscribers(conn: Connection, list_name: str) -> Iterator[Recipient]:
     """Everyone subscribed to a list, by address. Suppressed addresses are not subscribed (see
     :func:`suppress`); a send still asks :func:`is_suppressed` before each message. Streamed from the
     cursor (a list of 100,000 is not held in memory); the caller must not change these tables meanwhile."""
@@ -320,7 +321,7 @@ def subscribers(conn: sqlite3.Connection, list_name: str) -> Iterator[Recipient]
         yield _recipient(row)
 
 
-def is_subscribed(conn: sqlite3.Connection, email: str, lists: Sequence[str]) -> bool:
+def is_subscribed(conn: Connection, email: str, lists: Sequence[str]) -> bool:
     """Whether the address is still subscribed to one of ``lists`` (a send asks before each message,
     so an unsubscribe during a running send is honoured)."""
     row = conn.execute(
@@ -339,7 +340,7 @@ def consent_version(text: str, language: Language) -> str:
 LEFT: tuple[Status, ...] = ("unsubscribed", "bounced")
 
 
-def _latest_event(conn: sqlite3.Connection, person: int, list_name: str) -> tuple[str, str] | None:
+def _latest_event(conn: Connection, person: int, list_name: str) -> tuple[str, str] | None:
     """The action and time of a person's last consent record on a list."""
     row = conn.execute(
         "SELECT action, at FROM consent_events WHERE recipient_id = ? AND list_name = ? ORDER BY id DESC LIMIT 1",
@@ -349,7 +350,7 @@ def _latest_event(conn: sqlite3.Connection, person: int, list_name: str) -> tupl
 
 
 def sign_up(
-    conn: sqlite3.Connection,
+    conn: Connection,
     person: Recipient,
     lists: Sequence[str],
     *,
@@ -373,7 +374,7 @@ def sign_up(
     day_ago = utc_stamp(now - dt.timedelta(days=1))
     with transaction(conn):
         conn.execute(
-            "INSERT OR IGNORE INTO consent_texts (version, language, text) VALUES (?, ?, ?)",
+            "INSERT INTO consent_texts (version, language, text) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (version, consent_language, consent_text),
         )
         person_id = _upsert_person(conn, replace(person, email=email), moment, overwrite=False)
@@ -388,7 +389,7 @@ def sign_up(
 
 
 def awaiting_confirmation(
-    conn: sqlite3.Connection, email: str, lists: Sequence[str], *, now: dt.datetime
+    conn: Connection, email: str, lists: Sequence[str], *, now: dt.datetime
 ) -> list[str]:
     """Those of ``lists`` a confirmation click would subscribe: pending ones, and unsubscribed or
     bounced ones whose last consent record is a sign-up of the last :data:`CONFIRM_DAYS` days."""
@@ -407,7 +408,7 @@ def awaiting_confirmation(
 
 
 def confirm(
-    conn: sqlite3.Connection, email: str, lists: Sequence[str], *, ip: str | None, now: dt.datetime, secret: bytes
+    conn: Connection, email: str, lists: Sequence[str], *, ip: str | None, now: dt.datetime, secret: bytes
 ) -> list[str]:
     """Confirm a sign-up (double opt-in step 2); returns the lists now subscribed.
 
@@ -430,7 +431,7 @@ def confirm(
 
 
 def unsubscribe(
-    conn: sqlite3.Connection,
+    conn: Connection,
     email: str,
     list_name: str | None,
     *,
@@ -448,7 +449,7 @@ def unsubscribe(
         return _leave(conn, person, list_name, "unsubscribed", "unsubscribe", moment, source=source, actor=actor, ip=ip)
 
 
-def erase(conn: sqlite3.Connection, email: str, secret: bytes, *, now: dt.datetime) -> bool:
+def erase(conn: Connection, email: str, secret: bytes, *, now: dt.datetime) -> bool:
     """Erase everything about a person (GDPR Art. 17) and suppress the address; True if anything
     was stored. An unknown address is suppressed too: the request is to never be mailed.
 
@@ -457,7 +458,8 @@ def erase(conn: sqlite3.Connection, email: str, secret: bytes, *, now: dt.dateti
     to zero bytes. Other tables that name the person (the send ledger) are cleared by their owner first.
     """
     address = address_key(email)
-    conn.execute("PRAGMA secure_delete = ON")  # zero the deleted cells, not just unlink them
+    if not conn.is_postgres:
+        conn.execute("PRAGMA secure_delete = ON")  # zero the deleted cells, not just unlink them
     with transaction(conn):
         suppress(conn, address, Suppression.ERASED, secret, now=now)
         deleted = conn.execute("DELETE FROM recipients WHERE email = ?", (address,)).rowcount
@@ -465,22 +467,24 @@ def erase(conn: sqlite3.Connection, email: str, secret: bytes, *, now: dt.dateti
     return deleted > 0
 
 
-def overwrite_freed(conn: sqlite3.Connection) -> None:
+def overwrite_freed(conn: Connection) -> None:
     """Leave no old copy of deleted rows in the state file or its journal (after an erasure).
 
     :class:`RecipientError` if another program keeps reading the file, so the journal cannot be emptied.
     """
-    conn.execute("VACUUM")
+    conn.execute("VACUUM")  # PostgreSQL: the server's free space and journal are the server's (contract §3)
+    if conn.is_postgres:
+        return
     busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
     if busy:
-        path = conn.execute("PRAGMA database_list").fetchone()[2]
+        path = conn.location
         raise RecipientError(_(
             "{path}-wal: another program is reading the state file, so old copies of the erased data are still in "
             "its journal; stop it (e.g. serve) and run the same `recipients delete` again", path=path,
         ))  # fmt: skip
 
 
-def purge_unconfirmed(conn: sqlite3.Connection, now: dt.datetime) -> int:
+def purge_unconfirmed(conn: Connection, now: dt.datetime) -> int:
     """Delete sign-ups not confirmed within :data:`PENDING_DAYS` days; returns how many were deleted.
 
     People left with no list at all are deleted with their records: they never gave consent. An
@@ -542,7 +546,7 @@ class StoredPerson:
     events: tuple[ConsentEvent, ...]
 
 
-def find(conn: sqlite3.Connection, email: str) -> StoredPerson | None:
+def find(conn: Connection, email: str) -> StoredPerson | None:
     """One person with memberships and consent records, or None if the address is not stored."""
     row = conn.execute("SELECT * FROM recipients WHERE email = ?", (address_key(email),)).fetchone()
     if row is None:
@@ -565,7 +569,7 @@ def find(conn: sqlite3.Connection, email: str) -> StoredPerson | None:
     )
 
 
-def stored_person(conn: sqlite3.Connection, email: str) -> StoredPerson:
+def stored_person(conn: Connection, email: str) -> StoredPerson:
     """Like :func:`find`, for a command that needs the person: :class:`RecipientError` if not stored."""
     person = find(conn, email)
     if person is None:
@@ -573,7 +577,7 @@ def stored_person(conn: sqlite3.Connection, email: str) -> StoredPerson:
     return person
 
 
-def people(conn: sqlite3.Connection, list_name: str | None = None) -> list[StoredPerson]:
+def people(conn: Connection, list_name: str | None = None) -> list[StoredPerson]:
     """Everyone stored (or everyone with any status on one list), by address."""
     if list_name:
         rows = conn.execute(
@@ -587,6 +591,6 @@ def people(conn: sqlite3.Connection, list_name: str | None = None) -> list[Store
     return [p for p in found if p is not None]
 
 
-def list_names(conn: sqlite3.Connection) -> set[str]:
+def list_names(conn: Connection) -> set[str]:
     """Every list anyone has a membership of (any status): the lists this state file knows."""
     return {row[0] for row in conn.execute("SELECT DISTINCT list_name FROM memberships")}

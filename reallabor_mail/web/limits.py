@@ -26,7 +26,6 @@ import datetime as dt
 import hashlib
 import hmac
 import ipaddress
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from reallabor_mail.db import transaction, utc_stamp
+from reallabor_mail.db import Connection, transaction, utc_stamp
 from reallabor_mail.errors import SettingsError
 
 
@@ -128,7 +127,7 @@ class ClientAllowance:
     """At most ``per_hour`` sign-ups per client (see :func:`client_key`) within any hour, counted in the
     state database under a keyed hash of the client (an IP address is personal data)."""
 
-    def __init__(self, conn: sqlite3.Connection, *, secret: bytes, per_hour: int,
+    def __init__(self, conn: Connection, *, secret: bytes, per_hour: int,
                  clock: Callable[[], dt.datetime]) -> None:  # fmt: skip
         self.conn = conn
         self.secret = secret

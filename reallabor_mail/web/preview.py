@@ -41,6 +41,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from reallabor_mail.addresses import InvalidAddress, parse_address
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_cancelled, is_event, read_content
 from reallabor_mail.content.models import LANGUAGES, Language
+from reallabor_mail.db import StateError, StateLocation, connect_read_only
 from reallabor_mail.errors import Problem, ReallaborError, display_path
 from reallabor_mail.i18n.dates import long_date
 from reallabor_mail.i18n.greetings import greeting
@@ -348,13 +349,16 @@ def broken_rows(snap: Snapshot) -> list[Row]:
     return rows
 
 
-def last_send(state: Path | None, kind: str, stem: str) -> str:
+def last_send(state: StateLocation | None, kind: str, stem: str) -> str:
     """When the item last went out and to how many, from the send ledger ("–" if never or no state)."""
-    if state is None or not state.is_file():
+    if state is None or (isinstance(state, Path) and not state.is_file()):
         return "–"
     prefix = "newsletter" if kind == "newsletters" else "event"
     try:
-        conn = sqlite3.connect(f"{state.resolve().as_uri()}?mode=ro", uri=True)
+        conn = (
+            sqlite3.connect(f"{state.resolve().as_uri()}?mode=ro", uri=True)
+            if isinstance(state, Path) else connect_read_only(state)
+        )  # fmt: skip
         try:
             row = conn.execute(
                 "SELECT max(updated), count(*) FROM send_ledger WHERE state = 'sent' "
@@ -363,7 +367,7 @@ def last_send(state: Path | None, kind: str, stem: str) -> str:
             ).fetchone()
         finally:
             conn.close()
-    except sqlite3.Error:  # no ledger table yet, or a state file being written
+    except (sqlite3.Error, StateError):  # no ledger table yet, or a state file being written
         return "–"
     if not row or not row[1]:
         return "–"
@@ -386,7 +390,7 @@ def parse_headers(eml: bytes | None) -> tuple[list[tuple[str, str]], list[str]]:
     return headers, parts
 
 
-def sending_path(templates: Path, state: Path | None, settings: Settings) -> TestSender:
+def sending_path(templates: Path, state: StateLocation | None, settings: Settings) -> TestSender:
     """The test send of the sending path (``send FILE --to EMAIL --yes``), its report as one line."""
 
     def send_test(file: Path, to: str) -> str:
@@ -439,7 +443,7 @@ class Preview:
         content_dir: Path,
         templates: Path,
         *,
-        state: Path | None = None,
+        state: StateLocation | None = None,
         today: Today = dt.date.today,
         send_test: TestSender | None = None,
         settings: Settings | None = None,
@@ -727,7 +731,7 @@ def free_socket(port: int | None) -> socket.socket:
 
 
 def run_preview(
-    content_dir: Path, templates: Path, *, state: Path | None, port: int | None, settings: Settings
+    content_dir: Path, templates: Path, *, state: StateLocation | None, port: int | None, settings: Settings
 ) -> None:
     """``reallabor-mail serve``: the staff app on 127.0.0.1 (a free port unless --port), URL printed."""
     from reallabor_mail.web.public import create_app

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -47,7 +46,7 @@ from starlette.types import Scope
 
 from reallabor_mail.addresses import address_key
 from reallabor_mail.content.models import LANGUAGES, Language, Site
-from reallabor_mail.db import connect, transaction
+from reallabor_mail.db import Connection, StateLocation, connect, transaction
 from reallabor_mail.delivery.transport import Transport
 from reallabor_mail.errors import Code, ReallaborError
 from reallabor_mail.i18n.greetings import greeting
@@ -98,7 +97,7 @@ class PublicConfig:
 
     site: Site
     templates: Path
-    state: Path
+    state: StateLocation
     secret: bytes
     lists: tuple[str, ...]
     transport: Transport
@@ -130,7 +129,7 @@ class PublicSite:
         self.config = config
         self.site = config.site
         self.templates = Templates(config.templates)
-        self.conn: sqlite3.Connection = connect(config.state)
+        self.conn: Connection = connect(config.state)
         self.queue = ConfirmationQueue(
             self.conn, secret=config.secret, limits=config.signup_limits, clock=config.clock,
             transport=config.transport, signer=config.signer, compose=self.confirmation_mail,

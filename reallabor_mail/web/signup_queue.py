@@ -26,14 +26,13 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 from reallabor_mail.addresses import parse_address
 from reallabor_mail.content.models import Language
-from reallabor_mail.db import transaction, utc_stamp
+from reallabor_mail.db import Connection, transaction, utc_stamp
 from reallabor_mail.delivery.transport import DeliveryError, Transport, Verdict
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import _
@@ -72,7 +71,7 @@ class QueuedMail:
 Compose = Callable[[QueuedMail, dt.datetime], EmailMessage | None]
 
 
-def forget(conn: sqlite3.Connection, email: str) -> None:
+def forget(conn: Connection, email: str) -> None:
     """Drop confirmation mails still queued for an erased address (the attempts hold only keyed hashes)."""
     conn.execute("DELETE FROM web_confirmation_outbox WHERE email = ?", (email,))
 
@@ -92,7 +91,7 @@ class ConfirmationQueue:
     """The limits and the outbox of the double opt-in mails (see the module docstring)."""
 
     def __init__(
-        self, conn: sqlite3.Connection, *, secret: bytes, limits: SignupLimits, clock: Callable[[], dt.datetime],
+        self, conn: Connection, *, secret: bytes, limits: SignupLimits, clock: Callable[[], dt.datetime],
         transport: Transport, signer: DkimSigner | None, compose: Compose,
     ) -> None:  # fmt: skip
         self.conn = conn

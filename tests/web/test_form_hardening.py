@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -65,7 +66,9 @@ def prepare_states(setup: Setup) -> dict[str, str]:
 async def test_every_state_does_the_same_writes(setup: Setup) -> None:
     """The same rows appended and the same number of commits whatever the address's state."""
     statements: list[str] = []
-    setup.site.conn.set_trace_callback(statements.append)
+    raw = setup.site.conn.raw
+    assert isinstance(raw, sqlite3.Connection)  # SQLite's statement trace
+    raw.set_trace_callback(statements.append)
     work = {}
     for state, email in prepare_states(setup).items():
         before, statements[:] = counts(setup), []
