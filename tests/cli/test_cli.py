@@ -234,3 +234,28 @@ def test_a_click_message_nobody_translated_stays_as_click_wrote_it() -> None:
     from reallabor_mail.cli.translated import translate_click_message
 
     assert translate_click_message("Something click may say one day.") == "Something click may say one day."
+
+
+def test_every_command_and_option_help_has_a_german_and_ukrainian_translation() -> None:
+    import click
+
+    from reallabor_mail.cli.main import main
+    from reallabor_mail.cli.translated import TranslatedCommand
+    from reallabor_mail.i18n.messages import translations
+
+    def commands(group: click.Group) -> list[click.Command]:
+        found: list[click.Command] = []
+        for command in group.commands.values():
+            found.append(command)
+            if isinstance(command, click.Group):
+                found.extend(commands(command))
+        return found
+
+    untranslated = []
+    for command in commands(main):
+        assert isinstance(command, TranslatedCommand), f"{command.name}: its help page would stay English"
+        texts = [command.help or ""] + [p.help or "" for p in command.params if isinstance(p, click.Option)]
+        for language in ("de", "uk"):
+            words = translations(language)
+            untranslated += [(command.name, language, t) for t in texts if t and words.gettext(t) == t]
+    assert untranslated == []
