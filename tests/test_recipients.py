@@ -454,7 +454,7 @@ def test_cli_errors_are_one_clear_message(tmp_path: Path) -> None:
 
 def test_the_public_server_reads_site_yaml_by_the_loaders_rule(tmp_path: Path) -> None:
     """A site.yaml saved as Windows-1252 is the loader's problem RLM109, whoever reads it."""
-    from reallabor_mail.cli.recipients import load_site
+    from reallabor_mail.content.loader import load_site
 
     (tmp_path / "site.yaml").write_bytes("title: Städtepartnerschaften\n".encode("cp1252"))
     with pytest.raises(ContentError) as refused:

@@ -23,7 +23,7 @@ import click
 from reallabor_mail import __version__
 from reallabor_mail.cli.state import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedCommand, show_usage_error
-from reallabor_mail.content.loader import site_language
+from reallabor_mail.content.site_language import site_language
 from reallabor_mail.db import StateLocation, state_path
 from reallabor_mail.errors import ContentError, Problem, ReallaborError
 from reallabor_mail.i18n.messages import N_, _, activate_staff_language, ngettext, staff_language

@@ -12,7 +12,6 @@ import click
 
 from reallabor_mail.cli.state import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedCommand, TranslatedSubgroup, confirmed
-from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import Connection, connect, connect_read_only, state_path
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import N_, _, ngettext
@@ -212,7 +211,7 @@ def public_config(
     signup_limits: SignupLimits, settings: Settings,
 ) -> PublicConfig:  # fmt: skip
     """The public server of contract §4, from the environment's secret, SMTP and DKIM settings."""
-    from reallabor_mail.content.loader import load_content
+    from reallabor_mail.content.loader import load_content, load_site
     from reallabor_mail.delivery.transport import SmtpTransport
     from reallabor_mail.mail.dkim import DkimSigner
     from reallabor_mail.recipients import store as recipients

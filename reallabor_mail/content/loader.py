@@ -256,8 +256,12 @@ def _error_line(exc: yaml.MarkedYAMLError, text: str, line_offset: int) -> int:
 def parse_yaml(text: str, path: str, line_offset: int, problems: ProblemLog) -> Document | None:
     """Safe-load YAML (no tags that construct objects) and remember where each key is."""
     try:
-        node = yaml.compose(text, Loader=_FrontMatterLoader)
-        data = yaml.load(text, Loader=_FrontMatterLoader)
+        loader = _FrontMatterLoader(text)  # parsed once: the node (for the key lines) and the data from it
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         line = _error_line(exc, text, line_offset)
         source_lines = text.splitlines()
@@ -646,17 +650,3 @@ def _lists_from_content(site: Site, items: Iterable[NewsletterItem | EventItem])
 
 def is_cancelled(event: EventItem) -> bool:
     return event.meta.status is EventStatus.CANCELLED
-
-
-def site_language(root: Path) -> Language | None:
-    """The ``language`` site.yaml names, read before anything is validated; None if it cannot tell.
-
-    The command line writes its messages in this language when neither ``REALLABOR_LANG`` nor the
-    locale chooses one, so it has to know it before the first problem is reported.
-    """
-    try:
-        data = yaml.safe_load((root / "site.yaml").read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    language = data.get("language") if isinstance(data, dict) else None
-    return cast(Language, language) if language in LANGUAGES else None

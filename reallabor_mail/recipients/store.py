@@ -310,12 +310,13 @@ def _recipient(row: Row) -> Recipient:
 
 def subscribers(conn: Connection, list_name: str) -> Iterator[Recipient]:
     """Everyone subscribed to a list, by address. Suppressed addresses are not subscribed (see
-    :func:`suppress`); a send still asks :func:`is_suppressed` before each message."""
+    :func:`suppress`); a send still asks :func:`is_suppressed` before each message. Streamed from the
+    cursor (a list of 100,000 is not held in memory); the caller must not change these tables meanwhile."""
     rows = conn.execute(
         "SELECT r.* FROM recipients r JOIN memberships m ON m.recipient_id = r.id "
         "WHERE m.list_name = ? AND m.status = 'subscribed' ORDER BY r.email",
         (list_name,),
-    ).fetchall()
+    )
     for row in rows:
         yield _recipient(row)
 

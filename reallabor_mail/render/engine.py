@@ -229,6 +229,7 @@ class Renderer:
         self.content = content
         self.site = content.site
         self.templates = Templates(templates)
+        self._event_views: dict[tuple[str, Language], EventView] = {}
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -241,6 +242,14 @@ class Renderer:
         }
 
     def event_view(self, event: EventItem, language: Language) -> EventView:
+        """What templates show of an event; made once per event and language (an archive's newsletters,
+        pages and lists show the same events thousands of times)."""
+        key = (event.stem, language)
+        if key not in self._event_views:
+            self._event_views[key] = self._make_event_view(event, language)
+        return self._event_views[key]
+
+    def _make_event_view(self, event: EventItem, language: Language) -> EventView:
         version: Version[EventFrontMatter] = event.version(language)
         meta = version.meta
         registration = None

@@ -19,7 +19,7 @@ supersedes what was announced). Downloads carry the SEQUENCE and DTSTAMP of the 
 (:class:`Published`); ``build``'s preview.eml shows a first invitation (:func:`preview_plan`).
 
 ICS details: VTIMEZONE for every zone used, computed by icalendar from the tz database for
-:data:`TIMEZONE_WINDOW`, widened to the first and last event of the file, one RDATE per line; CRLF line
+:data:`TIMEZONE_WINDOW`, widened to the years of the first and last event of the file, one RDATE per line; CRLF line
 ends and folding at 75 octets (never inside a UTF-8 character) by icalendar; reminders the day before
 and, for online events, 30 minutes before; LOCATION is the online link (online), the address (in
 person) or both (hybrid); URL is the online link or the event page; ATTENDEE and ORGANIZER are the
@@ -32,10 +32,11 @@ carries the same definition, right for the events of every other file too.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -221,6 +222,20 @@ def _address(person: Attendee, **params: str) -> icalendar.vCalAddress:
     return address
 
 
+def _attendee(person: Attendee, cancelled: bool) -> icalendar.vCalAddress:
+    """The ATTENDEE of an invitation (RSVP only while the event takes place)."""
+    return _address(
+        person, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT", PARTSTAT="NEEDS-ACTION",
+        RSVP="FALSE" if cancelled else "TRUE",
+    )
+
+
+def _attendee_line(person: Attendee, cancelled: bool) -> str:
+    """The folded ``ATTENDEE`` content line with its CRLF, exactly as :func:`ics_calendar` writes it."""
+    line: bytes = icalendar.Event().content_line("ATTENDEE", _attendee(person, cancelled)).to_ical()
+    return line.decode("utf-8") + "\r\n"
+
+
 def _alarm(trigger: dt.timedelta, text: str) -> icalendar.Alarm:
     alarm = icalendar.Alarm()
     alarm.add("action", "DISPLAY")
@@ -251,13 +266,7 @@ def _vevent(data: EventData, method: str) -> icalendar.Event:
     event.add("class", "PUBLIC")
     event.add("organizer", _address(data.organizer))
     if data.attendee is not None and method in ("REQUEST", "CANCEL"):
-        event.add(
-            "attendee",
-            _address(
-                data.attendee, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT", PARTSTAT="NEEDS-ACTION",
-                RSVP="FALSE" if cancelled else "TRUE",
-            ),
-        )
+        event.add("attendee", _attendee(data.attendee, cancelled))
     if not cancelled:
         event.add_component(_alarm(REMINDER_DAY_BEFORE, data.summary))
         if data.online:
@@ -305,15 +314,32 @@ def ics_calendar(method: str, events: Sequence[EventData], feed: FeedInfo | None
         cal.add("source", feed.url, parameters={"VALUE": "URI"})
     for data in events:
         cal.add_component(_vevent(data, method))
+    zones = ""
     if events:
         first, last = TIMEZONE_WINDOW
-        cal.add_missing_timezones(
-            first_date=min([first, *(e.start.date() - dt.timedelta(days=1) for e in events)]),
-            last_date=max([last, *(e.end.date() + dt.timedelta(days=1) for e in events)]),
-        )
-        for timezone in cal.timezones:
-            _one_rdate_per_line(timezone)
-    text: bytes = cal.to_ical()
+        # widened by whole years, so the files of one year share one VTIMEZONE (computed once, see _vtimezone)
+        first = min([first, *((e.start.date() - dt.timedelta(days=1)).replace(month=1, day=1) for e in events)])
+        last = max([last, *((e.end.date() + dt.timedelta(days=1)).replace(month=12, day=31) for e in events)])
+        zones = "".join(_vtimezone(tzid, first, last) for tzid in sorted(cal.get_missing_tzids()))
+    text: str = cal.to_ical().decode("utf-8")
+    if not zones:
+        return text
+    head, begin, rest = text.partition("BEGIN:VEVENT\r\n")  # the VTIMEZONEs come before the events
+    return head + zones + begin + rest
+
+
+@functools.lru_cache(maxsize=64)
+def _vtimezone(tzid: str, first: dt.date, last: dt.date) -> str:
+    """A VTIMEZONE as ICS text, computed by icalendar from the tz database once per zone and window.
+
+    Computing and folding it is most of an ICS file's cost; a build writes hundreds with the same zone.
+    """
+    try:
+        timezone = icalendar.Timezone.from_tzid(tzid, first_date=first, last_date=last)
+    except ValueError:  # a zone icalendar does not know goes without VTIMEZONE, as add_missing_timezones does
+        return ""
+    _one_rdate_per_line(timezone)
+    text: bytes = timezone.to_ical()
     return text.decode("utf-8")
 
 
@@ -474,6 +500,35 @@ def feed_ics(content: Content, version: Callable[[EventItem], Published]) -> str
 
 # --- invitations --------------------------------------------------------------------------------
 
+_PLACEHOLDER = Attendee("rlm-attendee@rlm.invalid")
+
+
+@dataclass(frozen=True)
+class InvitationStamp:
+    """An invitation's ICS in one language, serialised once; per recipient only the ATTENDEE line is made.
+
+    icalendar takes about 2 ms per calendar (most of it the VTIMEZONE); the ATTENDEE line alone is built
+    by the same icalendar code (:func:`_attendee_line`), so a stamped calendar is the one
+    :func:`ics_calendar` writes for that recipient (tests/calendar checks both parse the same).
+    """
+
+    before: str  # everything up to the ATTENDEE line
+    after: str  # everything after it
+    cancelled: bool
+
+    @classmethod
+    def of(cls, method: str, data: EventData) -> InvitationStamp:
+        cancelled = data.status is EventStatus.CANCELLED
+        text = ics_calendar(method, [replace(data, attendee=_PLACEHOLDER)])
+        before, found, after = text.partition(_attendee_line(_PLACEHOLDER, cancelled))
+        if not found:
+            raise CalendarError(f"{data.uid}: the invitation has no ATTENDEE line to fill in")
+        return cls(before, after, cancelled)
+
+    def ics(self, attendee: Attendee) -> str:
+        return self.before + _attendee_line(attendee, self.cancelled) + self.after
+
+
 
 @dataclass(frozen=True)
 class InvitationPlan:
@@ -498,6 +553,7 @@ class EventPlan:
     dtstamp: dt.datetime
     current: Snapshot
     previous: Snapshot | None
+    stamps: dict[Language, InvitationStamp] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -516,17 +572,18 @@ class EventPlan:
     def invitation(
         self, recipient_email: str, *, language: Language | None = None, name: str | None = None
     ) -> InvitationPlan:
-        """The ICS (METHOD:REQUEST or CANCEL) addressed to one recipient, in their language."""
+        """The ICS (METHOD:REQUEST or CANCEL) addressed to one recipient, in their language (stamped: the
+        calendar is serialised once per language, see :class:`InvitationStamp`)."""
         lang = language or self.site.language
-        data = event_data(
-            self.site, self.event, lang, sequence=self.sequence, dtstamp=self.dtstamp,
-            attendee=Attendee(recipient_email, name),
-        )
+        stamp = self.stamps.get(lang)
+        if stamp is None:
+            data = event_data(self.site, self.event, lang, sequence=self.sequence, dtstamp=self.dtstamp)
+            stamp = self.stamps[lang] = InvitationStamp.of(self.method, data)
         return InvitationPlan(
             method=self.method,
             sequence=self.sequence,
             dtstamp=self.dtstamp,
-            ics=ics_calendar(self.method, [data]),
+            ics=stamp.ics(Attendee(recipient_email, name)),
             changes=self.changes(lang),
             fingerprint=self.fingerprint,
         )

@@ -180,6 +180,13 @@ def test_help_imports_no_web_server_smtp_or_email_toolchain() -> None:
         assert imported_by(*args) & set(HEAVY) == set(), args
 
 
+def test_help_does_not_load_the_content_model() -> None:
+    """--help only needs site.yaml's language: not pydantic, Markdown, Pillow (issue 16: within 2× ``import click``)."""
+    content_model = {"pydantic", "markdown_it", "PIL", "email_validator", "babel", "jinja2"}
+    for args in (["--help"], ["recipients", "--help"], ["send", "--help"]):
+        assert imported_by(*args) & content_model == set(), args
+
+
 def test_check_imports_no_web_server_or_smtp_client() -> None:
     modules = imported_by("check", "--content", str(SAMPLE_CONTENT))
     assert {"jinja2", "mjml"} <= modules  # it did render

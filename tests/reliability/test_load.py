@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from reallabor_mail.cli.recipients import load_site
+from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.engine import BATCH
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport

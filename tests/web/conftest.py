@@ -17,7 +17,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reallabor_mail.cli.recipients import load_site
+from reallabor_mail.content.loader import load_site
 from reallabor_mail.content.models import Site
 from reallabor_mail.db import connect
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport

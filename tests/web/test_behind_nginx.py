@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from reallabor_mail.cli.recipients import load_site
+from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import connect
 from reallabor_mail.recipients import store as rcp
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from reallabor_mail.addresses import InvalidAddress, parse_address, wire_address
-from reallabor_mail.cli.recipients import load_site
+from reallabor_mail.content.loader import load_site
 from reallabor_mail.content.models import Site
 from reallabor_mail.db import connect
 from reallabor_mail.mail.message import as_bytes, build_notice, envelope
