@@ -150,6 +150,10 @@ from reallabor_mail.cli.registrations import registrations_command  # noqa: E402
 main.add_command(inbox_command)
 main.add_command(registrations_command)
 
+from reallabor_mail.cli.state import state_group  # noqa: E402
+
+main.add_command(state_group)
+
 
 def run() -> None:
     """Entry point: our errors become `path:line: message` lines and exit code 1, never a traceback."""
