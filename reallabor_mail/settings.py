@@ -36,6 +36,11 @@ ENV_IMAP_PREFIX = "REALLABOR_IMAP_"
 ENV_DKIM_KEY = "REALLABOR_DKIM_KEY"
 ENV_DKIM_SELECTOR = "REALLABOR_DKIM_SELECTOR"
 ENV_DKIM_DOMAIN = "REALLABOR_DKIM_DOMAIN"
+# The public server's abuse caps (``serve --public``; an option of the same name wins): positive whole numbers.
+ENV_SERVER_LIMITS = (
+    "REALLABOR_CONFIRMATIONS_PER_MAILBOX", "REALLABOR_CONFIRMATIONS_PER_HOUR", "REALLABOR_SIGN_UPS_PER_CLIENT",
+    "REALLABOR_CONNECTIONS_PER_CLIENT",
+)  # fmt: skip
 LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
 
 
@@ -226,6 +231,7 @@ class Settings:
     language: str | None = None  # REALLABOR_LANG: the staff-facing language
     locale: str | None = None  # LC_ALL, else LC_MESSAGES, else LANG
     _mail: Mapping[str, str] = field(default_factory=dict, repr=False)  # REALLABOR_SMTP_*, _IMAP_*, _DKIM_*
+    _limits: Mapping[str, str] = field(default_factory=dict, repr=False)  # ENV_SERVER_LIMITS as set
     # Tests only (never from the environment): the clock commands read instead of the system's.
     clock: Callable[[], dt.datetime] | None = field(default=None, repr=False, compare=False)
 
@@ -242,6 +248,7 @@ class Settings:
             language=env.get(ENV_LANG, "").strip() or None,
             locale=_locale(env),
             _mail={k: v for k, v in env.items() if k.startswith((ENV_PREFIX, ENV_IMAP_PREFIX, "REALLABOR_DKIM_"))},
+            _limits={k: env[k].strip() for k in ENV_SERVER_LIMITS if env.get(k, "").strip()},
         )
 
     def now(self) -> dt.datetime:
@@ -255,6 +262,15 @@ class Settings:
     def imap(self) -> ImapSettings | None:
         """The organiser's mailbox, None when ``REALLABOR_IMAP_HOST`` is not set; :class:`SettingsError` if broken."""
         return ImapSettings.from_env(self._mail)
+
+    def server_limit(self, name: str) -> int | None:
+        """One of :data:`ENV_SERVER_LIMITS`, None when unset; :class:`SettingsError` unless a positive number."""
+        value = self._limits.get(name)
+        if value is None:
+            return None
+        if not value.isdigit() or int(value) < 1:
+            raise SettingsError(f"{name}: {value!r} is not a positive whole number; set e.g. {name}=10 or unset it")
+        return int(value)
 
     def dkim(self) -> DkimSettings | None:
         """DKIM signing, None when not configured; :class:`SettingsError` if incomplete."""

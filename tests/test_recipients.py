@@ -241,16 +241,50 @@ def test_export_never_writes_a_formula(conn: Connection) -> None:
 def test_export_person_has_everything_and_round_trips_as_import(conn: Connection, tmp_path: Path) -> None:
     do_import(conn, write(tmp_path, csv_bytes(GERMAN, ROWS)))
     text = spreadsheet.export_person(conn, "anna.mueller@dortmund.de")
-    assert text.splitlines() == [
-        "email;salutation;title;first_name;last_name;organisation;language;created;updated",
-        "anna.mueller@dortmund.de;Frau;Dr.;Anna;Müller;Stadt Köln;de;2026-03-02T09:30:00Z;2026-03-02T09:30:00Z",
+    assert text.splitlines() == [  # times in the office's time (09:30 UTC is 10:30 in Dortmund in March)
+        "Email;Salutation;Title;First name;Last name;Organisation;Language;Created;Updated",
+        "anna.mueller@dortmund.de;Frau;Dr.;Anna;Müller;Stadt Köln;de;02.03.2026 10:30;02.03.2026 10:30",
         "",
-        "list;status;since",
-        "newsletter;subscribed;2026-03-02T09:30:00Z",
+        "List;Status;Since",
+        "newsletter;subscribed;02.03.2026 10:30",
         "",
-        "at;list;action;source;by;ip;consent_version;consent_text",
-        "2026-03-02T09:30:00Z;newsletter;import;file verteiler.csv;becker;;;",
+        "Time;List;Action;Source;By;IP address;Consent version;Consent text",
+        "02.03.2026 10:30;newsletter;import;file verteiler.csv;becker;;;",
     ]
+    again = write(tmp_path, text.split("\r\n\r\n")[0].encode("utf-8"), "wieder.csv")
+    assert spreadsheet.import_csv(connect(tmp_path / "b.sqlite3"), again, "newsletter", secret=SECRET, by="t",
+                                  now=NOW).added == 1  # fmt: skip
+
+
+def test_an_export_speaks_the_staff_language_and_imports_in_another(tmp_path: Path) -> None:
+    from reallabor_mail.i18n.messages import activate_staff_language
+
+    source = connect(tmp_path / "a.sqlite3")
+    for email, status in (("anna@dortmund.de", "subscribed"), ("olena@lviv.example", "unsubscribed"),
+                          ("neu@herne.example", "pending")):  # fmt: skip
+        rcp.add_recipient(source, Recipient(email, first_name="Anna"), "newsletter", status=status, source="t",
+                          now=dt.datetime(2026, 7, 1, 8, 0, tzinfo=dt.UTC))  # fmt: skip
+    activate_staff_language("de")
+    try:
+        german = spreadsheet.export_list(source, "newsletter")
+        activate_staff_language("uk")
+        ukrainian = spreadsheet.export_list(source, "newsletter")
+    finally:
+        activate_staff_language("en")  # what tests/conftest.py sets for every other test
+    assert german.splitlines()[:2] == [
+        "E-Mail;Anrede;Titel;Vorname;Nachname;Organisation;Sprache;Status;Seit",
+        "anna@dortmund.de;;;Anna;;;de;angemeldet;01.07.2026 10:00",
+    ]
+    assert "noch nicht bestätigt" in german and "abgemeldet" in german
+    assert ukrainian.splitlines()[0].startswith("Ел. пошта;Звертання;")
+    for number, text in enumerate((german, ukrainian)):  # read back while the staff language is English
+        target = connect(tmp_path / f"{number}.sqlite3")
+        path = write(tmp_path, text.encode("utf-8"), f"export{number}.csv")
+        report = spreadsheet.import_csv(target, path, "newsletter", secret=SECRET, by="t", now=NOW)
+        assert report.added == 3 and report.invalid == []
+        assert {p.recipient.email: p.memberships[0].status for p in rcp.people(target, "newsletter")} == {
+            "anna@dortmund.de": "subscribed", "olena@lviv.example": "unsubscribed", "neu@herne.example": "pending",
+        }
 
 
 # --- unsubscribe, suppression, erasure, purge ---------------------------------------------------
@@ -391,7 +425,7 @@ def test_cli_round_trip(tmp_path: Path) -> None:
     assert "anna.mueller@dortmund.de\tFrau Dr. Anna Müller\tStadt Köln\tde\tnewsletter:subscribed" in listed.stdout
 
     assert cli(tmp_path, "recipients", "export", "--list", "newsletter", "-o", "out.csv").returncode == 0
-    assert (tmp_path / "out.csv").read_bytes().startswith(b"\xef\xbb\xbfemail;salutation;")
+    assert (tmp_path / "out.csv").read_bytes().startswith(b"\xef\xbb\xbfEmail;Salutation;")
     person = cli(tmp_path, "recipients", "export", "joerg.weiss@xn--bcher-kva.de")
     assert "import;file verteiler.csv;becker" in person.stdout
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import functools
 from email import message_from_bytes, policy
@@ -29,7 +30,7 @@ from reallabor_mail.mail.stamp import MessageStamp, _qp_piece
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render.engine import RenderedEmail, Renderer
-from reallabor_mail.settings import DkimSettings
+from reallabor_mail.settings import DkimSettings, Settings
 from tests.conftest import SAMPLE_CONTENT, TEMPLATES, SmtpServer
 from tests.smtp_faults import Faults, fault_server
 
@@ -401,3 +402,19 @@ def test_a_real_send_purges_sign_ups_never_confirmed(env: dict[str, str], conten
     assert send(str(content_copy / NEWSLETTER), "--yes").exit_code == 0
     assert recipients.find(conn, stale.email) is None  # unconfirmed for more than 30 days: gone
     assert "vergessen@herne.example" not in {r.rcpt_tos[0] for r in smtp_server.messages}
+
+
+def test_an_invitation_to_an_event_that_is_over_is_pointed_out_before_the_question(
+    env: dict[str, str], content_copy: Path, smtp_server: SmtpServer
+) -> None:
+    def plan_with_clock(moment: dt.datetime) -> str:
+        office = dataclasses.replace(Settings.from_environ(), clock=lambda: moment)
+        result = CliRunner().invoke(main, ["send", str(content_copy / EVENT), "--dry-run", "--yes"], obj=office)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    before = plan_with_clock(dt.datetime(2024, 6, 1, 9, 0, tzinfo=dt.UTC))
+    after = plan_with_clock(dt.datetime(2024, 6, 20, 9, 0, tzinfo=dt.UTC))
+    assert "already over" not in before
+    assert "this event is already over (it ended on 19.06.2024" in after
+    assert smtp_server.messages == []

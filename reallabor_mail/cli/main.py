@@ -22,7 +22,7 @@ import click
 
 from reallabor_mail import __version__
 from reallabor_mail.cli.state import STATE_TYPE
-from reallabor_mail.cli.translated import TranslatedCommand
+from reallabor_mail.cli.translated import TranslatedCommand, show_usage_error
 from reallabor_mail.content.loader import site_language
 from reallabor_mail.db import StateLocation, state_path
 from reallabor_mail.errors import ContentError, Problem, ReallaborError
@@ -177,5 +177,5 @@ def run() -> None:
         click.echo(_("Aborted."), err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        exc.show()
+        show_usage_error(exc)
         sys.exit(exc.exit_code)

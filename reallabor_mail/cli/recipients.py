@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reallabor_mail.cli.state import STATE_TYPE
-from reallabor_mail.cli.translated import TranslatedSubgroup, confirmed
+from reallabor_mail.cli.translated import TranslatedCommand, TranslatedSubgroup, confirmed
 from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import Connection, connect, connect_read_only, state_path
 from reallabor_mail.errors import ReallaborError
@@ -29,7 +29,7 @@ STATE = click.option(
 )  # fmt: skip
 CONTENT = click.option(
     "--content", "content_dir", type=click.Path(path_type=Path), default=Path("content"), show_default=True,
-    help="The content folder.",
+    help=N_("The content folder."),
 )  # fmt: skip
 
 
@@ -238,31 +238,31 @@ def public_config(
     )  # fmt: skip
 
 
-@click.command()
-@click.option("--public", is_flag=True, help="Serve what recipients reach: subscribe, confirm, unsubscribe, archive.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (--public only).")
-@click.option("--port", default=None, type=int, help="Port (default: 8000 with --public, else a free one).")
+@click.command("serve", cls=TranslatedCommand, help=N_(
+    "The staff preview on 127.0.0.1, or with --public the pages recipients use."
+))  # fmt: skip
+@click.option("--public", is_flag=True,
+              help=N_("Serve what recipients reach: subscribe, confirm, unsubscribe, archive."))
+@click.option("--host", default="127.0.0.1", show_default=True, help=N_("Address to listen on (--public only)."))
+@click.option("--port", default=None, type=int, help=N_("Port (default: 8000 with --public, else a free one)."))
 @CONTENT
 @click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None,
-              help="Templates folder: its files replace the shipped templates of the same name.")
+              help=N_("Templates folder: its files replace the shipped templates of the same name."))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
-              help="The built archive to serve.")  # fmt: skip
-@click.option("--list", "lists", multiple=True, help="Lists offered on the form (default: those the content names).")
+              help=N_("The built archive to serve."))  # fmt: skip
+@click.option("--list", "lists", multiple=True,
+              help=N_("Lists offered on the form (default: those the content names)."))
 @click.option("--forwarded-allow-ips", default=None, metavar="IPS",
-              help="Comma-separated addresses of your reverse proxy; only from them X-Forwarded-For is believed "
-                   "(default: from nobody).")  # fmt: skip
+              help=N_("Comma-separated addresses of your reverse proxy; only from them X-Forwarded-For is "
+                      "believed (default: from nobody)."))  # fmt: skip
 @click.option("--confirmations-per-mailbox", type=click.IntRange(min=1), default=None,
-              envvar="REALLABOR_CONFIRMATIONS_PER_MAILBOX",
-              help="Confirmation mails to one mailbox per day (user+tag@ counts as user@; default: 3).")  # fmt: skip
+              help=N_("Confirmation mails to one mailbox per day (user+tag@ counts as user@; default: 3)."))
 @click.option("--confirmations-per-hour", type=click.IntRange(min=1), default=None,
-              envvar="REALLABOR_CONFIRMATIONS_PER_HOUR",
-              help="Confirmation mails per hour in all; more wait for a later hour (default: 100).")  # fmt: skip
+              help=N_("Confirmation mails per hour in all; more wait for a later hour (default: 100)."))  # fmt: skip
 @click.option("--sign-ups-per-client", type=click.IntRange(min=1), default=None,
-              envvar="REALLABOR_SIGN_UPS_PER_CLIENT",
-              help="Sign-ups per hour from one client (IPv4 address or IPv6 /64; default: 10).")  # fmt: skip
+              help=N_("Sign-ups per hour from one client (IPv4 address or IPv6 /64; default: 10)."))  # fmt: skip
 @click.option("--connections-per-client", type=click.IntRange(min=1), default=None,
-              envvar="REALLABOR_CONNECTIONS_PER_CLIENT",
-              help="Connections one client may hold at once (a named proxy is not counted; default: 50).")  # fmt: skip
+              help=N_("Connections one client may hold at once (a named proxy is not counted; default: 50)."))
 @STATE
 @click.pass_obj
 def serve(
@@ -285,12 +285,18 @@ def serve(
         run_preview(content_dir, templates, state=state_path(state_option, settings), port=port, settings=settings)
         return
     port = port or 8000
+    def limit(option: int | None, variable: str, default: int) -> int:  # the option, else the environment
+        return option or settings.server_limit(variable) or default
+
     limits = SignupLimits(
-        per_mailbox_per_day=confirmations_per_mailbox or SignupLimits.per_mailbox_per_day,
-        per_hour=confirmations_per_hour or SignupLimits.per_hour,
-        per_client_per_hour=sign_ups_per_client or SignupLimits.per_client_per_hour,
-    )
-    server_limits = ServerLimits(connections_per_client=connections_per_client or ServerLimits.connections_per_client)
+        per_mailbox_per_day=limit(confirmations_per_mailbox, "REALLABOR_CONFIRMATIONS_PER_MAILBOX",
+                                  SignupLimits.per_mailbox_per_day),
+        per_hour=limit(confirmations_per_hour, "REALLABOR_CONFIRMATIONS_PER_HOUR", SignupLimits.per_hour),
+        per_client_per_hour=limit(sign_ups_per_client, "REALLABOR_SIGN_UPS_PER_CLIENT",
+                                  SignupLimits.per_client_per_hour),
+    )  # fmt: skip
+    server_limits = ServerLimits(connections_per_client=limit(
+        connections_per_client, "REALLABOR_CONNECTIONS_PER_CLIENT", ServerLimits.connections_per_client))
     app = public_app(public_config(content_dir, templates, out, state_option, lists, limits, settings))
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
     config = server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, limits=server_limits)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from reallabor_mail.cli.state import STATE_TYPE
-from reallabor_mail.cli.translated import confirmed
+from reallabor_mail.cli.translated import TranslatedCommand, confirmed
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
@@ -37,6 +37,9 @@ REASONS = 3  # reasons shown per kind of failure in the summary
 def plan_lines(plan: Plan) -> list[str]:
     """What ``send`` is about to do, as shown before it asks."""
     out = [f"[bold]{plan.title}[/bold]  ({plan.path})", "  " + _("campaign   {campaign}", campaign=plan.campaign)]
+    if plan.ended is not None:
+        out.append("  [yellow]" + _("Note: this event is already over (it ended on {date}); an invitation to it is "
+                                    "probably not what you want.", date=f"{plan.ended:%d.%m.%Y %H:%M}") + "[/yellow]")
     if plan.to is not None:
         out.append("  " + _("to         {address} only: a test message, subject marked [TEST], not counted in "
                             "the campaign", address=plan.to))  # fmt: skip
@@ -269,32 +272,37 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
     return None if value is None else parse_rate(value)
 
 
-@click.command("send")
+@click.command("send", cls=TranslatedCommand, help=N_(
+    "Send FILE (a newsletter or event) to its lists: one personal message per recipient.\n\n"
+    "Shows what will happen and asks first (--yes for scripts). SMTP settings come from REALLABOR_SMTP_*; "
+    "--dry-run writes every personal message into a folder for review instead. Ctrl-C stops handing messages "
+    "over (the ones in flight finish); a second Ctrl-C ends at once."
+))  # fmt: skip
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--list", "lists", multiple=True, metavar="NAME",
-              help="Send to this list (repeatable; default: the lists in the file's front matter).")
-@click.option("--to", "to", metavar="EMAIL", help="Send one test message to this address only.")
+              help=N_("Send to this list (repeatable; default: the lists in the file's front matter)."))
+@click.option("--to", "to", metavar="EMAIL", help=N_("Send one test message to this address only."))
 @click.option("--dry-run", is_flag=True,
-              help="Do everything but hand the messages over: they go into a folder for review, the ledger stays.")
+              help=N_("Do everything but hand the messages over: they go into a folder for review, the ledger stays."))
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Write the messages into this Maildir: with --dry-run for review, else as the real send.")
-@click.option("--rate", callback=_rate, metavar="N/min", help="At most N messages per minute (e.g. 120/min).")
+              help=N_("Write the messages into this Maildir: with --dry-run for review, else as the real send."))
+@click.option("--rate", callback=_rate, metavar="N/min", help=N_("At most N messages per minute (e.g. 120/min)."))
 @click.option("--connections", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="Parallel SMTP connections.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted send.")
-@click.option("--retry-failed", is_flag=True, help="Send again to those with a temporary failure.")
-@click.option("--status", "show_status", is_flag=True, help="Show the send ledger of this file and exit.")
+              help=N_("Parallel SMTP connections."))
+@click.option("--yes", "-y", is_flag=True, help=N_("Do not ask before sending."))
+@click.option("--resume", is_flag=True, help=N_("Continue an interrupted send."))
+@click.option("--retry-failed", is_flag=True, help=N_("Send again to those with a temporary failure."))
+@click.option("--status", "show_status", is_flag=True, help=N_("Show the send ledger of this file and exit."))
 @click.option("--state", type=STATE_TYPE, default=None,
-              help="State file (default: $REALLABOR_STATE or .reallabor/state.sqlite3 next to the content folder).")
+              help=N_("State file (default: $REALLABOR_STATE or .reallabor/state.sqlite3 next to the content folder)."))
 @click.option("--content", "content_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The content folder (default: the folder above FILE's).")
-@click.option("--limit", type=click.IntRange(1), default=None, help="Send at most N messages in this run.")
+              help=N_("The content folder (default: the folder above FILE's)."))
+@click.option("--limit", type=click.IntRange(1), default=None, help=N_("Send at most N messages in this run."))
 @click.option("--at", "at", metavar="'YYYY-MM-DD HH:MM'",
               help=N_("Send at this time (site time zone) instead of now: `reallabor-mail worker` sends it."))
 @click.option("--unschedule", is_flag=True, help=N_("Remove the schedule of FILE (made with --at)."))
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Templates folder: its files replace the shipped templates of the same name.")
+              help=N_("Templates folder: its files replace the shipped templates of the same name."))
 @click.pass_obj
 def send_command(
     settings: Settings, file: Path, lists: tuple[str, ...], to: str | None, dry_run: bool, outbox: Path | None,
@@ -302,12 +310,7 @@ def send_command(
     state: StateLocation | None, content_dir: Path | None, limit: int | None, at: str | None, unschedule: bool,
     templates_dir: Path | None,
 ) -> None:  # fmt: skip
-    """Send FILE (a newsletter or event) to its lists: one personal message per recipient.
-
-    Shows what will happen and asks first (--yes for scripts). SMTP settings come from
-    REALLABOR_SMTP_*; --dry-run writes every personal message into a folder for review instead.
-    Ctrl-C stops handing messages over (the ones in flight finish); a second Ctrl-C ends at once.
-    """
+    """``send``: plan, ask, hand over, report (the help text above says it for staff)."""
     from rich.console import Console
 
     from reallabor_mail.cli.main import use_staff_language
@@ -327,7 +330,7 @@ def send_command(
     if at is not None or unschedule:
         schedule_send(console, request, settings, at, yes=yes)
         return
-    with prepare(request, settings=settings) as prepared:
+    with prepare(request, settings=settings, clock=settings.now) as prepared:
         plan = prepared.plan
         for line in plan_lines(plan):
             console.print(line)

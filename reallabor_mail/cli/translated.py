@@ -62,6 +62,9 @@ class TranslatedCommand(click.Command):
     def get_short_help_str(self, limit: int = 45) -> str:
         return inspect.cleandoc(self.help) if self.help else ""
 
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [_("[OPTIONS]") if piece == "[OPTIONS]" else piece for piece in super().collect_usage_pieces(ctx)]
+
 
 class TranslatedSubgroup(TranslatedCommand, click.Group):
     """A group below the top one (``recipients``): its commands' help pages are translated too."""
@@ -74,3 +77,70 @@ def confirmed(question: str) -> bool:
     answer = click.prompt(_("{question} [y/N]", question=question), default="", show_default=False).strip()
     # Translators: the word for "yes" a person types to answer a question at the command line.
     return bool(answer) and any(word.startswith(answer.casefold()) for word in (_("yes"), "yes"))
+
+
+# click's own error sentences (a usage error is found before a command runs), each as click writes it in
+# English, with the whole sentence of ours it becomes. Anything not listed stays in click's English.
+_CLICK_SENTENCES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
+    (re.compile(pattern), sentences)
+    for pattern, sentences in (
+        (r"No such option '(?P<name>[^']*)'\.", {"": N_("There is no option {name}.")}),
+        (r"No such command '(?P<name>[^']*)'\.", {"": N_("There is no command {name}.")}),
+        (r"Did you mean '(?P<name>[^']*)'\?", {"": N_("Did you mean {name}?")}),
+        (r"\(Did you mean one of: (?P<name>[^?]*)\?\)", {"": N_("(Did you mean one of {name}?)")}),
+        (r"Missing (?P<kind>argument|option) '?(?P<name>[^'.]*)'?\.", {
+            "argument": N_("The argument {name} is missing."), "option": N_("The option {name} is missing."),
+        }),
+        (r"Option '(?P<name>[^']*)' requires an argument\.", {"": N_("The option {name} needs a value.")}),
+        (r"Option '(?P<name>[^']*)' requires (?P<count>\d+) arguments\.", {
+            "": N_("The option {name} needs {count} values."),
+        }),
+        (r"Option '(?P<name>[^']*)' does not take a value\.", {"": N_("The option {name} takes no value.")}),
+        (r"Got unexpected extra arguments? \((?P<args>[^)]*)\)", {"": N_("Unexpected extra input: {args}")}),
+        (r"Missing command\.", {"": N_("A command is missing.")}),
+        (r"Invalid value for '(?P<name>[^']*)':(?= )", {"": N_("Invalid value for {name}:")}),
+        (r"(?P<kind>File|Directory|Path) '(?P<name>[^']*)' does not exist\.", {
+            "File": N_("The file {name} does not exist."), "Directory": N_("The folder {name} does not exist."),
+            "Path": N_("{name} does not exist."),
+        }),
+        (r"(?P<kind>File|Directory|Path) '(?P<name>[^']*)' is a directory\.", {"": N_("{name} is a folder.")}),
+        (r"(?P<kind>File|Directory|Path) '(?P<name>[^']*)' is a file\.", {"": N_("{name} is a file, not a folder.")}),
+        (r"(?P<kind>File|Directory|Path) '(?P<name>[^']*)' is not readable\.", {"": N_("{name} cannot be read.")}),
+        (r"(?P<kind>File|Directory|Path) '(?P<name>[^']*)' is not writable\.", {
+            "": N_("{name} cannot be written."),
+        }),
+        (r"'(?P<name>[^']*)' is not (?:one of )?(?P<choices>'.*'|\w+)\.", {
+            "": N_("{name} is not possible here; choose from {choices}."),
+        }),
+        (r"'(?P<name>[^']*)' is not a valid integer\.", {"": N_("{name} is not a whole number.")}),
+        (r"'(?P<name>[^']*)' is not a valid float\.", {"": N_("{name} is not a number.")}),
+        (r"'(?P<name>[^']*)' does not match the formats? (?P<choices>.*)\.", {
+            "": N_("{name} does not match the format {choices}."),
+        }),
+    )
+)
+
+
+def translate_click_message(message: str) -> str:
+    """click's English error message in the staff language, sentence by sentence."""
+    for pattern, sentences in _CLICK_SENTENCES:
+
+        def sentence(match: re.Match[str], sentences: dict[str, str] = sentences) -> str:
+            values = match.groupdict()
+            chosen = sentences.get(values.pop("kind", None) or "", sentences.get(""))
+            values = {key: (f"'{value}'" if key == "name" else value) for key, value in values.items()}
+            return _(chosen or match[0], **values)
+
+        message = pattern.sub(sentence, message)
+    return message
+
+
+def show_usage_error(error: click.ClickException) -> None:
+    """What click shows for a wrong command line, in the staff language: usage, where help is, what was wrong."""
+    ctx = error.ctx if isinstance(error, click.UsageError) else None
+    if ctx is not None:
+        click.echo(ctx.get_usage(), err=True)
+        help_option = max(ctx.help_option_names, key=len, default="--help")
+        click.echo(_("Help: {command}", command=f"{ctx.command_path} {help_option}"), err=True)
+        click.echo(err=True)
+    click.echo(_("Error: {message}", message=translate_click_message(error.format_message())), err=True)

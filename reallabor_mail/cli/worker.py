@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reallabor_mail.cli.state import STATE_TYPE
+from reallabor_mail.cli.translated import TranslatedCommand
 from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
 
@@ -95,7 +96,9 @@ def _round(round_: Round) -> bool:
     return all(outcome.what not in ("failed", "deferred") for outcome in outcomes)
 
 
-@click.command("worker", help=N_("Send scheduled campaigns (send FILE --at) and event reminders when they are due."))
+@click.command("worker", cls=TranslatedCommand, help=N_(
+    "Send scheduled campaigns (send FILE --at) and event reminders when they are due."
+))  # fmt: skip
 @click.option("--content", "content_dir", type=click.Path(path_type=Path), default=Path("content"),
               help=N_("The content folder of the events to remind of (default: content)."))  # fmt: skip
 @click.option("--state", type=STATE_TYPE, default=None,

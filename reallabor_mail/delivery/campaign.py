@@ -237,6 +237,7 @@ class Plan:
     dry_run: bool = False
     updates: int = 0  # of ``new``: people who got an earlier version of the event, now the update
     cancellation: bool = False
+    ended: dt.datetime | None = None  # an invitation to an event that is already over: when it ended
 
     @property
     def owed(self) -> int:
@@ -465,6 +466,8 @@ def prepare(
             dry_run=request.dry_run,
             cancellation=event is not None and event[1].method == "CANCEL",
         )  # fmt: skip
+        if event is not None and not plan.cancellation and event[0].meta.end <= clock():
+            plan.ended = event[0].meta.end
         composer = Composer(
             site, item, render, campaign, clock(), secret, event[1] if event else None, signer,
             updated=updated, test=bool(request.to),

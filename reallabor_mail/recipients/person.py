@@ -61,7 +61,7 @@ FIELD_LIMITS: dict[str, int] = {
     "salutation": 20, "title": 40, "first_name": 100, "last_name": 100, "organisation": 200, "language": 20,
 }  # fmt: skip
 PERSON_FIELDS = ("email", *FIELD_LIMITS)
-_FIELD_LABELS = {
+FIELD_LABELS = {  # a person field as staff call it (translated where shown)
     "email": N_("email"), "salutation": N_("salutation"), "title": N_("title"), "first_name": N_("first name"),
     "last_name": N_("last name"), "organisation": N_("organisation"), "language": N_("language"),
 }  # fmt: skip
@@ -75,7 +75,7 @@ _LANGUAGE_NAMES: dict[str, Language] = {
 
 def field_label(name: str) -> str:
     """A person field as staff call it, in the staff language (``first_name`` → "Vorname")."""
-    return _(_FIELD_LABELS[name])
+    return _(FIELD_LABELS[name])
 
 
 @dataclass(frozen=True)

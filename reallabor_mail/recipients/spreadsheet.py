@@ -2,7 +2,9 @@
 
 An import is all or nothing unless asked otherwise, never guesses an encoding from a file that mixes
 two, and never overwrites stored details silently. An export of a list imports back to the same
-people with the same status.
+people with the same status. An export speaks the staff language — column headings, status words,
+times as local ``TT.MM.JJJJ HH:MM`` — and an import reads the headings and status words of every
+language we speak, so a file exported in one office's language imports in another's.
 """
 
 from __future__ import annotations
@@ -14,13 +16,23 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from reallabor_mail.db import Connection
 from reallabor_mail.errors import Code, ReallaborError
-from reallabor_mail.i18n.messages import _, ngettext
-from reallabor_mail.recipients.person import FORMULA_START, PERSON_FIELDS, Recipient, clean_person, field_label
+from reallabor_mail.i18n.languages import LANGUAGES
+from reallabor_mail.i18n.messages import N_, _, ngettext, translations
+from reallabor_mail.recipients.person import (
+    FIELD_LABELS,
+    FORMULA_START,
+    PERSON_FIELDS,
+    Recipient,
+    clean_person,
+    field_label,
+)
 from reallabor_mail.recipients.store import (
     STATUSES,
     Status,
@@ -57,8 +69,47 @@ _UTF8_SEQUENCE = re.compile(  # a well-formed multi-byte UTF-8 character: eviden
 )
 
 
+# The export's column headings and status words beyond the person fields, as N_ labels translated where written.
+_COLUMN_LABELS: dict[str, str] = {
+    **FIELD_LABELS, "status": N_("Status"), "since": N_("Since"), "created": N_("Created"), "updated": N_("Updated"),
+    "list": N_("List"), "at": N_("Time"), "action": N_("Action"), "source": N_("Source"), "by": N_("By"),
+    "ip": N_("IP address"), "consent_version": N_("Consent version"), "consent_text": N_("Consent text"),
+}  # fmt: skip
+_STATUS_LABELS: dict[Status, str] = {
+    "pending": N_("not yet confirmed"), "subscribed": N_("subscribed"), "unsubscribed": N_("unsubscribed"),
+    "bounced": N_("undeliverable"),
+}  # fmt: skip
+EXPORT_ZONE = ZoneInfo("Europe/Berlin")  # the office's time, unless the caller passes site.yaml's
+
+
+def _heading_key(header: str) -> str:
+    return re.sub(r"[\s_\-.]", "", header.strip().lstrip("\ufeff").casefold())
+
+
+@cache
+def _headings_in_every_language() -> dict[str, str]:
+    return {
+        _heading_key(translations(language).gettext(label)): name
+        for language in LANGUAGES for name, label in _COLUMN_LABELS.items()
+    }  # fmt: skip
+
+
 def _column(header: str) -> str | None:
-    return _HEADER_ALIASES.get(re.sub(r"[\s_\-.]", "", header.strip().lstrip("\ufeff").casefold()))
+    key = _heading_key(header)
+    return _HEADER_ALIASES.get(key) or _headings_in_every_language().get(key)
+
+
+@cache
+def _status_words() -> dict[str, Status]:
+    return {
+        translations(language).gettext(label).casefold(): status
+        for language in LANGUAGES for status, label in _STATUS_LABELS.items()
+    }  # fmt: skip
+
+
+def _read_status(word: str) -> Status | None:
+    """The status a cell names: the stored word or the export's word in any of our languages."""
+    return read_status(word) or _status_words().get(word.strip().casefold())
 
 
 def _row_of(data: bytes, offset: int, codec: str) -> int:
@@ -206,10 +257,11 @@ def _header(text: str, name: str) -> tuple[str, list[str]]:
 def _person_row(number: int, cells: dict[str, str]) -> PersonRow | list[RowProblem]:
     person, problems = clean_person(cells)
     written = cells.get("status", "").strip() or "subscribed"
-    status = read_status(written)
+    status = _read_status(written)
     bad = [RowProblem(number, p.code, p.message) for p in problems]
     if status is None:
-        message = _("status {value!r} is not one of {statuses}", value=written, statuses=", ".join(STATUSES))
+        statuses = ", ".join(_(_STATUS_LABELS[s]) for s in STATUSES)
+        message = _("status {value!r} is not one of {statuses}", value=written, statuses=statuses)
         bad.append(RowProblem(number, Code.ROW_STATUS, message))
     if bad or person is None or status is None:
         return bad
@@ -363,38 +415,56 @@ def import_csv(
 
 def _write_rows(out: io.StringIO, header: Sequence[str], rows: Iterable[Sequence[str | None]]) -> None:
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(header)
+    writer.writerow([_heading(name) for name in header])
     writer.writerows([neutralise(v) for v in row] for row in rows)
+
+
+def _heading(name: str) -> str:
+    label = _(_COLUMN_LABELS[name])
+    return label[:1].upper() + label[1:]
 
 
 def _person_cells(person: Recipient) -> list[str | None]:
     return [getattr(person, name) for name in PERSON_FIELDS]
 
 
-def export_list(conn: Connection, list_name: str) -> str:
+def _local(stamp: str | None, zone: ZoneInfo) -> str | None:
+    """A stored UTC stamp as Excel in a German office reads a time: ``01.10.2023 11:00`` in ``zone``."""
+    if not stamp:
+        return stamp
+    return f"{dt.datetime.fromisoformat(stamp).astimezone(zone):%d.%m.%Y %H:%M}"
+
+
+def _status(status: Status) -> str:
+    return _(_STATUS_LABELS[status])
+
+
+def export_list(conn: Connection, list_name: str, zone: ZoneInfo = EXPORT_ZONE) -> str:
     """The people on a list with their status, as CSV that ``recipients import`` reads back."""
     out = io.StringIO()
     rows = []
     for person in people(conn, check_list_name(list_name)):
         membership = next(m for m in person.memberships if m.list_name == list_name)
-        rows.append([*_person_cells(person.recipient), membership.status, membership.changed])
+        rows.append([*_person_cells(person.recipient), _status(membership.status), _local(membership.changed, zone)])
     _write_rows(out, [*PERSON_FIELDS, "status", "since"], rows)
     return out.getvalue()
 
 
-def export_person(conn: Connection, email: str) -> str:
+def export_person(conn: Connection, email: str, zone: ZoneInfo = EXPORT_ZONE) -> str:
     """Everything stored about one person, consent records included, as CSV in three blocks."""
     person = stored_person(conn, email)
     out = io.StringIO()
-    _write_rows(out, [*PERSON_FIELDS, "created", "updated"], [[*_person_cells(person.recipient), person.created,
-                                                                 person.updated]])
+    _write_rows(out, [*PERSON_FIELDS, "created", "updated"], [[
+        *_person_cells(person.recipient), _local(person.created, zone), _local(person.updated, zone),
+    ]])  # fmt: skip
     out.write("\r\n")
-    _write_rows(out, ["list", "status", "since"], [[m.list_name, m.status, m.changed] for m in person.memberships])
+    _write_rows(out, ["list", "status", "since"],
+                [[m.list_name, _status(m.status), _local(m.changed, zone)] for m in person.memberships])  # fmt: skip
     out.write("\r\n")
     _write_rows(
         out,
         ["at", "list", "action", "source", "by", "ip", "consent_version", "consent_text"],
-        [[e.at, e.list_name, e.action, e.source, e.actor, e.ip, e.consent_version, e.consent_text]
+        [[_local(e.at, zone), e.list_name, e.action, e.source, e.actor, e.ip, e.consent_version, e.consent_text]
          for e in person.events],
     )
     return out.getvalue()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ..conftest import ROOT, SAMPLE_CONTENT
 
 
@@ -196,3 +198,57 @@ def test_a_german_yes_answers_the_send_question(content_copy: Path, tmp_path: Pa
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[j/N]" in result.stdout and "invalid input" not in result.stdout + result.stderr
     assert len(list((outbox / "new").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "args", "expected"),
+    [
+        ("de", ["build", "--uot", "x"], "Fehler: Eine Option '--uot' gibt es nicht. Meinten Sie '--out'?"),
+        ("de", ["registrations", "/nicht/da.md"],
+         "Fehler: Ungültige Angabe für 'FILE': Die Datei '/nicht/da.md' gibt es nicht."),
+        ("de", ["recipients", "import"], "Fehler: Die Angabe 'FILE' fehlt."),
+        ("de", ["build", "--out"], "Fehler: Die Option '--out' braucht einen Wert."),
+        ("uk", ["build", "zu", "viel"], "Помилка: Неочікуване додаткове введення: zu viel"),
+        ("uk", ["sendn"], "Помилка: Команди 'sendn' не існує. Можливо, ви мали на увазі 'send'?"),
+    ],
+)
+def test_a_wrong_command_line_is_explained_in_the_staff_language(
+    language: str, args: list[str], expected: str, tmp_path: Path
+) -> None:
+    exe = Path(sys.executable).with_name("reallabor-mail")
+    env = {**os.environ, "REALLABOR_LANG": language}
+    result = subprocess.run([str(exe), *args], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2
+    assert expected in result.stderr.splitlines()
+    assert "Try '" not in result.stderr and "Error" not in result.stderr  # nothing left in click's English
+
+
+def test_a_click_message_nobody_translated_stays_as_click_wrote_it() -> None:
+    from reallabor_mail.cli.translated import translate_click_message
+
+    assert translate_click_message("Something click may say one day.") == "Something click may say one day."
+
+
+def test_every_command_and_option_help_has_a_german_and_ukrainian_translation() -> None:
+    import click
+
+    from reallabor_mail.cli.main import main
+    from reallabor_mail.cli.translated import TranslatedCommand
+    from reallabor_mail.i18n.messages import translations
+
+    def commands(group: click.Group) -> list[click.Command]:
+        found: list[click.Command] = []
+        for command in group.commands.values():
+            found.append(command)
+            if isinstance(command, click.Group):
+                found.extend(commands(command))
+        return found
+
+    untranslated = []
+    for command in commands(main):
+        assert isinstance(command, TranslatedCommand), f"{command.name}: its help page would stay English"
+        texts = [command.help or ""] + [p.help or "" for p in command.params if isinstance(p, click.Option)]
+        for language in ("de", "uk"):
+            words = translations(language)
+            untranslated += [(command.name, language, t) for t in texts if t and words.gettext(t) == t]
+    assert untranslated == []
