@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reallabor_mail.db import Connection, DatabaseUrl, StateLocation, connect, tables
+from reallabor_mail.db import LATEST_VERSION, Connection, DatabaseUrl, StateLocation, connect, tables
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.recipients import store as rcp
 from reallabor_mail.recipients.person import Recipient
@@ -75,3 +75,16 @@ def test_the_password_of_a_database_url_is_never_shown(tmp_path: Path, pg_cluste
     failed = cli("state", "copy", str(tmp_path / "a.sqlite3"), url)
     assert failed.returncode == 1 and "cannot open the state database" in failed.stderr
     assert PASSWORD not in failed.stderr + failed.stdout and "postgres:***@127.0.0.1:1" in failed.stderr
+
+
+def test_processes_that_start_at_once_on_a_new_database_migrate_it_once(pg_url: str) -> None:
+    """Eight processes open a new PostgreSQL state together (web servers and workers started by one
+    systemd target): each finds the tables there, one process created them."""
+    script = "import sys; from reallabor_mail.db import DatabaseUrl, connect; connect(DatabaseUrl(sys.argv[1]))"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    starts = [subprocess.Popen([sys.executable, "-c", script, pg_url], env=env, stderr=subprocess.PIPE, text=True)
+              for _ in range(8)]  # fmt: skip
+    errors = [process.communicate(timeout=60)[1] for process in starts]
+    assert [process.returncode for process in starts] == [0] * 8, errors
+    conn = connect(DatabaseUrl(pg_url))
+    assert [tuple(row) for row in conn.execute("SELECT version FROM schema_version")] == [(LATEST_VERSION,)]
