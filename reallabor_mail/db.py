@@ -228,6 +228,25 @@ DROP TABLE send_ledger;
 ALTER TABLE send_ledger_new RENAME TO send_ledger;
 CREATE INDEX send_ledger_by_state ON send_ledger (campaign, state);
 """
+_EVENT_REGISTRATIONS = """
+CREATE TABLE IF NOT EXISTS event_registrations (
+    event        TEXT    NOT NULL,  -- the event's file name (stem)
+    email        TEXT    NOT NULL,  -- stored form (address_key)
+    salutation   TEXT,
+    title        TEXT,
+    first_name   TEXT,
+    last_name    TEXT,
+    organisation TEXT,
+    language     TEXT    NOT NULL CHECK (language IN ('de', 'uk', 'en')),
+    state        TEXT    NOT NULL CHECK (state IN ('pending', 'registered', 'waiting', 'cancelled')),
+    requested_at TEXT    NOT NULL,  -- UTC, ISO 8601: the form was sent
+    confirmed_at TEXT,              -- the confirmation button was pressed
+    turn         INTEGER,           -- order of confirmation within the event: the waiting list's order
+    changed      TEXT    NOT NULL,
+    PRIMARY KEY (event, email)
+);
+CREATE INDEX IF NOT EXISTS event_registrations_by_state ON event_registrations (event, state, turn);
+"""
 MIGRATIONS: tuple[str, ...] = (
     # 1: the mailing list (recipients, memberships, consent, suppressions), the send ledger, event versions
     _RECIPIENTS + _SEND_LEDGER + _EVENT_VERSIONS,
@@ -241,6 +260,8 @@ MIGRATIONS: tuple[str, ...] = (
     _MAILBOX,
     # 6: ledger state 'skipped' (unsubscribed or suppressed after the send began; was counted 'failed')
     _LEDGER_SKIPPED,
+    # 7: registrations for events by the public server's form, with the waiting list (web/registration.py)
+    _EVENT_REGISTRATIONS,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -227,14 +227,15 @@ def public_config(
     if not (out / "index.html").is_file():
         raise ReallaborError(_("{path}: no built archive here; run `reallabor-mail build` first (or pass --out DIR)",
                                path=out))  # fmt: skip
+    content = load_content(content_dir)
     if not lists:
-        content = load_content(content_dir)
         named = [n.meta.lists for n in content.newsletters] + [e.meta.lists for e in content.events]
         lists = tuple(sorted({name for names in named for name in names}))
     return PublicConfig(
         site=site, templates=templates, state=state_path(state_option, settings), secret=secret,
         lists=tuple(recipients.check_list_name(n) for n in lists), transport=SmtpTransport(smtp),
         signer=DkimSigner.from_settings(settings.dkim()), build_dir=out, signup_limits=signup_limits,
+        events=content.events,
     )  # fmt: skip
 
 

@@ -14,7 +14,8 @@ from reallabor_mail.settings import Settings
 
 
 @click.command("registrations", cls=TranslatedCommand, help=N_(
-    "The answers to an event's invitation: accepted, tentative, declined, no answer, with counts."
+    "The answers to an event's invitation (accepted, tentative, declined, no answer) and the registrations by "
+    "form (registered, waiting list, cancelled), with counts."
 ))  # fmt: skip
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
@@ -26,7 +27,14 @@ def registrations_command(settings: Settings, file: Path, csv_file: Path | None,
     from reallabor_mail.cli.main import use_staff_language
     from reallabor_mail.content.loader import is_event, load_content
     from reallabor_mail.db import connect_read_only, state_path
-    from reallabor_mail.mailbox.attendance import STATES, attendance, attendance_csv, state_label
+    from reallabor_mail.mailbox.attendance import (
+        FORM_STATES,
+        STATES,
+        attendance,
+        attendance_csv,
+        form_state_label,
+        state_label,
+    )
 
     content_dir = file.resolve().parent.parent
     use_staff_language(settings, content_dir)
@@ -51,6 +59,17 @@ def registrations_command(settings: Settings, file: Path, csv_file: Path | None,
             line += "  " + _("(answered version {answered}, now {current})", answered=person.answer.sequence,
                              current=person.answer.current_sequence)  # fmt: skip
         click.echo(line)
+    if (item.meta.registration is not None and item.meta.registration.form) or found.registrations:
+        form_counts = found.form_counts
+        click.echo(_("Registration form") + ": " + ", ".join(
+            f"{form_state_label(state)} {form_counts[state]}" for state in FORM_STATES
+        ))  # fmt: skip
+        for registration in found.registrations:
+            label = form_state_label(registration.state)
+            if registration.position is not None:
+                label = _("{state} ({position})", state=label, position=registration.position)
+            name = f"  {registration.name}" if registration.name else ""
+            click.echo(f"  {label:<14} {registration.email}{name}")
     if csv_file is not None:
         try:
             csv_file.write_bytes(attendance_csv(found))

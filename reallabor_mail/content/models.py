@@ -253,14 +253,26 @@ class EventStatus(StrEnum):
 
 
 class Registration(Strict):
+    """How people register: by mail to ``email``, on another site (``url``), or on our public server's
+    form (``form: true``, or ``registration: form`` for short), with ``capacity`` seats and then a waiting list."""
+
     email: EmailAddress | None = None
     url: WebUrl | None = None
+    form: bool = False
+    capacity: int | None = Field(default=None, gt=0)
     deadline: dt.date | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: object) -> object:
+        return {"form": True} if value == "form" else value
 
     @model_validator(mode="after")
     def _one_way_to_register(self) -> Registration:
-        if self.email is None and self.url is None:
-            raise ValueError(_("registration needs 'email' or 'url'"))
+        if self.email is None and self.url is None and not self.form:
+            raise ValueError(_("registration needs 'email', 'url' or 'form: true'"))
+        if self.capacity is not None and not self.form:
+            raise ValueError(_("'capacity' needs 'form: true': only the form can keep count of the seats"))
         return self
 
 

@@ -61,6 +61,7 @@ from reallabor_mail.i18n.messages import _, ngettext
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign
 from reallabor_mail.mail.stamp import MessageStamp
+from reallabor_mail.mailbox import attendance
 from reallabor_mail.publish.build import default_templates
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.links import unsubscribe_url
@@ -125,18 +126,24 @@ class SendIncomplete(ReallaborError):
 class StoreAudience:
     """The recipient store (:mod:`reallabor_mail.recipients.store`) as the engine's :class:`Audience`."""
 
-    def __init__(self, conn: Connection, secret: bytes, clock: Clock, lists: Sequence[str] = ()) -> None:
+    def __init__(
+        self, conn: Connection, secret: bytes, clock: Clock, lists: Sequence[str] = (),
+        registrants: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
         self.conn, self.secret, self.clock = conn, secret, clock
         self.lists = tuple(lists)  # () for a --to test message: the address need not be subscribed
+        self.registrants = registrants  # registered for the event by form: mailed without a list
 
     def is_suppressed(self, email: str) -> bool:
-        """Erased or bounced, or (for a send to lists) no longer subscribed to any of them."""
+        """Erased or bounced, or (for a send to lists) no longer subscribed to any of them nor registered."""
         if recipients.is_suppressed(self.conn, email, self.secret):
             return True
+        if email in self.registrants:
+            return False
         return bool(self.lists) and not recipients.is_subscribed(self.conn, email, self.lists)
 
     def reopen(self) -> StoreAudience:
-        return StoreAudience(connect(self.conn.location), self.secret, self.clock, self.lists)
+        return StoreAudience(connect(self.conn.location), self.secret, self.clock, self.lists, self.registrants)
 
     def suppress(self, email: str, reason: str) -> None:
         bounced = recipients.Suppression.BOUNCED  # the engine suppresses only permanent failures
@@ -259,10 +266,23 @@ def _test_person(conn: Connection, email: str, site: Site) -> Recipient:
     return Recipient(address_key(email), language=site.language)
 
 
-def _subscribed(conn: Connection, lists: Sequence[str]) -> Iterator[tuple[Recipient, str]]:
+def _subscribed(
+    conn: Connection, lists: Sequence[str], registrants: Sequence[Recipient] = ()
+) -> Iterator[tuple[Recipient, str]]:
+    """The subscribers of ``lists``, then those registered by form for the event (under its first list)."""
     for name in lists:
         for person in recipients.subscribers(conn, name):
             yield person, name
+    for person in registrants:
+        yield person, lists[0]
+
+
+def form_registrants(conn: Connection, event: EventItem, plan: EventPlan) -> list[Recipient]:
+    """Who registered for ``event`` by form and is owed this version: an update or a cancellation reaches
+    everyone with a seat (they hold the invitation), a cancellation also those on the waiting list."""
+    if not (plan.is_update or plan.method == "CANCEL"):
+        return []
+    return attendance.form_audience(conn, event.stem, waiting=plan.method == "CANCEL")
 
 
 @dataclass
@@ -286,6 +306,7 @@ class Prepared:
     lock: CampaignLock | None = None  # held until the send is done
     outbox: Path | None = None  # where a dry run writes the messages
     scratch: tempfile.TemporaryDirectory[str] | None = None  # a dry run's copy of the state file
+    registrants: Sequence[Recipient] = ()  # registered for the event by form and owed this version
 
     def status(self) -> CampaignStatus:
         return campaign_status(self.ledger, self.plan.campaign, self.plan.title, self.plan.path)
@@ -442,15 +463,18 @@ def prepare(
     event: tuple[EventItem, EventPlan] | None = None
     render: Callable[[Language, bool], RenderedEmail]
     updated: frozenset[str] = frozenset()
+    registrants: list[Recipient] = []
     if is_event(item):
         event_plan = plan_event(content, item, conn, clock)
         event = (item, event_plan)
+        registrants = form_registrants(conn, item, event_plan)
 
         def render(language: Language, update: bool) -> RenderedEmail:
             return renderer.invitation_email(item, language, event_plan.changes(language) if update else ())
 
         if event_plan.is_update or event_plan.method == "CANCEL":
             updated = frozenset(ledger.reached(f"{campaign_key(item, None)}:", campaign_key(item, event_plan)))
+            updated |= {person.email for person in registrants}
     else:
         def render(language: Language, update: bool) -> RenderedEmail:
             return renderer.newsletter_email(item, language)
@@ -480,7 +504,7 @@ def prepare(
             plan.languages[composer.language(person)] += 1
         else:
             check_lists(lists, known_lists(content, conn), (), plan.path)
-            _count(plan, ledger, conn, lists, composer.language, updated)
+            _count(plan, ledger, conn, lists, composer.language, updated, registrants)
             check_lists(lists, set(lists), plan.lists, plan.path)
             if plan.before is not None and plan.before.interrupted and not request.resume:
                 raise ReallaborError(
@@ -490,10 +514,11 @@ def prepare(
                 )
         for language in item.versions:  # render now: a template error shows before anything is sent
             composer.email(language, bool(updated))
-        audience = StoreAudience(conn, secret, clock, () if request.to else lists)
+        audience = StoreAudience(conn, secret, clock, () if request.to else lists,
+                                 frozenset(person.email for person in registrants))  # fmt: skip
         return Prepared(
             request, plan, site, conn, ledger, composer, audience, open_transport, event, lists, person, lock,
-            outbox if request.dry_run else None, scratch,
+            outbox if request.dry_run else None, scratch, registrants,
         )  # fmt: skip
     except BaseException:
         lock.release()
@@ -521,7 +546,7 @@ def execute(prepared: Prepared, *, progress: Progress | None = None, retry: Retr
     else:
         # Sign-ups never confirmed within 30 days are deleted before every real send (issue: consent).
         recipients.purge_unconfirmed(prepared.conn, ledger.clock())
-        people = _subscribed(prepared.conn, prepared.lists)
+        people = _subscribed(prepared.conn, prepared.lists, prepared.registrants)
         if prepared.plan.cancellation:  # a cancellation goes only to those who were told of the event
             people = (pair for pair in people if pair[0].email in prepared.composer.updated)
         ledger.add(campaign, people)
@@ -556,23 +581,30 @@ def send(
 
 def _count(
     plan: Plan, ledger: Ledger, conn: Connection, lists: Sequence[str], language: Callable[[Recipient], str],
-    updated: frozenset[str],
+    updated: frozenset[str], registrants: Sequence[Recipient] = (),
 ) -> None:  # fmt: skip
-    """Fill the plan's numbers (languages as sent, after fallback) by reading the lists (nothing is written)."""
+    """Fill the plan's numbers (languages as sent, after fallback) by reading the lists (nothing is written);
+    those registered by form count among the new, not under a list."""
     states = ledger.states(plan.campaign)
     seen: set[str] = set()
+
+    def consider(person: Recipient) -> None:
+        if person.email in seen:
+            return
+        seen.add(person.email)
+        if person.email not in states and (person.email in updated or not plan.cancellation):
+            plan.new += 1
+            plan.updates += person.email in updated
+            plan.languages[language(person)] += 1
+
     for name in lists:
         count = 0
         for person in recipients.subscribers(conn, name):
             count += 1
-            if person.email in seen:
-                continue
-            seen.add(person.email)
-            if person.email not in states and (person.email in updated or not plan.cancellation):
-                plan.new += 1
-                plan.updates += person.email in updated
-                plan.languages[language(person)] += 1
+            consider(person)
         plan.lists.append((name, count))
+    for person in registrants:
+        consider(person)
 
 
 @dataclass(frozen=True)

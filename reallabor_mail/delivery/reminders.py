@@ -25,6 +25,7 @@ from reallabor_mail.delivery.engine import DEFAULT_RETRY, RunReport, deliver
 from reallabor_mail.delivery.event_versions import last_sent_version
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.mail.dkim import DkimSigner
+from reallabor_mail.mailbox import attendance
 from reallabor_mail.publish.build import default_templates
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
@@ -73,7 +74,8 @@ def due(content: Content, conn: Connection, now: dt.datetime) -> list[DueReminde
 
 
 def invited(conn: Connection, event: EventItem, secret: bytes) -> Iterator[tuple[Recipient, str]]:
-    """Everyone sent an invitation of ``event`` (any version, test sends aside) who neither declined nor left.
+    """Everyone sent an invitation of ``event`` (any version, test sends aside) who neither declined, nor
+    cancelled a registration by form, nor left; then those with a seat by form (under the event's first list).
 
     With the list the invitation went to; an erased person (only a keyed hash left) is not among them.
     """
@@ -83,17 +85,21 @@ def invited(conn: Connection, event: EventItem, secret: bytes) -> Iterator[tuple
         "ORDER BY id",
         (len(prefix), prefix),
     ).fetchall()
-    declined = schedule.declined(conn, event.stem)
+    declined = schedule.declined(conn, event.stem) | attendance.cancelled_by_form(conn, event.stem)
     seen: set[str] = set()
     for campaign, email, list_name in rows:
         if not campaign[len(prefix) :].isdigit() or email in seen or email in declined:
             continue
-        seen.add(email)
         stored = recipients.find(conn, email)
         if stored is None or recipients.is_suppressed(conn, email, secret):
             continue
         if recipients.is_subscribed(conn, email, [list_name]):
+            seen.add(email)
             yield stored.recipient, list_name
+    for person in attendance.form_audience(conn, event.stem):
+        if person.email not in seen and not recipients.is_suppressed(conn, person.email, secret):
+            seen.add(person.email)
+            yield person, event.meta.lists[0]
 
 
 def send_reminder(
@@ -123,7 +129,9 @@ def send_reminder(
             schedule.mark_finished(conn, key, ledger.summary(key), clock())
             return None
         lists = sorted({*event.meta.lists, *(list_name for _, list_name in people)})
-        audience = StoreAudience(conn, secret, clock, lists)  # asked again before each message: unsubscribes count
+        registrants = frozenset(person.email for person in attendance.form_audience(conn, event.stem))
+        # asked again before each message: unsubscribes count
+        audience = StoreAudience(conn, secret, clock, lists, registrants)
         report = deliver(
             ledger, key, composer, open_transport(), sender=site.sender.email, audience=audience, retry=DEFAULT_RETRY
         )

@@ -139,25 +139,30 @@ def build_message(
     msg.set_content(text_body, subtype="plain", charset="utf-8")
     msg.add_alternative(html_body, subtype="html", charset="utf-8")
     if calendar is not None:
-        method = calendar.method.upper()
-        msg.add_alternative(
-            calendar.ics.encode("utf-8"),
-            maintype="text",
-            subtype="calendar",
-            params={"method": method, "charset": "UTF-8"},
-            cte="base64",
-        )
-        msg.make_mixed()
-        msg.add_attachment(
-            calendar.ics.encode("utf-8"),
-            maintype="application",
-            subtype="ics",
-            filename=calendar.filename,
-            cte="base64",
-        )
+        _attach_calendar(msg, calendar)
     msg["Content-Language"] = rendered.language  # after set_content, which clears Content-* headers
     _fix_boundaries(msg, msg["Message-ID"])
     return msg
+
+
+def _attach_calendar(msg: EmailMessage, calendar: CalendarPart) -> None:
+    """The calendar inline (text/calendar; method=…, for Outlook's and Gmail's buttons) and as an .ics file."""
+    method = calendar.method.upper()
+    msg.add_alternative(
+        calendar.ics.encode("utf-8"),
+        maintype="text",
+        subtype="calendar",
+        params={"method": method, "charset": "UTF-8"},
+        cte="base64",
+    )
+    msg.make_mixed()
+    msg.add_attachment(
+        calendar.ics.encode("utf-8"),
+        maintype="application",
+        subtype="ics",
+        filename=calendar.filename,
+        cte="base64",
+    )
 
 
 def _addressed(site: Site, subject: str, to: Address, date: dt.datetime) -> EmailMessage:
@@ -173,9 +178,11 @@ def _addressed(site: Site, subject: str, to: Address, date: dt.datetime) -> Emai
 
 
 def build_notice(
-    site: Site, *, to: str, subject: str, text: str, language: Language, key: str, secret: bytes, date: dt.datetime
+    site: Site, *, to: str, subject: str, text: str, language: Language, key: str, secret: bytes, date: dt.datetime,
+    calendar: CalendarPart | None = None,
 ) -> EmailMessage:
-    """A plain-text mail outside any campaign, e.g. the double opt-in confirmation.
+    """A plain-text mail outside any campaign, e.g. the double opt-in confirmation; with ``calendar`` it
+    carries an invitation (an event registration's confirmation).
 
     It is addressed to the bare address (no display name: whoever typed a name into a form may not
     be its owner), marked ``Auto-Submitted`` so that auto-responders stay quiet, and its Message-ID is
@@ -186,7 +193,11 @@ def build_notice(
     msg["Auto-Submitted"] = "auto-generated"
     msg["MIME-Version"] = "1.0"
     msg.set_content(text, subtype="plain", charset="utf-8")
+    if calendar is not None:
+        _attach_calendar(msg, calendar)
     msg["Content-Language"] = language  # after set_content, which clears Content-* headers
+    if calendar is not None:
+        _fix_boundaries(msg, msg["Message-ID"])
     return msg
 
 

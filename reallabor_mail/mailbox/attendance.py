@@ -1,28 +1,193 @@
-"""Who is coming to an event (``registrations``): everyone invited and their calendar answer, and a CSV for the desk.
+"""Who is coming to an event (``registrations``): everyone invited and their calendar answer, those who
+registered by the public server's form (with the seats and the waiting list), and a CSV for the desk.
 
 Invited means an invitation or update of the event went out to the address (the send ledger); the
 answer is the one that counts in ``event_answers`` (see :mod:`reallabor_mail.mailbox.itip`). Names come
 from the recipient list; an address that was erased since has none. The CSV opens in Excel as it is:
 UTF-8 with BOM, ``;`` between cells, CRLF, cells that would start a formula neutralised.
+
+Form registrations (``event_registrations``, migration 7) go ``pending`` (the form was sent) →
+``registered`` or ``waiting`` (the double opt-in button was pressed: a seat if one is free, else the
+end of the waiting list) → ``cancelled``. Each change is one write transaction (``BEGIN IMMEDIATE``), so
+two confirmations at once never both take the last seat, and a cancellation that frees a seat hands it
+to the first waiting in the same transaction. The waiting list's order is ``turn``, the order of
+confirmation.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
+from reallabor_mail.addresses import address_key
 from reallabor_mail.content.loader import EventItem
-from reallabor_mail.db import Connection
+from reallabor_mail.db import Connection, Row, transaction, utc_stamp
 from reallabor_mail.i18n.messages import _
 from reallabor_mail.mailbox.itip import AnswerRow, answers, current_sequence, invited_sql
+from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.recipients.spreadsheet import neutralise
 
 State = Literal["accepted", "tentative", "declined", "no_answer"]
 STATES: tuple[State, ...] = ("accepted", "tentative", "declined", "no_answer")
+FormState = Literal["pending", "registered", "waiting", "cancelled"]
+FORM_STATES: tuple[FormState, ...] = ("registered", "waiting", "cancelled", "pending")
+_COLUMNS = "email, salutation, title, first_name, last_name, organisation, language, state, turn, confirmed_at"
+
+
+@dataclass(frozen=True)
+class FormRegistration:
+    """One person's registration by form for one event; ``position`` on the waiting list (1 = next)."""
+
+    person: Recipient
+    state: FormState
+    confirmed_at: str | None
+    position: int | None = None
+
+    @property
+    def email(self) -> str:
+        return self.person.email
+
+    @property
+    def name(self) -> str:
+        person = self.person
+        return " ".join(p for p in (person.title, person.first_name, person.last_name) if p)
+
+
+def _registration(row: Row, position: int | None = None) -> FormRegistration:
+    person = Recipient(row["email"], row["salutation"], row["title"], row["first_name"], row["last_name"],
+                       row["organisation"], row["language"])  # fmt: skip
+    return FormRegistration(person, row["state"], row["confirmed_at"], position)
+
+
+def form_registrations(conn: Connection, stem: str) -> list[FormRegistration]:
+    """Everyone who used the form of event ``stem``: registered, then waiting in order, cancelled, pending."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM event_registrations WHERE event = ? ORDER BY turn, requested_at, email", (stem,)
+    ).fetchall()
+    found: list[FormRegistration] = []
+    waiting = 0
+    for row in rows:
+        waiting += row["state"] == "waiting"
+        found.append(_registration(row, waiting if row["state"] == "waiting" else None))
+    found.sort(key=lambda r: FORM_STATES.index(r.state))  # stable: the waiting stay in their order
+    return found
+
+
+def form_audience(conn: Connection, stem: str, *, waiting: bool = False) -> list[Recipient]:
+    """Who registered by form for event ``stem`` and holds a seat (with ``waiting``: or a place on the list)."""
+    wanted = ("registered", "waiting") if waiting else ("registered",)
+    return [r.person for r in form_registrations(conn, stem) if r.state in wanted]
+
+
+def cancelled_by_form(conn: Connection, stem: str) -> frozenset[str]:
+    """The addresses that cancelled their registration by form for event ``stem``."""
+    rows = conn.execute("SELECT email FROM event_registrations WHERE event = ? AND state = 'cancelled'", (stem,))
+    return frozenset(row[0] for row in rows)
+
+
+def form_registration(conn: Connection, stem: str, email: str) -> FormRegistration | None:
+    """One person's registration for event ``stem`` (with the waiting position), or None."""
+    key = address_key(email)
+    return next((r for r in form_registrations(conn, stem) if r.email == key), None)
+
+
+def request_registration(conn: Connection, stem: str, person: Recipient, *, now: dt.datetime) -> None:
+    """The form was sent: a new (or cancelled) registration waits for its confirmation with these details.
+
+    A registered or waiting person keeps their seat or place, and their details: whoever typed the
+    address may not be its owner.
+    """
+    moment = utc_stamp(now)
+    conn.execute(
+        "INSERT INTO event_registrations (event, email, salutation, title, first_name, last_name, organisation,"
+        " language, state, requested_at, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
+        " ON CONFLICT (event, email) DO UPDATE SET salutation = excluded.salutation, title = excluded.title,"
+        " first_name = excluded.first_name, last_name = excluded.last_name, organisation = excluded.organisation,"
+        " language = excluded.language, state = 'pending', requested_at = excluded.requested_at, turn = NULL,"
+        " confirmed_at = NULL, changed = excluded.changed"
+        " WHERE event_registrations.state IN ('pending', 'cancelled')",
+        (stem, address_key(person.email), person.salutation, person.title, person.first_name, person.last_name,
+         person.organisation, person.language, moment, moment),
+    )  # fmt: skip
+
+
+def seat_counts(conn: Connection, stem: str) -> Counter[FormState]:
+    """How many registrations of event ``stem`` are in each state."""
+    rows = conn.execute("SELECT state, count(*) FROM event_registrations WHERE event = ? GROUP BY state", (stem,))
+    return Counter({row[0]: int(row[1]) for row in rows})
+
+
+def _seats_taken(conn: Connection, stem: str) -> int:
+    return seat_counts(conn, stem)["registered"]
+
+
+def _state_row(conn: Connection, stem: str, email: str) -> Row | None:
+    row: Row | None = conn.execute(
+        "SELECT state FROM event_registrations WHERE event = ? AND email = ?", (stem, email)
+    ).fetchone()
+    return row
+
+
+def _set_state(conn: Connection, stem: str, email: str, state: FormState, moment: str) -> None:
+    conn.execute("UPDATE event_registrations SET state = ?, changed = ? WHERE event = ? AND email = ?",
+                 (state, moment, stem, email))  # fmt: skip
+
+
+def confirm_registration(
+    conn: Connection, event: EventItem, email: str, *, now: dt.datetime
+) -> FormRegistration | None:
+    """The confirmation button: a pending registration takes a free seat, else the end of the waiting list.
+
+    None if nothing waited for confirmation (confirmed already, cancelled, erased). One write
+    transaction: the count of seats and the taking of one cannot be split by another confirmation.
+    """
+    key = address_key(email)
+    stem = event.stem
+    capacity = event.meta.registration.capacity if event.meta.registration else None
+    moment = utc_stamp(now)
+    with transaction(conn):
+        row = _state_row(conn, stem, key)
+        if row is None or row["state"] != "pending":
+            return None
+        turn = conn.execute("SELECT coalesce(max(turn), 0) + 1 FROM event_registrations WHERE event = ?",
+                            (stem,)).fetchone()[0]  # fmt: skip
+        state: FormState = "registered" if capacity is None or _seats_taken(conn, stem) < capacity else "waiting"
+        conn.execute(
+            "UPDATE event_registrations SET state = ?, turn = ?, confirmed_at = ?, changed = ? "
+            "WHERE event = ? AND email = ?",
+            (state, turn, moment, moment, stem, key),
+        )
+        return form_registration(conn, stem, key)
+
+
+def cancel_registration(
+    conn: Connection, event: EventItem, email: str, *, now: dt.datetime
+) -> tuple[bool, FormRegistration | None]:
+    """The cancel button: (whether a seat or place was given up, the person moved up to the freed seat)."""
+    key = address_key(email)
+    stem = event.stem
+    capacity = event.meta.registration.capacity if event.meta.registration else None
+    moment = utc_stamp(now)
+    with transaction(conn):
+        row = _state_row(conn, stem, key)
+        if row is None or row["state"] not in ("registered", "waiting"):
+            return False, None
+        _set_state(conn, stem, key, "cancelled", moment)
+        if row["state"] != "registered" or capacity is None or _seats_taken(conn, stem) >= capacity:
+            return True, None
+        first = conn.execute(
+            "SELECT email FROM event_registrations WHERE event = ? AND state = 'waiting' ORDER BY turn LIMIT 1",
+            (stem,),
+        ).fetchone()
+        if first is None:
+            return True, None
+        _set_state(conn, stem, first["email"], "registered", moment)
+        return True, form_registration(conn, stem, first["email"])
 
 
 @dataclass(frozen=True)
@@ -51,10 +216,15 @@ class Attendance:
     event: EventItem
     sequence: int | None  # the latest version sent
     people: tuple[Invitee, ...]
+    registrations: tuple[FormRegistration, ...] = ()
 
     @property
     def counts(self) -> Counter[State]:
         return Counter(p.state for p in self.people)
+
+    @property
+    def form_counts(self) -> Counter[FormState]:
+        return Counter(r.state for r in self.registrations)
 
 
 def attendance(conn: Connection, event: EventItem) -> Attendance:
@@ -70,7 +240,8 @@ def attendance(conn: Connection, event: EventItem) -> Attendance:
         Invitee(row[0], row[1], row[2], row[3], row[4], row[5], given.get(row[0])) for row in rows
     ]
     people.sort(key=lambda p: (STATES.index(p.state), p.email))
-    return Attendance(event, current_sequence(conn, event.stem), tuple(people))
+    registrations = tuple(form_registrations(conn, event.stem))
+    return Attendance(event, current_sequence(conn, event.stem), tuple(people), registrations)
 
 
 def state_label(state: State) -> str:
@@ -80,6 +251,17 @@ def state_label(state: State) -> str:
         "tentative": _("tentative"),
         "declined": _("declined"),
         "no_answer": _("no answer"),
+    }[state]
+
+
+def form_state_label(state: FormState) -> str:
+    """A form registration's state as staff read it (German: angemeldet, Warteliste, storniert, unbestätigt)."""
+    return {
+        "registered": _("registered"),
+        "waiting": _("waiting list"),
+        # Translators: a registration by form that its person cancelled (German: storniert), not a cancelled event.
+        "cancelled": _("cancelled by the person"),
+        "pending": _("not confirmed"),
     }[state]
 
 
@@ -101,5 +283,16 @@ def attendance_csv(found: Attendance) -> bytes:
         writer.writerow([neutralise(v) for v in (
             state_label(person.state), person.salutation, person.title, person.first_name, person.last_name,
             person.organisation, person.email, answer.answered_at if answer else "", version, "",
+        )])  # fmt: skip
+    for registration in found.registrations:  # who is coming by form: the seats, then the waiting list in order
+        if registration.state not in ("registered", "waiting"):
+            continue
+        label = form_state_label(registration.state)
+        if registration.position is not None:
+            label = _("{state} ({position})", state=label, position=registration.position)
+        who = registration.person
+        writer.writerow([neutralise(v) for v in (
+            label, who.salutation, who.title, who.first_name, who.last_name, who.organisation, who.email,
+            registration.confirmed_at, "", "",
         )])  # fmt: skip
     return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")

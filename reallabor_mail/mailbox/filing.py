@@ -229,13 +229,13 @@ def _answer(answer: itip.CalendarAnswer, sender: str | None, key: str, filing: F
 
 
 def forget(conn: Connection, email: str) -> None:
-    """An erased person leaves the mailbox records: their calendar answers, declines and bounces are
-    dropped; the messages read keep their kind and reason (so a second run still knows them), without
-    sender, subject or detail."""
+    """An erased person leaves the mailbox records: their calendar answers, declines, bounces and event
+    registrations are dropped; the messages read keep their kind and reason (so a second run still knows
+    them), without sender, subject or detail."""
     address = address_key(email)
     spellings = {address, wire_address(address).lower()}  # a From line may carry the punycode form
     with transaction(conn):
-        for table in ("event_answers", "event_declines", "bounce_events"):
+        for table in ("event_answers", "event_declines", "bounce_events", "event_registrations"):
             conn.execute(f"DELETE FROM {table} WHERE email = ?", (address,))
         for spelling in spellings:
             conn.execute(

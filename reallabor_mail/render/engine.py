@@ -84,6 +84,7 @@ class RegistrationView:
     email: str | None
     url: str | None
     deadline: str | None
+    form_url: str | None = None  # the public server's form (``registration: form``)
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,10 @@ class Renderer:
                 email=meta.registration.email,
                 url=str(meta.registration.url) if meta.registration.url else None,
                 deadline=long_date(deadline, language) if deadline else None,
+                form_url=(
+                    layout.registration_url(self.site.public_url, event.stem, language)
+                    if meta.registration.form else None
+                ),
             )
         # the page in this language if the event has one, else the original's (no index.uk.html to link to)
         page = layout.event_file(event.stem, "index.html", version.language, event.default_language)

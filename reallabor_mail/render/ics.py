@@ -391,7 +391,7 @@ def description(site: Site, event: EventItem, language: Language) -> str:
         lines.append(f"{words['online_link']}: {snap.online_url}")
     if meta.registration is not None:
         reg = meta.registration
-        how = str(reg.email or reg.url)
+        how = str(reg.email or reg.url or layout.registration_url(site.public_url, event.stem, language))
         if reg.deadline:
             how += f" ({words['deadline']}: {long_date(reg.deadline, language)})"
         lines.append(f"{words['register']}: {how}")

@@ -23,6 +23,11 @@ def event_file(stem: str, name: str, language: Language, default_language: Langu
     return PurePosixPath("events", stem, localised(name, language, default_language))
 
 
+def registration_url(public_url: str, stem: str, language: Language) -> str:
+    """The public server's registration form of an event (``registration: form``; no built file), in ``language``."""
+    return f"{public_url}/events/{stem}/register?lang={language}"
+
+
 def url(public_url: str, path: PurePosixPath) -> str:
     """The public URL of an output file; ``index.html`` is addressed by its folder."""
     text = path.as_posix()

@@ -46,6 +46,7 @@ from reallabor_mail.errors import Problem, ReallaborError, display_path
 from reallabor_mail.i18n.dates import long_date
 from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.messages import N_, _, current_staff_language, language_name, ngettext
+from reallabor_mail.mailbox.attendance import FORM_STATES, STATES, attendance, form_state_label, state_label
 from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, Builder
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.checks import Check, email_checks, public_path
@@ -376,6 +377,28 @@ def last_send(state: StateLocation | None, kind: str, stem: str) -> str:
     return ngettext("{when} UTC · {count} sent", "{when} UTC · {count} sent", int(row[1]), when=sent_at)
 
 
+def attendance_line(state: StateLocation | None, event: EventItem) -> str | None:
+    """The counts ``registrations`` shows for an event: calendar answers, and the form's registrations if it
+    takes them; None without a state file."""
+    if state is None or (isinstance(state, Path) and not state.is_file()):
+        return None
+    try:
+        conn = connect_read_only(state)
+        try:
+            found = attendance(conn, event)
+        finally:
+            conn.close()
+    except ReallaborError:  # a state file being written, or from a newer version
+        return None
+    counts, form_counts = found.counts, found.form_counts
+    line = _("Answers") + ": " + ", ".join(f"{state_label(s)} {counts[s]}" for s in STATES)
+    if (event.meta.registration is not None and event.meta.registration.form) or found.registrations:
+        line += " · " + _("Registration form") + ": " + ", ".join(
+            f"{form_state_label(s)} {form_counts[s]}" for s in FORM_STATES
+        )
+    return line
+
+
 def parse_headers(eml: bytes | None) -> tuple[list[tuple[str, str]], list[str]]:
     """The headers an inbox shows and the MIME structure of a preview message."""
     if eml is None:
@@ -602,6 +625,7 @@ class Preview:
             send_url=str(request.url_for("preview:send", **params).path),
             smtp_problem=smtp_status(self.settings) if self.send_test else no_sending(),
             notice=notice, last_send=last_send(self.state, kind, stem),
+            attendance=attendance_line(self.state, item) if is_event(item) else None,
         )  # fmt: skip
 
     @staticmethod

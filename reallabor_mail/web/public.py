@@ -45,6 +45,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from reallabor_mail.addresses import address_key
+from reallabor_mail.content.loader import EventItem
 from reallabor_mail.content.models import LANGUAGES, Language, Site
 from reallabor_mail.db import Connection, StateLocation, connect, transaction
 from reallabor_mail.delivery.transport import Transport
@@ -60,6 +61,7 @@ from reallabor_mail.recipients.tokens import InvalidToken
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.engine import Templates
 from reallabor_mail.web.limits import BodyLimit, ClientAllowance, ServerLimits
+from reallabor_mail.web.registration import Registrations, is_registration_mail
 from reallabor_mail.web.signup_queue import ConfirmationQueue, QueuedMail, SignupLimits
 
 Clock = Callable[[], dt.datetime]
@@ -103,6 +105,7 @@ class PublicConfig:
     transport: Transport
     signer: DkimSigner | None = None
     build_dir: Path | None = None
+    events: tuple[EventItem, ...] = ()  # those with ``registration: form`` get a registration form
     clock: Clock = field(default=lambda: dt.datetime.now(dt.UTC))
     signup_limits: SignupLimits = field(default_factory=SignupLimits)
     server_limits: ServerLimits = field(default_factory=ServerLimits)
@@ -119,7 +122,7 @@ _PAGE_HEADERS = {
 }
 # The form's page has no token to hide; with no-referrer browsers would send ``Origin: null`` with its
 # POST, which the CSRF check cannot tell from a sandboxed frame of another site.
-_FORM_HEADERS = {**_PAGE_HEADERS, "Referrer-Policy": "same-origin"}
+FORM_HEADERS = {**_PAGE_HEADERS, "Referrer-Policy": "same-origin"}
 
 
 class PublicSite:
@@ -137,6 +140,7 @@ class PublicSite:
         self.clients = ClientAllowance(
             self.conn, secret=config.secret, per_hour=config.signup_limits.per_client_per_hour, clock=config.clock
         )
+        self.registrations = Registrations(self, config.events)
         base = urlsplit(self.site.public_url)
         self.origin = f"{base.scheme}://{base.netloc}".lower()
 
@@ -212,7 +216,7 @@ class PublicSite:
     ) -> HTMLResponse:
         words = translations(language)
         return self.page(
-            "web/subscribe.html.j2", language, status, _FORM_HEADERS,
+            "web/subscribe.html.j2", language, status, FORM_HEADERS,
             title=words.gettext("Subscribe to the newsletter and invitations"),
             errors=errors or {},
             values=values or {"language": language, "lists": list(self.config.lists[:1])},
@@ -279,10 +283,13 @@ class PublicSite:
 
     def confirmation_mail(self, mail: QueuedMail, now: dt.datetime) -> EmailMessage | None:
         """The double opt-in mail, plain text, in the language chosen on the form; None when none of
-        its lists waits for confirmation (subscribed already; confirmed, erased or purged since).
+        its lists waits for confirmation (subscribed already; confirmed, erased or purged since). The
+        mails of event registrations share the outbox and are composed by :mod:`.registration`.
 
         It carries nothing a stranger chose except the address: no name in the greeting or ``To:``.
         """
+        if is_registration_mail(mail):
+            return self.registrations.compose(mail, now)
         lists = recipients.awaiting_confirmation(self.conn, mail.email, mail.lists, now=now)
         if not lists:
             return None
@@ -389,6 +396,7 @@ class PublicSite:
             Route("/confirm/{token}", self.confirm, methods=["POST"]),
             Route("/unsubscribe/{token}", self.unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe/{token}", self.unsubscribe, methods=["POST"]),
+            *self.registrations.routes(),
         ]
         if self.config.build_dir is not None:
             routes.append(Mount("/", Archive(directory=self.config.build_dir, html=True)))

@@ -124,11 +124,7 @@ class ConfirmationQueue:
                 due = self._hour_with_room(now)
                 outcome = "global_limit" if due is None else "queued" if due == now else "delayed"
             if due is not None:
-                self.conn.execute(
-                    "INSERT INTO web_confirmation_outbox (email, lists, language, queued_at, next_attempt)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (email, ",".join(lists), language, utc_stamp(due), utc_stamp(due)),
-                )
+                self._enqueue(email, lists, language, due)
             self.conn.execute(
                 "INSERT INTO web_signup_attempts (at, mailbox, outcome, due) VALUES (?, ?, ?, ?)",
                 (moment, key, outcome, utc_stamp(due) if due else None),
@@ -138,6 +134,19 @@ class ConfirmationQueue:
         elif outcome in ("delayed", "global_limit"):
             self._warn(now, outcome)
         return outcome
+
+    def send_soon(self, email: str, lists: Sequence[str], language: Language) -> None:
+        """Queue a mail that answers a confirmed person (a registration, a seat moved up): no limit holds
+        it back, as nobody but the address's owner can cause it."""
+        self._enqueue(email, lists, language, self.clock())
+        self.wakeup.set()
+
+    def _enqueue(self, email: str, lists: Sequence[str], language: Language, due: dt.datetime) -> None:
+        self.conn.execute(
+            "INSERT INTO web_confirmation_outbox (email, lists, language, queued_at, next_attempt)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (email, ",".join(lists), language, utc_stamp(due), utc_stamp(due)),
+        )
 
     def _hour_with_room(self, now: dt.datetime) -> dt.datetime | None:
         """When a mail may leave under the hourly cap: now, else the start of the next clock hour
