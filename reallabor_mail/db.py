@@ -484,7 +484,12 @@ def connect(location: StateLocation) -> Connection:
     """
     if isinstance(location, DatabaseUrl):
         conn = _connect_postgres(location)
-        migrate(conn, location)
+        # One process at a time looks at the version and migrates (CREATE TABLE IF NOT EXISTS races otherwise).
+        conn.execute("SELECT pg_advisory_lock(?)", (_MIGRATE_LOCK,))
+        try:
+            migrate(conn, location)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(?)", (_MIGRATE_LOCK,))
         return conn
     path = location
     try:
@@ -553,13 +558,11 @@ def connect_read_only(location: StateLocation) -> Connection:
 def migrate(conn: Connection, location: StateLocation) -> None:
     """Apply the migrations the state lacks, each in one transaction with its new version number.
 
-    On PostgreSQL an advisory lock lets one process migrate while another waits for it.
+    On PostgreSQL :func:`connect` holds an advisory lock meanwhile: one process migrates, the others wait.
     """
     while (version := _version(conn, location)) < LATEST_VERSION:
         conn.begin()
         try:
-            if conn.is_postgres:
-                conn.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
             if _version(conn, location) == version:  # else another process migrated meanwhile
                 for statement in _statements(MIGRATIONS[version]):
                     conn.execute(_pg_ddl(statement) if conn.is_postgres else statement)

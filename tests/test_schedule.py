@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reallabor_mail.cli.main import main
-from reallabor_mail.db import connect
+from reallabor_mail.db import DatabaseUrl, StateLocation, connect
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.settings import Settings
 from tests.conftest import SmtpServer
@@ -36,6 +36,13 @@ class Clock:
         return self
 
 
+def state_environ(state: StateLocation) -> dict[str, str]:
+    """Where the state is, as the CLI reads it from the environment."""
+    if isinstance(state, DatabaseUrl):
+        return {"REALLABOR_DATABASE_URL": state.url}
+    return {"REALLABOR_STATE": str(state)}
+
+
 @dataclasses.dataclass
 class Office:
     """A state file with the people subscribed, SMTP pointing at the recording server, and the clock."""
@@ -43,7 +50,10 @@ class Office:
     settings: Settings
     clock: Clock
     content: Path
-    state: Path
+    state: StateLocation
+
+    def environ(self) -> dict[str, str]:
+        return state_environ(self.state)
 
     def run(self, *args: str, answer: str | None = None) -> Result:
         return CliRunner().invoke(main, list(args), input=answer, obj=self.settings, catch_exceptions=True)
@@ -57,10 +67,10 @@ class Office:
 
 
 @pytest.fixture
-def office(tmp_path: Path, smtp_server: SmtpServer, content_copy: Path) -> Office:
-    state = tmp_path / "state.sqlite3"
+def office(smtp_server: SmtpServer, content_copy: Path, state: StateLocation) -> Office:
+    """(On each back end: SQLite, PostgreSQL.)"""
     environ = {
-        "REALLABOR_SECRET": SECRET, "REALLABOR_STATE": str(state), "REALLABOR_SMTP_HOST": smtp_server.host,
+        "REALLABOR_SECRET": SECRET, **state_environ(state), "REALLABOR_SMTP_HOST": smtp_server.host,
         "REALLABOR_SMTP_PORT": str(smtp_server.port), "REALLABOR_SMTP_SECURITY": "none", "REALLABOR_LANG": "en",
     }  # fmt: skip
     conn = connect(state)
@@ -150,7 +160,7 @@ def test_times_that_cannot_be_kept_are_refused(office: Office, at: str, said: st
 
 
 def test_scheduling_needs_the_mail_server_settings(office: Office) -> None:
-    office.settings = Settings.from_environ({"REALLABOR_SECRET": SECRET, "REALLABOR_STATE": str(office.state)})
+    office.settings = Settings.from_environ({"REALLABOR_SECRET": SECRET, **office.environ()})
     result = office.send(NEWSLETTER, "--at", "2030-12-14 09:00", "--yes")
     assert result.exit_code != 0 and "no mail server configured" in str(result.exception)
 

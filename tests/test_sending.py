@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from reallabor_mail.cli.main import main
 from reallabor_mail.content.loader import load_content
-from reallabor_mail.db import connect
+from reallabor_mail.db import DatabaseUrl, StateLocation, connect, parse_state
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign, as_bytes, build_message
@@ -57,11 +57,16 @@ GREETINGS = {
 }
 
 
-def subscribed_env(tmp_path: Path, host: str, port: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A state file with :data:`PEOPLE` on both lists, and SMTP settings pointing at ``host:port``."""
+def subscribed_env(
+    tmp_path: Path, host: str, port: int, monkeypatch: pytest.MonkeyPatch, state: StateLocation | None = None
+) -> dict[str, str]:
+    """A state (``state``, else a file in ``tmp_path``) with :data:`PEOPLE` on both lists, and SMTP settings
+    pointing at ``host:port``."""
+    state = state or tmp_path / "state.sqlite3"
     values = {
         "REALLABOR_SECRET": SECRET,
         "REALLABOR_STATE": str(tmp_path / "state.sqlite3"),
+        "REALLABOR_DATABASE_URL": state.url if isinstance(state, DatabaseUrl) else "",
         "REALLABOR_SMTP_HOST": host,
         "REALLABOR_SMTP_PORT": str(port),
         "REALLABOR_SMTP_SECURITY": "none",
@@ -70,7 +75,7 @@ def subscribed_env(tmp_path: Path, host: str, port: int, monkeypatch: pytest.Mon
         monkeypatch.delenv(key, raising=False)
     for key, value in values.items():
         monkeypatch.setenv(key, value)
-    conn = connect(tmp_path / "state.sqlite3")
+    conn = connect(state)
     for person in PEOPLE:
         for name in ("newsletter", "reallabor"):
             recipients.add_recipient(conn, person, name, status="subscribed", source="test", now=NOW)
@@ -78,10 +83,17 @@ def subscribed_env(tmp_path: Path, host: str, port: int, monkeypatch: pytest.Mon
     return values
 
 
+def state_of(env: dict[str, str]) -> StateLocation:
+    """The state an ``env`` of :func:`subscribed_env` names (as the CLI finds it)."""
+    return parse_state(env["REALLABOR_DATABASE_URL"] or env["REALLABOR_STATE"])
+
+
 @pytest.fixture
-def env(tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The people on both lists, SMTP settings pointing at the recording server."""
-    return subscribed_env(tmp_path, smtp_server.host, smtp_server.port, monkeypatch)
+def env(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch, state: StateLocation
+) -> dict[str, str]:
+    """The people on both lists (on each back end), SMTP settings pointing at the recording server."""
+    return subscribed_env(tmp_path, smtp_server.host, smtp_server.port, monkeypatch, state)
 
 
 def send(*args: str, answer: str | None = None) -> Result:
@@ -144,7 +156,7 @@ def test_invitation_carries_a_personal_calendar_part(env: dict[str, str], conten
         ics = calendar[0].get_content()
         assert f"mailto:{address}" in ics.replace("\r\n ", "").lower()
         assert first_line(message) == german.get(address, GREETINGS.get(address))
-    conn = connect(tmp_path / "state.sqlite3")
+    conn = connect(state_of(env))
     assert conn.execute("SELECT sequence FROM event_versions").fetchall()[0][0] == 0
 
 
@@ -153,7 +165,7 @@ def test_a_second_send_reaches_only_new_subscribers(env: dict[str, str], content
     assert send(str(content_copy / NEWSLETTER), "--yes").exit_code == 0
     again = send(str(content_copy / NEWSLETTER), "--yes")
     assert "Nothing to send" in again.output and len(smtp_server.messages) == 7
-    conn = connect(tmp_path / "state.sqlite3")
+    conn = connect(state_of(env))
     newcomer = Recipient("neu@herne.example", "Frau", None, "Ute", "Neu")
     recipients.add_recipient(conn, newcomer, "newsletter", status="subscribed", source="test", now=NOW)
     third = send(str(content_copy / NEWSLETTER), "--yes")
@@ -206,7 +218,7 @@ def test_test_message_goes_to_one_address_only(env: dict[str, str], content_copy
 def test_interrupted_rows_become_unknown_and_are_listed_not_resent(
     env: dict[str, str], content_copy: Path, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
-    conn = connect(tmp_path / "state.sqlite3")
+    conn = connect(state_of(env))
     ledger = Ledger(conn, lambda: NOW)
     ledger.add("newsletter:2023-3", ((p, "newsletter") for p in PEOPLE))
     entry = next(e for e in ledger.due("newsletter:2023-3") if e.email == "kim@bochum.example")
@@ -232,7 +244,7 @@ def test_a_refused_sender_stops_the_send_naming_the_setting_and_every_row_stays_
         message = str(result.exception)
         assert message.startswith("site.yaml: sender.email (becker@auslandsgesellschaft.de): ") and "553" in message
         assert "\n" not in message and server.handler.messages == []
-        states = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW).states("newsletter:2023-3")
+        states = Ledger(connect(state_of(env)), lambda: NOW).states("newsletter:2023-3")
         assert set(states.values()) == {"pending"} and len(states) == 7
         retried = send(str(content_copy / NEWSLETTER), "--yes", "--retry-failed")  # nothing failed: nothing to retry
         assert retried.exit_code == 1 and "--resume" in str(retried.exception)
@@ -246,8 +258,8 @@ def test_a_refused_sender_stops_the_send_naming_the_setting_and_every_row_stays_
 # --- the ledger ----------------------------------------------------------------------------------------
 
 
-def test_ledger_rows_are_unique_per_campaign_and_forget_details_when_final(tmp_path: Path) -> None:
-    ledger = Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW)
+def test_ledger_rows_are_unique_per_campaign_and_forget_details_when_final(state: StateLocation) -> None:
+    ledger = Ledger(connect(state), lambda: NOW)
     assert ledger.add("c", ((p, "newsletter") for p in PEOPLE)) == 7
     assert ledger.add("c", ((p, "reallabor") for p in PEOPLE)) == 0
     entries = list(ledger.due("c", batch=2))
@@ -383,7 +395,7 @@ def test_quoted_printable_pieces_join_into_one_valid_body(pieces: list[str]) -> 
 
 def test_a_real_send_purges_sign_ups_never_confirmed(env: dict[str, str], content_copy: Path,
                                                      smtp_server: SmtpServer, tmp_path: Path) -> None:  # fmt: skip
-    conn = connect(tmp_path / "state.sqlite3")
+    conn = connect(state_of(env))
     stale = Recipient("vergessen@herne.example", None, None, "Ute", "Vergessen")
     recipients.add_recipient(conn, stale, "newsletter", status="pending", source="form", now=NOW)
     assert recipients.find(conn, stale.email) is not None

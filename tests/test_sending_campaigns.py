@@ -21,13 +21,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reallabor_mail.cli.main import main
-from reallabor_mail.db import connect
+from reallabor_mail.db import DatabaseUrl, StateLocation, connect, tables
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
 from tests.conftest import ROOT
 from tests.smtp_faults import Faults, FaultServer, fault_server
-from tests.test_sending import EVENT, NEWSLETTER, NOW, PEOPLE, subscribed_env
+from tests.test_sending import EVENT, NEWSLETTER, NOW, PEOPLE, state_of, subscribed_env
 
 EVENT_CAMPAIGN = "event:2024-06-19-abschlussveranstaltung"
 
@@ -39,17 +39,30 @@ def server() -> Iterator[FaultServer]:
 
 
 @pytest.fixture
-def env(tmp_path: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The seven people of test_sending on both lists, SMTP settings pointing at the fault server."""
-    return subscribed_env(tmp_path, server.host, server.port, monkeypatch)
+def env(tmp_path: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatch, state: StateLocation) -> dict[str, str]:
+    """The seven people of test_sending on both lists (on each back end), SMTP settings pointing at the fault
+    server."""
+    return subscribed_env(tmp_path, server.host, server.port, monkeypatch, state)
 
 
 def send(*args: str, answer: str | None = None) -> Result:
     return CliRunner().invoke(main, ["send", *args], input=answer, catch_exceptions=True)
 
 
-def ledger_states(tmp_path: Path, campaign: str) -> dict[str, str]:
-    return Ledger(connect(tmp_path / "state.sqlite3"), lambda: NOW).states(campaign)
+def ledger_states(env: dict[str, str], campaign: str) -> dict[str, str]:
+    return Ledger(connect(state_of(env)), lambda: NOW).states(campaign)
+
+
+def snapshot(state: StateLocation) -> object:
+    """The state file's bytes, or every table's rows on PostgreSQL (to see that nothing changed)."""
+    if isinstance(state, Path):
+        return state.read_bytes()
+    conn = connect(state)
+    try:
+        return [(name, sorted(repr(tuple(row)) for row in conn.execute(f"SELECT * FROM {name}")))
+                for name in tables(conn)]  # fmt: skip
+    finally:
+        conn.close()
 
 
 def received(server: FaultServer) -> dict[str, int]:
@@ -110,7 +123,7 @@ def test_after_any_ending_of_an_invitation_run_the_update_reaches_who_got_it(
     assert set(sent) == {p.email for p in PEOPLE}
     for address, subject in sent.items():  # an update for who had the old time, an invitation for the rest
         assert subject.startswith("Geändert: " if address in got_first else "Einladung: "), (address, subject)
-    assert ledger_states(tmp_path, f"{EVENT_CAMPAIGN}:1") == {p.email: "sent" for p in PEOPLE}
+    assert ledger_states(env, f"{EVENT_CAMPAIGN}:1") == {p.email: "sent" for p in PEOPLE}
     assert "got an earlier version and get" in update.output or "got an earlier version and gets" in update.output
 
 
@@ -134,7 +147,7 @@ def test_a_cancellation_says_so_and_reaches_only_who_was_invited(
     env: dict[str, str], content_copy: Path, server: FaultServer, tmp_path: Path
 ) -> None:
     assert send(str(content_copy / EVENT), "--yes").exit_code == 0
-    conn = connect(tmp_path / "state.sqlite3")
+    conn = connect(state_of(env))
     newcomer = Recipient("neu@herne.example", "Frau", None, "Ute", "Neu")
     recipients.add_recipient(conn, newcomer, "reallabor", status="subscribed", source="test", now=NOW)
     path = content_copy / EVENT
@@ -159,7 +172,7 @@ def test_a_reply_lost_after_the_final_dot_is_unknown_and_never_resent(
     result = send(str(content_copy / NEWSLETTER), "--yes")
     assert result.exit_code == 1  # not everything is known to have gone out
     assert "Unknown (1)" in result.output and "  kim@bochum.example" in result.output
-    assert ledger_states(tmp_path, "newsletter:2023-3")["kim@bochum.example"] == "unknown"
+    assert ledger_states(env, "newsletter:2023-3")["kim@bochum.example"] == "unknown"
     assert received(server) == {p.email: 1 for p in PEOPLE}  # delivered once, the reply lost
     for again in (["--resume"], ["--retry-failed"], []):
         send(str(content_copy / NEWSLETTER), "--yes", *again)
@@ -176,12 +189,12 @@ def test_a_late_reply_within_the_data_timeout_is_sent_beyond_it_unknown(
     monkeypatch.setenv("REALLABOR_SMTP_DATA_TIMEOUT", "1")
     late = send(str(content_copy / NEWSLETTER), "--yes", "--list", "newsletter", "--limit", "1")
     assert late.exit_code == 1
-    assert sorted(ledger_states(tmp_path, "newsletter:2023-3").values()) == ["pending"] * 6 + ["unknown"]
+    assert sorted(ledger_states(env, "newsletter:2023-3").values()) == ["pending"] * 6 + ["unknown"]
     assert "no reply within 1 s" in late.output
     monkeypatch.setenv("REALLABOR_SMTP_DATA_TIMEOUT", "10")
     waited = send(str(content_copy / NEWSLETTER), "--yes", "--resume", "--limit", "1")
     assert waited.exit_code == 0, waited.output
-    assert sorted(ledger_states(tmp_path, "newsletter:2023-3").values()) == ["pending"] * 5 + ["sent", "unknown"]
+    assert sorted(ledger_states(env, "newsletter:2023-3").values()) == ["pending"] * 5 + ["sent", "unknown"]
     assert max(received(server).values()) == 1
 
 
@@ -198,8 +211,7 @@ def test_the_data_timeout_setting_is_checked(env: dict[str, str], content_copy: 
 def test_a_dry_run_writes_every_personal_message_for_review_and_leaves_the_ledger(
     env: dict[str, str], content_copy: Path, server: FaultServer, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state.sqlite3"
-    before = state.read_bytes()
+    before = snapshot(state_of(env))  # (on PostgreSQL the dry run works on a SQLite copy of it)
     result = send(str(content_copy / NEWSLETTER), "--dry-run", "--yes")
     assert result.exit_code == 0, result.output
     folder = Path(re.search(r"messages written to (\S+) for review", result.output)[1])  # type: ignore[index]
@@ -207,7 +219,7 @@ def test_a_dry_run_writes_every_personal_message_for_review_and_leaves_the_ledge
     assert len(files) == len(PEOPLE) and server.handler.messages == []
     assert "Sehr geehrte Frau Dr. Brockmann," in "".join(f.read_text() for f in files)
     assert "dry run: nothing is sent" in result.output
-    assert state.read_bytes() == before and ledger_states(tmp_path, "newsletter:2023-3") == {}
+    assert snapshot(state_of(env)) == before and ledger_states(env, "newsletter:2023-3") == {}
     real = send(str(content_copy / NEWSLETTER), "--yes")
     assert real.exit_code == 0 and "to send    7 new" in real.output
     assert received(server) == {p.email: 1 for p in PEOPLE}
@@ -251,7 +263,7 @@ def test_a_server_that_cannot_be_used_stops_before_any_row_naming_the_setting(
     assert result.exit_code == 1
     assert str(result.exception).startswith(starts), result.exception
     assert "check" in str(result.exception)
-    assert ledger_states(tmp_path, "newsletter:2023-3") == {}  # no row used
+    assert ledger_states(env, "newsletter:2023-3") == {}  # no row used
 
 
 def test_the_summary_gives_the_reason_of_each_failure_and_the_exit_status_says_not_all_went_out(
@@ -273,7 +285,7 @@ def test_the_summary_gives_the_reason_of_each_failure_and_the_exit_status_says_n
 def test_the_first_ctrl_c_stops_handing_messages_over_at_once(
     env: dict[str, str], content_copy: Path, server: FaultServer, tmp_path: Path, rate: str, count: int, after: int
 ) -> None:
-    conn = connect(tmp_path / "state.sqlite3")
+    conn = connect(state_of(env))
     for i in range(count - len(PEOPLE)):
         person = Recipient(f"p{i:03d}@example.org", first_name=f"P{i}")
         recipients.add_recipient(conn, person, "newsletter", status="subscribed", source="test", now=NOW)
@@ -288,7 +300,7 @@ def test_the_first_ctrl_c_stops_handing_messages_over_at_once(
     assert sum(server.handler.attempts.values()) <= started + 1  # at most the one in flight
     assert took < 5, f"the send went on for {took:.1f} s after Ctrl-C"
     assert "stopped by Ctrl-C" in out and "--resume" in out + err
-    states = ledger_states(tmp_path, "newsletter:2023-3")
+    states = ledger_states(env, "newsletter:2023-3")
     assert "sending" not in states.values() and "unknown" not in states.values()
     assert sorted(set(states.values())) == ["pending", "sent"]
     resumed = send(str(content_copy / NEWSLETTER), "--yes", "--resume")
@@ -310,7 +322,7 @@ def test_a_second_ctrl_c_ends_at_once_and_the_message_in_flight_is_unknown(
         took = time.monotonic() - interrupted
     assert process.returncode == 1 and took < 5
     assert "interrupted (Ctrl-C twice)" in err
-    states = ledger_states(tmp_path, "newsletter:2023-3")
+    states = ledger_states(env, "newsletter:2023-3")
     [in_flight] = server.handler.messages[0].rcpt_tos
     assert states[in_flight] == "unknown" and in_flight in out
     assert sorted(states.values()) == ["pending"] * 6 + ["unknown"]
@@ -332,7 +344,7 @@ def test_a_list_without_subscribers_says_so(env: dict[str, str], content_copy: P
     site = content_copy / "site.yaml"
     site.write_text(site.read_text(encoding="utf-8").replace("lists:\n", "lists:\n  presse:\n    label:\n"
                                                               "      de: \"Presse\"\n", 1), encoding="utf-8")
-    conn = connect(tmp_path / "state.sqlite3")
+    conn = connect(state_of(env))
     recipients.add_recipient(conn, PEOPLE[0], "presse", status="unsubscribed", source="test", now=NOW)
     result = send(str(content_copy / NEWSLETTER), "--list", "presse", "--yes")
     assert result.exit_code == 1 and "nobody is subscribed to presse" in str(result.exception)
@@ -341,6 +353,8 @@ def test_a_list_without_subscribers_says_so(env: dict[str, str], content_copy: P
 def test_the_state_file_lives_next_to_the_content_folder_not_the_current_one(
     env: dict[str, str], content_copy: Path, server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if isinstance(state_of(env), DatabaseUrl):
+        pytest.skip("about where the state file is found; a PostgreSQL URL is the same from every folder")
     monkeypatch.delenv("REALLABOR_STATE")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -363,6 +377,8 @@ def test_the_state_file_lives_next_to_the_content_folder_not_the_current_one(
 def test_a_second_send_through_a_symlinked_state_path_is_refused(
     env: dict[str, str], content_copy: Path, server: FaultServer, tmp_path: Path
 ) -> None:
+    if isinstance(state_of(env), DatabaseUrl):
+        pytest.skip("about the state file's path (on PostgreSQL the lock is the server's: test_postgres.py)")
     link = tmp_path / "link.sqlite3"
     link.symlink_to(tmp_path / "state.sqlite3")
     with send_process(env, str(content_copy / NEWSLETTER), "--yes", "--rate", "6/min") as first:

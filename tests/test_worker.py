@@ -42,7 +42,7 @@ def _environ(office: Office) -> dict[str, str]:
     smtp = office.settings.smtp()
     assert smtp is not None and office.settings.secret is not None
     return {
-        "REALLABOR_SECRET": office.settings.secret.reveal(), "REALLABOR_STATE": str(office.state),
+        "REALLABOR_SECRET": office.settings.secret.reveal(), **office.environ(),
         "REALLABOR_SMTP_HOST": smtp.host, "REALLABOR_SMTP_PORT": str(smtp.port), "REALLABOR_SMTP_SECURITY": "none",
     }  # fmt: skip
 
@@ -88,3 +88,21 @@ def test_once_exits_non_zero_when_a_due_send_cannot_go_out(office: Office) -> No
     out, err = worker.communicate(timeout=120)
     assert worker.returncode == 1 and "failed, nothing sent" in out
     assert "some campaigns were not sent" in err
+
+
+def test_two_workers_at_once_send_a_due_campaign_once(office: Office, smtp_server: SmtpServer) -> None:
+    """Two workers (on one machine here, on several with PostgreSQL) find the same campaign due: one sends
+    it, the other finds it held (or already sent) and leaves it; each person gets one message."""
+    schedule_half_an_hour_ago(office)
+    workers = [start_worker(office, "--interval", "1") for _ in range(2)]
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= len(PEOPLE) or any(w.poll() is not None for w in workers))
+        time.sleep(2.5)  # two more rounds of each: nothing more is sent
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        outputs = [worker.communicate(timeout=30) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), outputs
+    recipients = sorted(rcpt for message in smtp_server.messages for rcpt in message.rcpt_tos)
+    assert recipients == sorted(person.email for person in PEOPLE)
+    assert sum("7 sent" in out for out, _err in outputs) == 1

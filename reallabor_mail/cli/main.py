@@ -153,6 +153,10 @@ from reallabor_mail.cli.document import document_command  # noqa: E402
 
 main.add_command(document_command)
 
+from reallabor_mail.cli.state import state_group  # noqa: E402
+
+main.add_command(state_group)
+
 
 def run() -> None:
     """Entry point: our errors become `path:line: message` lines and exit code 1, never a traceback."""

@@ -149,8 +149,8 @@ def mark(conn: Connection, key: str, state: CampaignState, now: dt.datetime, det
         conn.execute(
             "INSERT INTO campaigns (key, item, state, detail, updated) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated = excluded.updated, "
-            "detail = coalesce(excluded.detail, detail), "
-            "by_worker = CASE WHEN ? THEN 0 ELSE by_worker END",
+            "detail = coalesce(excluded.detail, campaigns.detail), "
+            "by_worker = CASE WHEN ? THEN 0 ELSE campaigns.by_worker END",
             (key, _item_of(key), state, detail, utc_stamp(now), done),
         )
 

@@ -166,8 +166,9 @@ class ImapSource:
             self.conn.execute(
                 "INSERT INTO imap_watermarks (mailbox, uidvalidity, last_uid) VALUES (?, ?, ?) "
                 "ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, "
-                "last_uid = max(CASE WHEN imap_watermarks.uidvalidity = excluded.uidvalidity "
-                "THEN imap_watermarks.last_uid ELSE 0 END, excluded.last_uid)",
+                "last_uid = CASE WHEN imap_watermarks.uidvalidity = excluded.uidvalidity "
+                "AND imap_watermarks.last_uid > excluded.last_uid THEN imap_watermarks.last_uid "
+                "ELSE excluded.last_uid END",
                 (self.name, self.uidvalidity, uid),
             )
 

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reallabor_mail.db import connect
+from reallabor_mail.db import Connection, StateLocation, connect
 from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient, clean_person
@@ -21,13 +20,14 @@ CONTROLS = {"VT": "\x0b", "FF": "\x0c", "FS": "\x1c", "GS": "\x1d", "RS": "\x1e"
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = connect(tmp_path / "state.sqlite3")
+def conn(state: StateLocation) -> Iterator[Connection]:
+    """The state on each back end (SQLite, PostgreSQL)."""
+    connection = connect(state)
     yield connection
     connection.close()
 
 
-def load(conn: sqlite3.Connection, tmp_path: Path, data: bytes, **options: object) -> spreadsheet.ImportReport:
+def load(conn: Connection, tmp_path: Path, data: bytes, **options: object) -> spreadsheet.ImportReport:
     path = tmp_path / "liste.csv"
     path.write_bytes(data)
     return spreadsheet.import_csv(conn, path, "newsletter", secret=SECRET, by="t", now=NOW, **options)  # type: ignore[arg-type]
@@ -36,7 +36,7 @@ def load(conn: sqlite3.Connection, tmp_path: Path, data: bytes, **options: objec
 # --- encodings ----------------------------------------------------------------------------------
 
 
-def test_a_utf8_file_with_one_cp1252_byte_is_refused_naming_its_row(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_a_utf8_file_with_one_cp1252_byte_is_refused_naming_its_row(conn: Connection, tmp_path: Path) -> None:
     rows = [["a@example.org", "Herr", "", "Jörg", "Müßig", "", ""], ["b@example.org", "Frau", "", "Olena", "X", "", ""]]
     data = csv_bytes(GERMAN, rows).replace(b"Olena", "Ol\xe9na".encode("cp1252"))  # one cp1252 é
     with pytest.raises(ImportRefused, match=r"liste\.csv: row 3: byte 0xe9 is not UTF-8.*mixes two encodings"):
@@ -46,13 +46,13 @@ def test_a_utf8_file_with_one_cp1252_byte_is_refused_naming_its_row(conn: sqlite
     assert [p.last_name for p in recipients.subscribers(conn, "newsletter")] == ["MÃ¼ÃŸig", "X"]
 
 
-def test_the_row_of_a_bad_byte_counts_rows_not_lines(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_the_row_of_a_bad_byte_counts_rows_not_lines(conn: Connection, tmp_path: Path) -> None:
     rows = [["a@example.org", "", "", "Zwei\nZeilen", "Ü", "", ""], ["b@example.org", "", "", "x\x81", "", "", ""]]
     with pytest.raises(ImportRefused, match=r"row 3: byte 0x81"):
         load(conn, tmp_path, csv_bytes(GERMAN, rows).replace(b"x\xc2\x81", b"x\x81"))
 
 
-def test_an_explicit_encoding_is_checked_too(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_an_explicit_encoding_is_checked_too(conn: Connection, tmp_path: Path) -> None:
     data = csv_bytes(GERMAN, [["a@example.org", "", "", "Jörg", "", "", ""]], encoding="cp1252")
     with pytest.raises(ImportRefused, match=r"row 2: byte 0xf6 is not utf-8 text"):
         load(conn, tmp_path, data, encoding="UTF-8")
@@ -74,7 +74,7 @@ def test_control_characters_are_refused_in_every_personal_field(name: str) -> No
     assert person is None and [p.field for p in problems] == ["email"]
 
 
-def test_control_characters_are_refused_by_the_csv_import(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_control_characters_are_refused_by_the_csv_import(conn: Connection, tmp_path: Path) -> None:
     rows = [["a@example.org", "", "", "Anna\x0bBcc: x@evil.example", "", "", ""]]
     with pytest.raises(ImportRefused, match=r"row 2: first name contains the control character U\+000B"):
         load(conn, tmp_path, csv_bytes(GERMAN, rows))
@@ -83,7 +83,7 @@ def test_control_characters_are_refused_by_the_csv_import(conn: sqlite3.Connecti
 # --- Anrede as Excel lists write it -------------------------------------------------------------
 
 
-def test_frau_dr_and_divers_do_not_stop_an_import(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_frau_dr_and_divers_do_not_stop_an_import(conn: Connection, tmp_path: Path) -> None:
     rows = [
         ["a@example.org", "Frau Dr.", "", "Anke", "Brockmann", "", ""],
         ["b@example.org", "Herr Prof. Dr.", "Prof. Dr.", "Jan", "Kowalski", "", ""],
@@ -96,14 +96,14 @@ def test_frau_dr_and_divers_do_not_stop_an_import(conn: sqlite3.Connection, tmp_
     assert people["c@example.org"].salutation is None  # greeted "Guten Tag Kim Schmidt," not as Frau or Herr
 
 
-def test_a_title_in_two_places_that_disagree_is_refused(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_a_title_in_two_places_that_disagree_is_refused(conn: Connection, tmp_path: Path) -> None:
     rows = [["a@example.org", "Frau Dr.", "Prof.", "Anke", "Brockmann", "", ""]]
     with pytest.raises(ImportRefused, match=r"row 2: salutation 'Frau Dr.' names the title 'Dr.', the title column"):
         load(conn, tmp_path, csv_bytes(GERMAN, rows))
 
 
 def test_the_same_person_twice_with_other_names_is_reported_not_merged(
-    conn: sqlite3.Connection, tmp_path: Path
+    conn: Connection, tmp_path: Path
 ) -> None:
     rows = [
         ["a@example.org", "Frau", "", "Anna", "Müller", "", ""],
@@ -141,7 +141,7 @@ def test_export_reimports_to_the_same_people(tmp_path: Path) -> None:
     report = spreadsheet.import_csv(target, exported, "newsletter", secret=SECRET, by="t", now=NOW)
     assert (report.added, report.invalid) == (5, [])
 
-    def stored(conn: sqlite3.Connection) -> list[tuple[Recipient, str]]:
+    def stored(conn: Connection) -> list[tuple[Recipient, str]]:
         return [(p.recipient, p.memberships[0].status) for p in recipients.people(conn, "newsletter")]
 
     assert stored(target) == stored(source) == sorted(people, key=lambda p: p[0].email)

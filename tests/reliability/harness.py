@@ -19,7 +19,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from reallabor_mail.db import connect, transaction
+from reallabor_mail.db import DatabaseUrl, StateLocation, connect, transaction
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
 from tests.conftest import ROOT, free_port
@@ -37,7 +37,7 @@ def person(i: int, domain: str = "example.org") -> Recipient:
                      language="uk" if i % 3 == 0 else "de")  # fmt: skip
 
 
-def populate(state: Path, numbers: range, list_name: str = "newsletter", domain: str = "example.org") -> None:
+def populate(state: StateLocation, numbers: range, list_name: str = "newsletter", domain: str = "example.org") -> None:
     """Subscribe ``person(i, domain)`` for every i in ``numbers`` (one transaction)."""
     conn = connect(state)
     with transaction(conn):
@@ -78,13 +78,18 @@ def serving_smtp(handler: object, **options: Any) -> Iterator[int]:
         controller.stop()
 
 
-def send_env(state: Path, port: int, **extra: str) -> dict[str, str]:
-    """The environment of a ``send`` to the local server at ``port`` (no user, no DKIM)."""
+def send_env(state: StateLocation, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a ``send`` to the local server at ``port`` (no user, no DKIM), on ``state`` (a file,
+    or a PostgreSQL database)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REALLABOR_SMTP_", "REALLABOR_DKIM"))}
     env.update(
-        REALLABOR_SECRET=SECRET, REALLABOR_STATE=str(state), REALLABOR_SMTP_HOST="127.0.0.1",
+        REALLABOR_SECRET=SECRET, REALLABOR_SMTP_HOST="127.0.0.1",
         REALLABOR_SMTP_PORT=str(port), REALLABOR_SMTP_SECURITY="none",
     )  # fmt: skip
+    if isinstance(state, DatabaseUrl):
+        env["REALLABOR_DATABASE_URL"] = state.url
+    else:
+        env["REALLABOR_STATE"] = str(state)
     env.update(extra)
     return env
 
@@ -94,7 +99,7 @@ def send_command(content: Path, *options: str) -> list[str]:
     return [*CLI, "send", str(content / NEWSLETTER), "--yes", *options]
 
 
-def ledger_states(state: Path, campaign: str = CAMPAIGN) -> dict[str, str]:
+def ledger_states(state: StateLocation, campaign: str = CAMPAIGN) -> dict[str, str]:
     """email → ledger state of a campaign, read from the state file."""
     conn = connect(state)
     try:

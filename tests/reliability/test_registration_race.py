@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from reallabor_mail.cli.recipients import load_site
+from reallabor_mail.content.loader import load_site
 from reallabor_mail.content.loader import load_content
 from reallabor_mail.mailbox import attendance
 from reallabor_mail.recipients.person import Recipient

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from starlette.applications import Starlette
 
 from reallabor_mail.content.loader import load_site
 from reallabor_mail.content.models import Site
-from reallabor_mail.db import connect
+from reallabor_mail.db import Connection, StateLocation, connect
 from reallabor_mail.delivery.transport import SmtpSettings, SmtpTransport
 from reallabor_mail.recipients import store as rcp
 from reallabor_mail.web.limits import ServerLimits, server_config
@@ -65,7 +64,7 @@ class Setup:
     clock: Clock
     smtp: SmtpServer
 
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> Connection:
         conn = connect(self.config.state)
         return conn
 
@@ -94,9 +93,11 @@ class Setup:
 
 
 def make_setup(
-    tmp_path: Path, smtp_server: SmtpServer, public_url: str, *, smtp_port: int | None = None, **options: Any
+    tmp_path: Path, smtp_server: SmtpServer, public_url: str, *, smtp_port: int | None = None,
+    state: StateLocation | None = None, **options: Any
 ) -> Setup:
-    """The public app; its mails go to ``smtp_server`` (or to ``smtp_port``, where nothing may listen yet)."""
+    """The public app; its mails go to ``smtp_server`` (or to ``smtp_port``, where nothing may listen yet);
+    its state is ``state`` (a SQLite file in ``tmp_path`` if not given)."""
     site: Site = load_site(SAMPLE_CONTENT).model_copy(update={"base_url": public_url})
     archive = tmp_path / "build"
     (archive / "newsletters" / "2023-3").mkdir(parents=True)
@@ -104,7 +105,7 @@ def make_setup(
     (archive / "newsletters" / "2023-3" / "index.html").write_text("<h1>Newsletter 3/2023</h1>", encoding="utf-8")
     clock = Clock()
     config = PublicConfig(
-        site=site, templates=TEMPLATES, state=tmp_path / "state.sqlite3", secret=SECRET,
+        site=site, templates=TEMPLATES, state=state or tmp_path / "state.sqlite3", secret=SECRET,
         lists=("newsletter", "reallabor"), transport=smtp_transport(smtp_port or smtp_server.port),
         build_dir=archive, clock=clock, **options,
     )  # fmt: skip
@@ -113,8 +114,9 @@ def make_setup(
 
 
 @pytest.fixture
-def setup(tmp_path: Path, smtp_server: SmtpServer) -> Setup:
-    return make_setup(tmp_path, smtp_server, "http://testserver")
+def setup(tmp_path: Path, smtp_server: SmtpServer, state: StateLocation) -> Setup:
+    """The app on each back end (``state``: SQLite, PostgreSQL)."""
+    return make_setup(tmp_path, smtp_server, "http://testserver", state=state)
 
 
 @pytest.fixture

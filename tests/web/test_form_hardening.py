@@ -67,7 +67,8 @@ async def test_every_state_does_the_same_writes(setup: Setup) -> None:
     """The same rows appended and the same number of commits whatever the address's state."""
     statements: list[str] = []
     raw = setup.site.conn.raw
-    assert isinstance(raw, sqlite3.Connection)  # SQLite's statement trace
+    if not isinstance(raw, sqlite3.Connection):
+        pytest.skip("counts statements with SQLite's trace callback (the same SQL runs on PostgreSQL)")
     raw.set_trace_callback(statements.append)
     work = {}
     for state, email in prepare_states(setup).items():
