@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from reallabor_mail.content.loader import load_site
-from reallabor_mail.content.loader import load_content
+from reallabor_mail.content.loader import load_content, load_site
 from reallabor_mail.mailbox import attendance
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.web.public import PublicConfig, PublicSite
