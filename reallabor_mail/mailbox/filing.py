@@ -238,8 +238,10 @@ def forget(conn: Connection, email: str) -> None:
         for table in ("event_answers", "event_declines", "bounce_events", "event_registrations"):
             conn.execute(f"DELETE FROM {table} WHERE email = ?", (address,))
         for spelling in spellings:
+            # LIKE with its wildcards escaped: a substring match both SQLite and PostgreSQL have (not instr)
+            pattern = "%" + spelling.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             conn.execute(
-                "UPDATE inbox_messages SET sender = NULL, subject = NULL, detail = NULL "
-                "WHERE instr(lower(coalesce(sender, '')), ?) OR instr(lower(coalesce(detail, '')), ?)",
-                (spelling, spelling),
+                "UPDATE inbox_messages SET sender = NULL, subject = NULL, detail = NULL WHERE "
+                "lower(coalesce(sender, '')) LIKE ? ESCAPE '\\' OR lower(coalesce(detail, '')) LIKE ? ESCAPE '\\'",
+                (pattern, pattern),
             )

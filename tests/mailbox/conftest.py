@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reallabor_mail.cli.main import main
-from reallabor_mail.db import connect
+from reallabor_mail.db import DatabaseUrl, StateLocation, connect
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient
 from tests.conftest import free_port
@@ -163,7 +163,7 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
 class Invited:
     """An event invitation sent to :data:`PEOPLE` into an outbox Maildir; the messages by recipient."""
 
-    state: Path
+    state: StateLocation
     content: Path
     messages: dict[str, EmailMessage]
 
@@ -177,12 +177,16 @@ def cli(*args: str) -> Result:
 
 
 @pytest.fixture
-def invited(tmp_path: Path, content_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Invited:
-    state = tmp_path / "state.sqlite3"
+def invited(tmp_path: Path, content_copy: Path, monkeypatch: pytest.MonkeyPatch, state: StateLocation) -> Invited:
+    """On each back end (the ``state`` fixture): a SQLite file, or a PostgreSQL database."""
     for key in [k for k in os.environ if k.startswith(("REALLABOR_SMTP_", "REALLABOR_IMAP_", "REALLABOR_DKIM_"))]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("REALLABOR_SECRET", SECRET)
-    monkeypatch.setenv("REALLABOR_STATE", str(state))
+    if isinstance(state, DatabaseUrl):
+        monkeypatch.setenv("REALLABOR_DATABASE_URL", state.url)
+    else:
+        monkeypatch.delenv("REALLABOR_DATABASE_URL", raising=False)
+        monkeypatch.setenv("REALLABOR_STATE", str(state))
     conn = connect(state)
     for person in PEOPLE:
         for name in ("newsletter", "reallabor"):

@@ -6,13 +6,13 @@ import codecs
 import csv
 import datetime as dt
 import io
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from reallabor_mail import db
 from reallabor_mail.content.loader import load_content
-from reallabor_mail.db import connect
+from reallabor_mail.db import StateLocation, connect
 from reallabor_mail.delivery import schedule
 from reallabor_mail.errors import SettingsError
 from reallabor_mail.i18n import messages as staff_messages
@@ -65,11 +65,10 @@ def status(invited: Invited, email: str, list_name: str = "reallabor") -> str:
     return next(m.status for m in person.memberships if m.list_name == list_name)
 
 
-def dump(state: Path) -> list[tuple[object, ...]]:
-    """Every row of every table (what "changes nothing" compares)."""
-    conn = sqlite3.connect(state)
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    rows = [(t, *row) for t in tables for row in conn.execute(f"SELECT * FROM {t}")]
+def dump(state: StateLocation) -> list[tuple[object, ...]]:
+    """Every row of every table, sorted (what "changes nothing" compares), on either back end."""
+    conn = connect(state)
+    rows = sorted(((t, *row) for t in db.tables(conn) for row in conn.execute(f"SELECT * FROM {t}")), key=repr)
     conn.close()
     return rows
 

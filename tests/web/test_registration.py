@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from reallabor_mail.cli.main import main
 from reallabor_mail.content.loader import EventItem, load_content
+from reallabor_mail.db import DatabaseUrl, StateLocation
 from reallabor_mail.mailbox import attendance
 
 from ..conftest import SAMPLE_CONTENT, SmtpServer
@@ -62,14 +63,15 @@ def the_event(content: Path) -> EventItem:
 
 
 def registration_setup(tmp_path: Path, smtp_server: SmtpServer, public_url: str = "http://testserver",
-                       capacity: int = 1) -> Setup:  # fmt: skip
+                       capacity: int = 1, state: StateLocation | None = None) -> Setup:  # fmt: skip
     content = content_with_event(tmp_path, capacity)
-    return make_setup(tmp_path, smtp_server, public_url, events=load_content(content).events)
+    return make_setup(tmp_path, smtp_server, public_url, state=state, events=load_content(content).events)
 
 
 @pytest.fixture
-def reg(tmp_path: Path, smtp_server: SmtpServer) -> Setup:
-    return registration_setup(tmp_path, smtp_server)
+def reg(tmp_path: Path, smtp_server: SmtpServer, state: StateLocation) -> Setup:
+    """The public app with one event to register for, on each back end."""
+    return registration_setup(tmp_path, smtp_server, state=state)
 
 
 @pytest.fixture
@@ -104,6 +106,11 @@ async def register_and_confirm(setup: Setup, http: httpx.AsyncClient, email: str
     assert (await http.post(link(confirmation, "confirm"))).status_code == 200
     (result,) = await new_mails(setup, seen + 1)
     return result
+
+
+def state_option(state: StateLocation) -> str:
+    """``--state`` for a state: the file's path or the server's URL."""
+    return state.url if isinstance(state, DatabaseUrl) else str(state)
 
 
 def states(setup: Setup) -> dict[str, tuple[str, int | None]]:
@@ -277,16 +284,20 @@ async def test_staff_see_registrations_with_counts_and_the_desk_csv(
     assert not any("anna.mueller" in r for r in rows)  # cancelled: not on the desk's list
 
 
-async def test_erasure_removes_the_registrations(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    reg = registration_setup(tmp_path, smtp_server)
+async def test_erasure_removes_the_registrations(reg: Setup) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
         await register_and_confirm(reg, http, "anna.mueller@dortmund.de")
     result = CliRunner().invoke(main, [
-        "recipients", "delete", "Anna.Mueller@dortmund.de", "--yes", "--state", str(reg.config.state),
+        "recipients", "delete", "Anna.Mueller@dortmund.de", "--yes", "--state", state_option(reg.config.state),
     ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "en"})  # fmt: skip
     assert result.exit_code == 0, result.output
     assert states(reg) == {}
-    assert b"Mueller" not in reg.config.state.read_bytes() and b"mueller" not in reg.config.state.read_bytes()
+    conn = reg.db()
+    left = [tuple(row) for table in ("recipients", "event_registrations", "inbox_messages")
+            for row in conn.execute(f"SELECT * FROM {table}").fetchall()]  # fmt: skip
+    assert not any("mueller" in str(row).lower() for row in left), left
+    if isinstance(reg.config.state, Path):
+        assert b"Mueller" not in reg.config.state.read_bytes() and b"mueller" not in reg.config.state.read_bytes()
 
 
 def test_over_http_get_and_head_change_nothing_post_confirms(tmp_path: Path, smtp_server: SmtpServer) -> None:
