@@ -402,7 +402,8 @@ class Connection:
     Autocommit: every statement commits at once; statements that belong together go in
     :func:`transaction`. Its lock is the same on both back ends: SQLite's ``BEGIN IMMEDIATE`` takes the
     file's write lock, PostgreSQL's transaction takes one advisory lock first, so two processes never
-    both read and then both write, on one machine or several.
+    both read and then both write, on one machine or several. The send ledger's row updates need no such
+    lock and go through :meth:`write_rows` (on PostgreSQL: lock-free and in one round trip).
     """
 
     def __init__(self, raw: sqlite3.Connection | psycopg.Connection[Any], location: StateLocation) -> None:
@@ -453,6 +454,31 @@ class Connection:
         else:
             self.execute("BEGIN")
             self.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+
+    def write_rows(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run statements that each change rows by their key, in one transaction, and read nothing back
+        (the send ledger's state changes).
+
+        They need no read-then-write protection, so PostgreSQL takes no shared write lock (row locks
+        suffice, and several senders then commit side by side) and gets all statements in one round trip
+        (psycopg's pipeline mode). SQLite: :func:`transaction` as always (its one writer is the file's).
+        Inside a caller's transaction they join it.
+        """
+        if isinstance(self.raw, sqlite3.Connection) or self.in_transaction:
+            with transaction(self):
+                for sql, params in statements:
+                    self.execute(sql, params)
+            return
+        with self._errors("cannot write"):
+            try:
+                with self.raw.pipeline():
+                    self.raw.execute("BEGIN")
+                    for sql, params in statements:
+                        self.raw.execute(_pg_sql(sql), tuple(params))
+                    self.raw.execute("COMMIT")
+            finally:
+                if self.in_transaction:  # a statement failed: the rest was skipped, the transaction is dead
+                    self.raw.execute("ROLLBACK")
 
     def commit(self) -> None:
         self.execute("COMMIT")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -27,8 +28,8 @@ class ListAudience:
     suppressed: set[str] = field(default_factory=set)
     reasons: dict[str, str] = field(default_factory=dict)
 
-    def is_suppressed(self, email: str) -> bool:
-        return email in self.suppressed
+    def not_to_send(self, emails: Sequence[str]) -> set[str]:
+        return self.suppressed.intersection(emails)
 
     def suppress(self, email: str, reason: str) -> None:
         self.suppressed.add(email)

@@ -134,13 +134,13 @@ class StoreAudience:
         self.lists = tuple(lists)  # () for a --to test message: the address need not be subscribed
         self.registrants = registrants  # registered for the event by form: mailed without a list
 
-    def is_suppressed(self, email: str) -> bool:
+    def not_to_send(self, emails: Sequence[str]) -> set[str]:
         """Erased or bounced, or (for a send to lists) no longer subscribed to any of them nor registered."""
-        if recipients.is_suppressed(self.conn, email, self.secret):
-            return True
-        if email in self.registrants:
-            return False
-        return bool(self.lists) and not recipients.is_subscribed(self.conn, email, self.lists)
+        skip = recipients.suppressed_among(self.conn, emails, self.secret)
+        if self.lists:
+            ask = [email for email in emails if email not in skip and email not in self.registrants]
+            skip |= set(ask) - recipients.subscribed_among(self.conn, ask, self.lists)
+        return skip
 
     def reopen(self) -> StoreAudience:
         return StoreAudience(connect(self.conn.location), self.secret, self.clock, self.lists, self.registrants)

@@ -49,7 +49,9 @@ Compose = Callable[[Entry], tuple[str, bytes]]
 class Audience(Protocol):
     """What the engine asks the recipient store: suppression and unsubscribe links."""
 
-    def is_suppressed(self, email: str) -> bool: ...
+    def not_to_send(self, emails: Sequence[str]) -> set[str]:
+        """Those of ``emails`` a send must skip now (asked once per batch: one round trip, not one per person)."""
+        ...
 
     def suppress(self, email: str, reason: str) -> None: ...
 
@@ -164,8 +166,9 @@ def compose_batch(compose: Compose, audience: Audience, entries: list[Entry]) ->
     A person whose message cannot be built (a bad header value) fails alone.
     """
     jobs = []
+    skip = audience.not_to_send([entry.email for entry in entries]) if entries else set()
     for entry in entries:
-        if audience.is_suppressed(entry.email):
+        if entry.email in skip:
             jobs.append(Job(entry, suppressed=True))
             continue
         try:

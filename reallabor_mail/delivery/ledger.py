@@ -247,10 +247,8 @@ class Ledger:
         )
 
     def apply(self, ops: Sequence[Op]) -> None:
-        """Run state changes in one transaction."""
-        with transaction(self.conn):
-            for sql, params in ops:
-                self.conn.execute(sql, params)
+        """Run state changes in one transaction (rows by id: :meth:`Connection.write_rows`)."""
+        self.conn.write_rows(ops)
 
 
 Op = tuple[str, tuple[Any, ...]]

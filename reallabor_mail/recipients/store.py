@@ -98,6 +98,18 @@ def is_suppressed(conn: Connection, email: str, secret: bytes) -> bool:
     return row.fetchone() is not None
 
 
+def suppressed_among(conn: Connection, emails: Sequence[str], secret: bytes) -> set[str]:
+    """Those of ``emails`` that were erased or hard-bounced (one query for a send's whole batch)."""
+    _check_secret(conn, secret)
+    hashes = {address_hash(email, secret): email for email in emails}
+    if not hashes:
+        return set()
+    rows = conn.execute(
+        f"SELECT address_hash FROM suppressions WHERE address_hash IN ({', '.join('?' * len(hashes))})", tuple(hashes)
+    )
+    return {hashes[row[0]] for row in rows}
+
+
 def suppress(
     conn: Connection, email: str, reason: Suppression, secret: bytes, *, detail: str = "",
     now: dt.datetime | None = None,
@@ -330,6 +342,19 @@ def is_subscribed(conn: Connection, email: str, lists: Sequence[str]) -> bool:
         (email, *lists),
     )
     return row.fetchone() is not None
+
+
+def subscribed_among(conn: Connection, emails: Sequence[str], lists: Sequence[str]) -> set[str]:
+    """Those of ``emails`` (stored form) still subscribed to one of ``lists`` (one query per batch)."""
+    if not emails or not lists:
+        return set()
+    rows = conn.execute(
+        "SELECT DISTINCT r.email FROM memberships m JOIN recipients r ON r.id = m.recipient_id "
+        f"WHERE r.email IN ({', '.join('?' * len(emails))}) AND m.status = 'subscribed' "
+        f"AND m.list_name IN ({', '.join('?' * len(lists))})",
+        (*emails, *lists),
+    )
+    return {row[0] for row in rows}
 
 
 def consent_version(text: str, language: Language) -> str:

@@ -1,0 +1,45 @@
+"""The send ledger's commits (issue 15): on PostgreSQL they take no shared write lock, so senders and the
+web processes' transactions never queue behind each other; on both back ends a failed commit leaves nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from reallabor_mail.db import DatabaseUrl, StateError, StateLocation, connect, transaction
+from reallabor_mail.delivery.ledger import Ledger
+from reallabor_mail.recipients.person import Recipient
+
+NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+CAMPAIGN = "newsletter:2026-1"
+
+
+def owed(state: StateLocation, count: int) -> Ledger:
+    ledger = Ledger(connect(state), lambda: NOW)
+    ledger.add(CAMPAIGN, [(Recipient(f"p{i}@example.org"), "newsletter") for i in range(count)])
+    return ledger
+
+
+def test_a_ledger_commit_does_not_wait_for_another_writers_transaction(pg_url: str) -> None:
+    state = DatabaseUrl(pg_url)
+    ledger = owed(state, 2)
+    other = connect(state)
+    with transaction(other):  # e.g. a sign-up in a web process, holding the shared write lock
+        other.execute("UPDATE recipients_meta SET value = value")
+        sender = Ledger(connect(state), lambda: NOW)
+        sender.conn.wait_for_writers(2000)
+        entry = next(ledger.due(CAMPAIGN))
+        sender.apply([sender.start_op(entry, "<1@example.org>")])  # before: waited for the lock, then failed
+    assert ledger.summary(CAMPAIGN)["sending"] == 1
+
+
+def test_a_failed_ledger_commit_leaves_nothing_and_the_connection_works(state: StateLocation) -> None:
+    ledger = owed(state, 2)
+    first, second = list(ledger.due(CAMPAIGN))
+    broken = ("UPDATE send_ledger SET state = 'no such state' WHERE id = ?", (second.id,))  # the CHECK refuses it
+    with pytest.raises(StateError):
+        ledger.apply([ledger.start_op(first, "<1@example.org>"), broken])
+    assert ledger.summary(CAMPAIGN)["pending"] == 2 and not ledger.conn.in_transaction
+    ledger.apply([ledger.start_op(first, "<1@example.org>"), ledger.finish_op(first, "sent", "250 OK")])
+    assert ledger.summary(CAMPAIGN)["sent"] == 1
