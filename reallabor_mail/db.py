@@ -247,6 +247,9 @@ CREATE TABLE IF NOT EXISTS event_registrations (
 );
 CREATE INDEX IF NOT EXISTS event_registrations_by_state ON event_registrations (event, state, turn);
 """
+_LEDGER_OWNER = """
+ALTER TABLE send_ledger ADD COLUMN owner TEXT;  -- PostgreSQL: the sender's session (backend pid) that claimed it
+"""
 MIGRATIONS: tuple[str, ...] = (
     # 1: the mailing list (recipients, memberships, consent, suppressions), the send ledger, event versions
     _RECIPIENTS + _SEND_LEDGER + _EVENT_VERSIONS,
@@ -262,6 +265,8 @@ MIGRATIONS: tuple[str, ...] = (
     _LEDGER_SKIPPED,
     # 7: registrations for events by the public server's form, with the waiting list (web/registration.py)
     _EVENT_REGISTRATIONS,
+    # 8: which sender claimed a ledger row (several workers share a campaign on PostgreSQL; delivery/ledger.py)
+    _LEDGER_OWNER,
 )
 LATEST_VERSION = len(MIGRATIONS)
 
@@ -443,9 +448,9 @@ class Connection:
         else:
             self.execute(f"SET lock_timeout = {int(milliseconds)}")
 
-    def try_session_lock(self, key: int) -> bool:
-        """PostgreSQL: take the advisory lock ``key`` for as long as this connection lives, if free."""
-        return bool(self.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0])
+    def session_id(self) -> str:
+        """PostgreSQL: this connection's server process (``pg_backend_pid``), listed while it lives."""
+        return str(self.execute("SELECT pg_backend_pid()").fetchone()[0])
 
     def begin(self) -> None:
         """Start a write transaction with the write lock taken up front."""

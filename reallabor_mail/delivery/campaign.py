@@ -328,18 +328,15 @@ class Prepared:
 
 
 class CampaignLock:
-    """A campaign's lock, held until :meth:`release`: a file descriptor (SQLite) or a database session."""
+    """A campaign's lock, held until :meth:`release`: a file descriptor (SQLite; none on PostgreSQL)."""
 
-    def __init__(self, fd: int | None = None, session: Connection | None = None) -> None:
-        self.fd, self.session = fd, session
+    def __init__(self, fd: int | None = None) -> None:
+        self.fd = fd
 
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-        if self.session is not None:
-            self.session.close()
-            self.session = None
 
 
 def lock_campaign(state: StateLocation, campaign: str) -> CampaignLock:
@@ -349,18 +346,11 @@ def lock_campaign(state: StateLocation, campaign: str) -> CampaignLock:
     in flight and send them again. The lock is a record lock on ``<state file>.lock``, one byte per
     campaign; the kernel drops it when the process ends, also on SIGKILL, so it never goes stale. The
     state file's real path names the lock file, so a symlink or another spelling of the path (``./``,
-    ``..``) meets the same lock. On PostgreSQL it is a session advisory lock on a connection of its own,
-    which the server drops when the process ends, on whichever machine.
+    ``..``) meets the same lock. On PostgreSQL there is no lock: several senders (``--resume``, workers,
+    on any machine) share a campaign, each claiming its own rows (:meth:`Ledger.claim`).
     """
     if isinstance(state, DatabaseUrl):
-        session = connect(state)
-        if not session.try_session_lock(zlib.crc32(campaign.encode())):
-            session.close()
-            raise ReallaborError(
-                _("{state}: another `send` of {campaign} is running right now; wait until it ends (see --status), "
-                  "then continue with --resume if it did not finish", state=state, campaign=campaign)
-            )  # fmt: skip
-        return CampaignLock(session=session)
+        return CampaignLock()
     lock_path = Path(f"{os.path.realpath(state)}.lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)

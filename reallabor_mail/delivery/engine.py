@@ -336,7 +336,8 @@ class _Run:
             self.commit.close()
 
     async def _produce(self) -> None:
-        due = itertools.islice(self.ledger.due(self.campaign), self.limit)
+        # On PostgreSQL the rows are claimed for this run's commit session: other workers send the others.
+        due = itertools.islice(self.ledger.due(self.campaign, owner=self.commit.owner), self.limit)
         batches = iter(lambda: list(itertools.islice(due, BATCH)), [])
         async for job in self._jobs(batches):
             if self.report.stopped is not None:

@@ -186,19 +186,23 @@ class Ledger:
             )
 
     def recover(self, campaign: str) -> list[str]:
-        """``sending`` rows of an interrupted run become ``unknown``; returns their addresses."""
+        """``sending`` rows of an interrupted run become ``unknown``; returns their addresses.
+
+        PostgreSQL: only rows whose sender has gone (another worker's rows in flight are its own).
+        """
+        gone = _OWNER_GONE if self.conn.is_postgres else ""
         with transaction(self.conn):
             emails = [
                 row[0]
                 for row in self.conn.execute(
-                    "SELECT email FROM send_ledger WHERE campaign = ? AND state = 'sending' ORDER BY email",
+                    f"SELECT email FROM send_ledger WHERE campaign = ? AND state = 'sending'{gone} ORDER BY email",
                     (campaign,),
                 )
             ]
             self.conn.execute(
                 "UPDATE send_ledger SET state = 'unknown', updated = ?, reply = 'interrupted after MAIL FROM, "
                 "before the reply: the message may or may not have arrived' "
-                "WHERE campaign = ? AND state = 'sending'",
+                f"WHERE campaign = ? AND state = 'sending'{gone}",
                 (self.now(), campaign),
             )
         return emails
@@ -213,8 +217,16 @@ class Ledger:
             )
         return cursor.rowcount
 
-    def due(self, campaign: str, batch: int = 500) -> Iterator[Entry]:
-        """The ``pending`` rows in order, read in batches so that 100,000 rows are never all in memory."""
+    def due(self, campaign: str, batch: int = 500, owner: str | None = None) -> Iterator[Entry]:
+        """The ``pending`` rows in order, read in batches so that 100,000 rows are never all in memory.
+
+        With ``owner`` (PostgreSQL, several senders of one campaign) each batch is claimed for that session
+        (:meth:`claim`) and only claimed rows are yielded.
+        """
+        if owner is not None:
+            while claimed := self.claim(campaign, owner, CLAIM_BATCH):
+                yield from claimed
+            return
         last = 0
         while True:
             rows = self.conn.execute(
@@ -227,6 +239,22 @@ class Ledger:
             for row in rows:
                 yield Entry(row[0], row[1], Recipient(**json.loads(row[2])), row[3])
             last = rows[-1][0]
+
+    def claim(self, campaign: str, owner: str, batch: int) -> list[Entry]:
+        """PostgreSQL: take up to ``batch`` owed rows no live sender holds, for the session ``owner``.
+
+        ``FOR UPDATE SKIP LOCKED``: two senders claiming at once take different rows. A row claimed by a
+        sender whose session has ended (the process died) is free again; one it had started (``sending``)
+        is not ``pending`` and is never claimed: :meth:`recover` makes it ``unknown``.
+        """
+        rows = self.conn.execute(
+            "UPDATE send_ledger SET owner = ? WHERE id IN (SELECT id FROM send_ledger "
+            f"WHERE campaign = ? AND state = 'pending'{_OWNER_GONE} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, list_name, recipient, attempts",
+            (owner, campaign, batch),
+        ).fetchall()
+        rows.sort(key=lambda row: int(row[0]))  # RETURNING gives no order: send in the ledger's
+        return [Entry(row[0], row[1], Recipient(**json.loads(row[2])), row[3]) for row in rows]
 
     # --- the state changes of a send (executed by GroupCommit) -----------------------------------
 
@@ -252,6 +280,9 @@ class Ledger:
 
 
 Op = tuple[str, tuple[Any, ...]]
+CLAIM_BATCH = 100  # rows a sender claims at a time on PostgreSQL (what a crash leaves claimed until noticed)
+# PostgreSQL: a row no live session holds (never claimed, or its sender's session has ended)
+_OWNER_GONE = " AND (owner IS NULL OR owner NOT IN (SELECT pid::text FROM pg_stat_activity))"
 FINISH_WINDOW = 0.05  # seconds an outcome may wait to share the commit of the next message's start
 WRITE_WAIT_MS = 300_000  # how long a ledger commit waits for another writer (a big import) before it fails
 
@@ -270,6 +301,9 @@ class GroupCommit:
         self.ledger = ledger
         self.writer = Ledger(connect(ledger.path), ledger.clock)
         self.writer.conn.wait_for_writers(WRITE_WAIT_MS)  # an import may hold the file a while
+        # PostgreSQL: the rows this run claims belong to the session that commits their starts, so once it
+        # is gone (the process died) nothing more can start under its name, and its claims are free again.
+        self.owner = self.writer.conn.session_id() if self.writer.conn.is_postgres else None
         self._first: list[Op] = list(with_first_start)  # committed with the first `sending` row
         self._starts: set[int] = set()  # ids of the queued ops that start a message (or ride with the first)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
