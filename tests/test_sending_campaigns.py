@@ -378,7 +378,7 @@ def test_a_second_send_through_a_symlinked_state_path_is_refused(
     env: dict[str, str], content_copy: Path, server: FaultServer, tmp_path: Path
 ) -> None:
     if isinstance(state_of(env), DatabaseUrl):
-        pytest.skip("about the state file's path (on PostgreSQL the lock is the server's: test_postgres.py)")
+        pytest.skip("about the state file's path (on PostgreSQL senders share a campaign: test_sending_shared.py)")
     link = tmp_path / "link.sqlite3"
     link.symlink_to(tmp_path / "state.sqlite3")
     with send_process(env, str(content_copy / NEWSLETTER), "--yes", "--rate", "6/min") as first:
