@@ -253,7 +253,7 @@ class Change:
 class Imported:
     """What importing one person onto a list did."""
 
-    added: bool  # the person was not stored before
+    added: bool  # the person was not on this list before (possibly stored already, for another list)
     status: Status  # their status on the list now
     kept: bool  # they had unsubscribed or bounced from the list, and stay so
     changes: tuple[Change, ...]  # stored details the file has otherwise (taken only with ``update``)
@@ -281,7 +281,6 @@ def import_person(
     moment = utc_stamp(now)
     with transaction(conn):
         person_id = _person_id(conn, address_key(person.email))
-        added = person_id is None
         changes: tuple[Change, ...] = ()
         if person_id is None:
             person_id = _upsert_person(conn, person, moment, overwrite=False)
@@ -300,6 +299,7 @@ def import_person(
                     (*(c.imported for c in changes), moment, person_id),
                 )
         current = _status(conn, person_id, check_list_name(list_name))
+        added = current is None
         if current is not None and not (current == "pending" and status == "subscribed") and current != status:
             return Imported(added, current, True, changes)
         if current != status:
@@ -512,6 +512,8 @@ def overwrite_freed(conn: Connection) -> None:
 def purge_unconfirmed(conn: Connection, now: dt.datetime) -> int:
     """Delete sign-ups not confirmed within :data:`PENDING_DAYS` days; returns how many were deleted.
 
+    Event registrations by form that were never confirmed go the same way (``event_registrations``,
+    ``pending``): the address was only ever typed into a form, possibly by someone else.
     People left with no list at all are deleted with their records: they never gave consent. An
     unsubscribe or bounce is never forgotten: a pending membership that once left the list (from a
     state file of before sign-ups stopped changing such memberships) goes back to that status instead.
@@ -535,7 +537,10 @@ def purge_unconfirmed(conn: Connection, now: dt.datetime) -> int:
             _set_status(conn, person, list_name, status, moment)
             _record(conn, person, list_name, status, moment, source="unconfirmed sign-up purged")
         conn.execute("DELETE FROM recipients WHERE id NOT IN (SELECT recipient_id FROM memberships)")
-    return len(stale)
+        registrations = conn.execute(
+            "DELETE FROM event_registrations WHERE state = 'pending' AND requested_at < ?", (cutoff,)
+        ).rowcount
+    return len(stale) + max(registrations, 0)
 
 
 # --- reading the store --------------------------------------------------------------------------
