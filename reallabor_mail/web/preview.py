@@ -39,7 +39,15 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import BaseRoute, Mount, Route
 
 from reallabor_mail.addresses import InvalidAddress, parse_address
-from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_cancelled, is_event, read_content
+from reallabor_mail.content.loader import (
+    Content,
+    ContentCache,
+    EventItem,
+    NewsletterItem,
+    is_cancelled,
+    is_event,
+    read_content,
+)
 from reallabor_mail.content.models import LANGUAGES, Language
 from reallabor_mail.db import StateError, StateLocation, connect_read_only
 from reallabor_mail.errors import Problem, ReallaborError, display_path
@@ -156,7 +164,9 @@ class Snapshot:
     by the Builder's own ``newsletter``/``event`` step, exactly as ``build`` does.
     """
 
-    def __init__(self, digest: str, content_dir: Path, templates: Path, today: dt.date) -> None:
+    def __init__(
+        self, digest: str, content_dir: Path, templates: Path, today: dt.date, cache: ContentCache | None = None
+    ) -> None:
         self.digest = digest
         self.today = today
         self.content: Content | None = None
@@ -166,7 +176,7 @@ class Snapshot:
         self._checks: dict[tuple[str, str, Language], list[Check]] = {}
         self._lock = threading.RLock()
         # What loads is shown even when other files have errors: one broken file must not hide the rest.
-        self.content, loaded = read_content(content_dir)
+        self.content, loaded = read_content(content_dir, cache)
         self.problems = loaded.errors
         if self.content is not None:
             try:
@@ -479,6 +489,7 @@ class Preview:
         self.send_test = send_test
         self.pages = Templates(SHIPPED_TEMPLATES)
         self._snapshot: Snapshot | None = None
+        self._parsed = ContentCache()  # the content files as last read: a reload re-reads only the changed ones
         self._lock = threading.Lock()
         self._viewing: tuple[str, str] | None = None  # the item last opened (None: the start page)
         self.watcher = Watcher([content_dir, templates], on_change=self.render_ahead)
@@ -491,7 +502,7 @@ class Preview:
         with self._lock:
             digest = self.watcher.digest
             if self._snapshot is None or self._snapshot.digest != digest:
-                self._snapshot = Snapshot(digest, self.content_dir, self.templates, self.today())
+                self._snapshot = Snapshot(digest, self.content_dir, self.templates, self.today(), self._parsed)
             return self._snapshot
 
     def render_ahead(self) -> None:
