@@ -30,7 +30,8 @@ def shown(root: Path, file: Path) -> str:
 
 
 def every_item_file(root: Path) -> set[Path]:
-    return {p.relative_to(root) for folder in ("newsletters", "events", "reports") for p in (root / folder).glob("*.md")}
+    folders = ("newsletters", "events", "reports")
+    return {p.relative_to(root) for folder in folders for p in (root / folder).glob("*.md")}
 
 
 def append(path: Path, text: str) -> None:
@@ -40,7 +41,7 @@ def append(path: Path, text: str) -> None:
 def test_saving_one_file_reads_only_that_file_again(content_copy: Path) -> None:
     cache = ContentCache()
     _content, _errors, first = read_again(content_copy, cache)
-    assert set(first) == every_item_file(content_copy) - {Path("README.md")}
+    assert sorted(first) == sorted(every_item_file(content_copy))
 
     append(content_copy / NEWSLETTER, "\nEin neuer Satz am Ende.\n")
     content, errors, second = read_again(content_copy, cache)
