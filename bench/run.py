@@ -488,21 +488,20 @@ def build_figures(content_dir: Path, out: Path) -> BuildFigures:
 def preview_reload(content_dir: Path) -> float:
     """Seconds from saving one newsletter of ``content_dir`` to its page's content ready (median of 3).
 
-    As the preview does it: the files parsed for the first snapshot are kept, the saved one is read again.
+    As the preview does it: the snapshot after the change follows the one before (changed files read
+    again, templates kept compiled); the first snapshot has rendered the item once, as an open page has.
     """
-    from reallabor_mail.content.loader import ContentCache
     from reallabor_mail.web.preview import Snapshot
 
-    templates = default_templates()
-    parsed = ContentCache()
-    snap = Snapshot("before", content_dir, templates, TODAY, parsed)
+    snap = Snapshot("before", content_dir, default_templates(), TODAY)
     kind, item = next(pair for pair in snap.items() if pair[0] == "newsletters")
+    snap.rendered(kind, item.stem)
     times = []
     for n in range(3):
         path = item.path
         path.write_text(path.read_text("utf-8") + f"\nNoch ein Satz ({n}).\n", encoding="utf-8")
         started = time.perf_counter()
-        snap = Snapshot(f"after-{n}", content_dir, templates, TODAY, parsed)
+        snap = snap.following(f"after-{n}", TODAY)
         snap.rendered(kind, item.stem)
         for language in item.versions:
             snap.checks(kind, item.stem, language)

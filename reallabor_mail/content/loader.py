@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from urllib.parse import quote
 
@@ -478,7 +478,7 @@ class ContentCache:
 
     def begin(self, root: Path) -> None:
         """Start a read of ``root``: drop everything if anything but its item files changed since the last one."""
-        surroundings = (current_staff_language(), tuple(_surroundings(root)))
+        surroundings = (current_staff_language(), folder_stamps(root, but=_ITEM_FILES))
         if surroundings != self._surroundings:
             self._entries.clear()
             self._surroundings = surroundings
@@ -501,18 +501,20 @@ class ContentCache:
         self._entries = {path: entry for path, entry in self._entries.items() if path in self._used}
 
 
-_ITEM_FOLDERS = frozenset(kind.folder for kind in Kind)
+_ITEM_FILES = tuple(f"{kind.folder}/*.md" for kind in Kind)
 
 
-def _surroundings(root: Path) -> Iterator[FileStamp]:
-    """Every file under ``root`` but the items' Markdown files, hidden folders left out (.git, editor files)."""
+def folder_stamps(root: Path, but: tuple[str, ...] = ()) -> tuple[FileStamp, ...]:
+    """Every file under ``root`` but those matching ``but`` (relative paths); hidden ones left out (.git, .swp)."""
+    stamps = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         here = Path(folder)
-        item_folder = here.parent == root and here.name in _ITEM_FOLDERS
-        for name in sorted(names):
-            if not (item_folder and name.endswith(".md")):
-                yield FileStamp.of(here / name)
+        for name in sorted(n for n in names if not n.startswith(".")):
+            file = here / name
+            if not any(PurePosixPath(file.relative_to(root).as_posix()).match(pattern) for pattern in but):
+                stamps.append(FileStamp.of(file))
+    return tuple(stamps)
 
 
 class _Loader:
