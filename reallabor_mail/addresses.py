@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from enum import StrEnum
 
 import idna
 from email_validator import EmailNotValidError, validate_email
@@ -26,19 +27,30 @@ from reallabor_mail.characters import header_safe
 from reallabor_mail.errors import ReallaborError
 
 
-class InvalidAddress(ReallaborError):
-    """An email address that cannot be sent to; ``detail`` says why without naming the field."""
+class AddressFault(StrEnum):
+    """Why an address was refused, for callers that say it in their reader's language (content errors)."""
 
-    def __init__(self, field: str, detail: str) -> None:
+    MALFORMED = "malformed"  # not name@domain, or a domain that is not one
+    NON_ASCII_LOCAL = "non-ascii-local"  # letters beyond ASCII before the @ (needs SMTPUTF8)
+    ENCODED_WORD = "encoded-word"  # '=?' before the @
+    SOURCE_ROUTE = "source-route"  # '%' or '!' before the @
+
+
+class InvalidAddress(ReallaborError):
+    """An email address that cannot be sent to; ``detail`` says why (in English) without naming the field,
+    ``fault`` says it as a code."""
+
+    def __init__(self, field: str, detail: str, fault: AddressFault = AddressFault.MALFORMED) -> None:
         super().__init__(f"{field}: {detail}")
         self.detail = detail
+        self.fault = fault
 
 
 # Local-part characters RFC 5321 allows and we refuse, with what to tell the person.
 _REFUSED_IN_LOCAL = (
-    ("=?", "'=?' (an encoded word) is not allowed before the @"),
-    ("%", "'%' (source routing) is not allowed before the @"),
-    ("!", "'!' (source routing) is not allowed before the @"),
+    ("=?", "'=?' (an encoded word) is not allowed before the @", AddressFault.ENCODED_WORD),
+    ("%", "'%' (source routing) is not allowed before the @", AddressFault.SOURCE_ROUTE),
+    ("!", "'!' (source routing) is not allowed before the @", AddressFault.SOURCE_ROUTE),
 )
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
@@ -84,21 +96,21 @@ def parse_address(raw: str, field: str = "email") -> EmailAddress:
     try:
         checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        reason = str(exc)
+        reason, fault = str(exc), AddressFault.MALFORMED
         if "before the @-sign" in reason and "nternationalized" in reason:
-            reason = (
+            reason, fault = (
                 "the part before the @ has non-ASCII letters, which mail servers without SMTPUTF8 cannot "
                 "deliver; use an address written in ASCII (e.g. joerg.weiss@…)"
-            )
-        raise InvalidAddress(field, f"{text!r} is not an address mail can be sent to: {reason}") from None
+            ), AddressFault.NON_ASCII_LOCAL
+        raise InvalidAddress(field, f"{text!r} is not an address mail can be sent to: {reason}", fault) from None
     _check_local(checked.local_part, text, field)
     return EmailAddress(checked.local_part, checked.domain, checked.ascii_domain)
 
 
 def _check_local(local: str, text: str, field: str) -> None:
-    for found, reason in _REFUSED_IN_LOCAL:
+    for found, reason, fault in _REFUSED_IN_LOCAL:
         if found in local:
-            raise InvalidAddress(field, f"{text!r} is not an address mail can be sent to: {reason}")
+            raise InvalidAddress(field, f"{text!r} is not an address mail can be sent to: {reason}", fault)
 
 
 def address_key(raw: str, field: str = "email") -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from reallabor_mail.addresses import AddressFault, InvalidAddress, parse_address
 from reallabor_mail.i18n.greetings import greeting, vocative
 from reallabor_mail.recipients.person import Recipient, read_salutation
 
@@ -60,3 +61,19 @@ def test_salutation_normalised() -> None:
     assert read_salutation("Divers") == (None, None)  # greeted without Frau or Herr
     assert read_salutation("Frau Müller") is None  # a name, not a title: not guessed
     assert read_salutation("Familie") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "fault"),
+    [
+        ("jörg@example.org", AddressFault.NON_ASCII_LOCAL),
+        ("=?utf-8?q?x?=@example.org", AddressFault.ENCODED_WORD),
+        ("a%b@example.org", AddressFault.SOURCE_ROUTE),
+        ("a!b@example.org", AddressFault.SOURCE_ROUTE),
+        ("kein-at-zeichen", AddressFault.MALFORMED),
+    ],
+)
+def test_a_refused_address_says_why_as_a_code(raw: str, fault: AddressFault) -> None:
+    with pytest.raises(InvalidAddress) as refused:
+        parse_address(raw)
+    assert refused.value.fault is fault

@@ -196,7 +196,9 @@ def delete_command(settings: Settings, email: str, yes: bool, state_option: Stat
         click.echo(_("{email}: was not stored; the address is suppressed", email=email))
 
 
-@recipients_group.command("purge", help=N_("Delete sign-ups not confirmed within 30 days (send does this too)."))
+@recipients_group.command("purge", help=N_(
+    "Delete sign-ups and event registrations not confirmed within 30 days (send does this too)."
+))  # fmt: skip
 @STATE
 @click.pass_obj
 def purge_command(settings: Settings, state_option: StateLocation | None) -> None:

@@ -487,6 +487,8 @@ def overwrite_freed(conn: Connection) -> None:
 def purge_unconfirmed(conn: Connection, now: dt.datetime) -> int:
     """Delete sign-ups not confirmed within :data:`PENDING_DAYS` days; returns how many were deleted.
 
+    Event registrations by form that were never confirmed go the same way (``event_registrations``,
+    ``pending``): the address was only ever typed into a form, possibly by someone else.
     People left with no list at all are deleted with their records: they never gave consent. An
     unsubscribe or bounce is never forgotten: a pending membership that once left the list (from a
     state file of before sign-ups stopped changing such memberships) goes back to that status instead.
@@ -510,7 +512,10 @@ def purge_unconfirmed(conn: Connection, now: dt.datetime) -> int:
             _set_status(conn, person, list_name, status, moment)
             _record(conn, person, list_name, status, moment, source="unconfirmed sign-up purged")
         conn.execute("DELETE FROM recipients WHERE id NOT IN (SELECT recipient_id FROM memberships)")
-    return len(stale)
+        registrations = conn.execute(
+            "DELETE FROM event_registrations WHERE state = 'pending' AND requested_at < ?", (cutoff,)
+        ).rowcount
+    return len(stale) + max(registrations, 0)
 
 
 # --- reading the store --------------------------------------------------------------------------

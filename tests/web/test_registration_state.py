@@ -51,3 +51,21 @@ def test_seats_waiting_list_move_up_and_erasure(tmp_path: Path, state: Any) -> N
     again = attendance.confirm_registration(conn, event, "a@example.org", now=START)
     assert again is not None and again.state == "registered"  # b's seat was erased: one is free
     conn.close()
+
+
+def test_a_registration_never_confirmed_is_purged_with_the_unconfirmed_sign_ups(tmp_path: Path, state: Any) -> None:
+    import datetime as dt
+
+    from reallabor_mail.recipients import store
+
+    event = next(e for e in load_content(content_with_event(tmp_path, capacity=2)).events if e.stem == STEM)
+    conn = connect(state)
+    long_ago = START - dt.timedelta(days=31)
+    attendance.request_registration(conn, STEM, Recipient("typed-by-someone@example.org"), now=long_ago)
+    attendance.request_registration(conn, STEM, Recipient("confirmed@example.org"), now=long_ago)
+    attendance.confirm_registration(conn, event, "confirmed@example.org", now=long_ago)
+    attendance.request_registration(conn, STEM, Recipient("yesterday@example.org"), now=START - dt.timedelta(days=1))
+
+    assert store.purge_unconfirmed(conn, START) == 1
+    assert attendance.form_registration(conn, STEM, "typed-by-someone@example.org") is None
+    assert attendance.seat_counts(conn, STEM) == {"registered": 1, "pending": 1}

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from reallabor_mail.cli.main import main
-from reallabor_mail.cli.recipients import load_site
+from reallabor_mail.content.loader import load_site
 from reallabor_mail.db import DatabaseUrl, connect
 from reallabor_mail.recipients import store as rcp
 from reallabor_mail.recipients.links import unsubscribe_url
