@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import importlib
 import logging
 import posixpath
 import re
-import sys
 import traceback
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -25,6 +22,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 from mjml import mjml2html
+from premailer import Premailer
 
 from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, ReportItem, Version
 from reallabor_mail.content.markdown import LinkReferences
@@ -35,37 +33,6 @@ from reallabor_mail.i18n.messages import _, current_staff_language, translations
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.calendar_links import Link, calendar_links
 from reallabor_mail.render.reports import report_view
-
-
-def _premailer() -> type[Any]:
-    """premailer's ``Premailer``, imported without importing requests until something of requests is used.
-
-    premailer imports requests only to fetch external stylesheets, which we never ask of it
-    (``allow_network=False``); requests and urllib3 take longer to import than premailer itself, and
-    ``check`` and ``send`` would pay that on every start. While premailer is imported, ``requests``
-    is a stand-in module that imports the real one on first attribute use; afterwards the name is
-    free again, so any other ``import requests`` gets the real module.
-    """
-    if "requests" in sys.modules:
-        from premailer import Premailer as already
-
-        return cast(type[Any], already)
-    stand_in = types.ModuleType("requests")
-
-    def real_attribute(name: str) -> Any:
-        return getattr(importlib.import_module("requests"), name)
-
-    stand_in.__getattr__ = real_attribute  # type: ignore[method-assign]  # PEP 562: asked only for missing names
-    sys.modules["requests"] = stand_in
-    try:
-        from premailer import Premailer as imported
-    finally:
-        if sys.modules.get("requests") is stand_in:
-            del sys.modules["requests"]
-    return cast(type[Any], imported)
-
-
-Premailer = _premailer()
 
 GREETING_MARK = "__RLM_GREETING__"
 UNSUBSCRIBE_MARK = "__RLM_UNSUBSCRIBE__"
