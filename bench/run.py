@@ -2,6 +2,7 @@
 
     python bench/run.py            # full run (about 10 minutes; the 100,000-recipient memory run is most of it)
     python bench/run.py --quick    # smaller numbers, no BENCHMARKS.md update
+    python bench/run.py --only startup,preview   # only those rows, printed (no BENCHMARKS.md update)
 
 Every target is a ratio against a ceiling or a peer measured in the same run, with the sample content:
 
@@ -15,7 +16,7 @@ Every target is a ratio against a ceiling or a peer measured in the same run, wi
 6. ``build`` of the sample and of a generated ten-year archive (40 issues × 2 languages, 200 events): time per
    output file, and the archive against a bare pass of mjml-python plus the CSS inliner over the same emails;
    premailer against css-inline on those emails;
-7. the preview's reload after saving one file of the archive (a new snapshot, the item and its checks).
+7. the preview's reload after saving one file of the archive (the following snapshot, the item and its checks).
 
 Needs ``smtp-sink``/``smtp-source`` (apt-get install postfix; the daemon is never started) and
 ``pip install -e '.[bench]'`` (mailmerge, css-inline).
@@ -486,18 +487,22 @@ def build_figures(content_dir: Path, out: Path) -> BuildFigures:
 
 
 def preview_reload(content_dir: Path) -> float:
-    """Seconds from saving one newsletter of ``content_dir`` to its page's content ready (median of 3)."""
+    """Seconds from saving one newsletter of ``content_dir`` to its page's content ready (median of 3).
+
+    As the preview does it: the snapshot after the change follows the one before (changed files read
+    again, templates kept compiled); the first snapshot has rendered the item once, as an open page has.
+    """
     from reallabor_mail.web.preview import Snapshot
 
-    templates = default_templates()
-    snap = Snapshot("before", content_dir, templates, TODAY)
+    snap = Snapshot("before", content_dir, default_templates(), TODAY)
     kind, item = next(pair for pair in snap.items() if pair[0] == "newsletters")
+    snap.rendered(kind, item.stem)
     times = []
     for n in range(3):
         path = item.path
         path.write_text(path.read_text("utf-8") + f"\nNoch ein Satz ({n}).\n", encoding="utf-8")
         started = time.perf_counter()
-        snap = Snapshot(f"after-{n}", content_dir, templates, TODAY)
+        snap = snap.following(f"after-{n}", TODAY)
         snap.rendered(kind, item.stem)
         for language in item.versions:
             snap.checks(kind, item.stem, language)
@@ -526,135 +531,151 @@ def share(value: float, target: float, better: str = "higher") -> str:
     return f"missed by {1 - value / target:.0%}" if better == "higher" else f"missed by {value / target - 1:.0%}"
 
 
+SECTIONS = ("sending", "startup", "build", "preview")  # sending: assembly, ceiling, sends, mailmerge, memory
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small numbers, do not update BENCHMARKS.md")
+    parser.add_argument(
+        "--only", type=lambda text: set(text.split(",")), default=set(SECTIONS),
+        help=f"comma-separated sections of {','.join(SECTIONS)}; printed only, BENCHMARKS.md is not updated",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.only - set(SECTIONS):
+        parser.error(f"--only: unknown section {', '.join(sorted(args.only - set(SECTIONS)))}")
     sends, versus, memory = (1000, 300, 5000) if args.quick else (10_000, 1000, 100_000)
     console = Console()
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="rlm-bench-") as tmp, smtp_sink(Path(tmp)) as sink:
         work = Path(tmp)
-        console.print("assembling …")
-        rates = assembly_rates(work, 2000 if args.quick else 5000)
-        rows += [
-            (
-                "assembled/s, newsletter (de+uk)",
-                f"{rates['newsletter']:,.0f}",
-                "",
-                f"{rates['newsletter'] / rates['reference']:.0f}× build_message per person "
-                f"({rates['reference']:,.0f}/s)",
-            ),
-            ("assembled/s, invitation (de+uk, stamped ATTENDEE)", f"{rates['invitation']:,.0f}", "", ""),
-        ]
-        console.print(f"ceiling: smtp-source → smtp-sink, {sends:,} messages of 62 KB, 4 sessions …")
-        ceiling = ceiling_rate(sink, sends)
-        rows.append((f"ceiling: smtp-source → smtp-sink, {sends:,} × 62 KB, 4 sessions", f"{ceiling:,.0f}/s", "", ""))
-        for (label, file, target), connections in itertools.product(
-            (("newsletter", NEWSLETTER, 0.75), ("invitation", EVENT, 0.50)), (4, 8)
-        ):
-            console.print(f"reallabor-mail send, {label}, {sends:,} recipients, {connections} connections …")
-            rate = sends / send_command(work, sink, sends, connections, file)
-            rows.append(
+        if "sending" in args.only:
+            console.print("assembling …")
+            rates = assembly_rates(work, 2000 if args.quick else 5000)
+            rows += [
                 (
-                    f"reallabor-mail send, {label}, {sends:,} recipients, {connections} conn. (command)",
-                    f"{rate:,.0f}/s",
-                    f"≥ {target:.0%} of ceiling",
-                    f"{rate / ceiling:.0%} ({share(rate / ceiling, target)})",
-                )
-            )
-        console.print(f"mailmerge and reallabor-mail send, {versus:,} recipients each …")
-        theirs, ours = versus_mailmerge(work, sink, versus)
-        rows.append(
-            (f"mailmerge, {versus:,} recipients (command)", f"{theirs:.1f} s ({versus / theirs:,.0f}/s)", "", "")
-        )
-        for connections, seconds in ours.items():
-            ratio = theirs / seconds
+                    "assembled/s, newsletter (de+uk)",
+                    f"{rates['newsletter']:,.0f}",
+                    "",
+                    f"{rates['newsletter'] / rates['reference']:.0f}× build_message per person "
+                    f"({rates['reference']:,.0f}/s)",
+                ),
+                ("assembled/s, invitation (de+uk, stamped ATTENDEE)", f"{rates['invitation']:,.0f}", "", ""),
+            ]
+            console.print(f"ceiling: smtp-source → smtp-sink, {sends:,} messages of 62 KB, 4 sessions …")
+            ceiling = ceiling_rate(sink, sends)
             rows.append(
-                (
-                    f"reallabor-mail send, same (command, {connections} conn.)",
-                    f"{seconds:.1f} s ({versus / seconds:,.0f}/s)",
-                    "≥ 15× mailmerge",
-                    f"{ratio:.1f}× ({share(ratio, 15)})",
-                )
+                (f"ceiling: smtp-source → smtp-sink, {sends:,} × 62 KB, 4 sessions", f"{ceiling:,.0f}/s", "", "")
             )
-        console.print(f"peak memory, {memory:,} recipients (takes a while) …")
-        main_mib, tree_mib, seconds = peak_memory(work, sink, memory)
-        rows += [
-            (
-                f"peak RSS, sending process, {memory:,} recipients",
-                f"{main_mib:,.0f} MiB",
-                "< 150 MB",
-                share(main_mib * 1.048576, 150, "lower"),
-            ),
-            (
-                "  … with its compose process (sum of RSS)",
-                f"{tree_mib:,.0f} MiB",
-                "",
-                f"{memory / seconds:,.0f}/s end to end",
-            ),
-        ]
-        console.print("start-up of the command line …")
-        click_seconds = median_seconds([sys.executable, "-c", "import click"])
-        help_seconds = median_seconds([*CLI, "--help"], env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
-        check_imports = import_seconds(["check"])
-        rows += [
-            ('python -c "import click"', f"{click_seconds:.3f} s", "", ""),
-            (
-                "reallabor-mail --help",
-                f"{help_seconds:.3f} s",
-                "≤ 2× import click",
-                f"{help_seconds / click_seconds:.1f}× ({share(help_seconds / click_seconds, 2, 'lower')})",
-            ),
-            ("reallabor-mail check (sample): imports", f"{check_imports:.3f} s", "≤ 0.15 s",
-             share(check_imports, 0.15, "lower")),
-        ]  # fmt: skip
-        console.print("build: the sample and a ten-year archive …")
-        sample = build_figures(ROOT / "content", work / "out-sample")
-        archive_dir = ten_year_archive(work / "archive")
-        archive = build_figures(archive_dir, work / "out-archive")
-        per_sample, per_archive = sample.seconds / sample.files * 1000, archive.seconds / archive.files * 1000
-        archive_content = load_content(archive_dir)
-        rows += [
-            (
-                f"build, sample ({sample.files} files, {sample.emails} emails)",
-                f"{sample.seconds:.2f} s ({per_sample:.1f} ms/file)",
-                "",
-                "",
-            ),
-            (
-                f"build, ten-year archive ({len(archive_content.newsletters)} issues × 2 languages, "
-                f"{len(archive_content.events)} events: {archive.files} files, {archive.emails} emails)",
-                f"{archive.seconds:.2f} s ({per_archive:.1f} ms/file)",
-                "ms/file flat (≤ 1.25× sample)",
-                f"{per_archive / per_sample:.2f}× the sample ({share(per_archive / per_sample, 1.25, 'lower')})",
-            ),
-            (
-                "  bare mjml-python + premailer over the archive's emails",
-                f"{archive.bare_premailer:.2f} s",
-                "build ≤ 4× this",
-                f"{archive.seconds / archive.bare_premailer:.1f}× "
-                f"({share(archive.seconds / archive.bare_premailer, 4, 'lower')})",
-            ),
-            (
-                "  CSS inliner alone over the archive's emails: premailer / css-inline",
-                f"{archive.inliner_premailer:.2f} s / {archive.inliner_css_inline:.2f} s",
-                "",
-                f"css-inline {archive.inliner_premailer / archive.inliner_css_inline:.0f}× faster "
-                f"(bare pass with it: {archive.bare_css_inline:.2f} s)",
-            ),
-        ]
-        console.print("preview reload on the archive …")
-        reload = preview_reload(archive_dir)
-        rows.append(
-            ("preview: reload after saving one newsletter (archive)", f"{reload:.2f} s", "≤ 0.3 s",
-             share(reload, 0.3, "lower"))
-        )  # fmt: skip
+            for (label, file, target), connections in itertools.product(
+                (("newsletter", NEWSLETTER, 0.75), ("invitation", EVENT, 0.50)), (4, 8)
+            ):
+                console.print(f"reallabor-mail send, {label}, {sends:,} recipients, {connections} connections …")
+                rate = sends / send_command(work, sink, sends, connections, file)
+                rows.append(
+                    (
+                        f"reallabor-mail send, {label}, {sends:,} recipients, {connections} conn. (command)",
+                        f"{rate:,.0f}/s",
+                        f"≥ {target:.0%} of ceiling",
+                        f"{rate / ceiling:.0%} ({share(rate / ceiling, target)})",
+                    )
+                )
+            console.print(f"mailmerge and reallabor-mail send, {versus:,} recipients each …")
+            theirs, ours = versus_mailmerge(work, sink, versus)
+            rows.append(
+                (f"mailmerge, {versus:,} recipients (command)", f"{theirs:.1f} s ({versus / theirs:,.0f}/s)", "", "")
+            )
+            for connections, seconds in ours.items():
+                ratio = theirs / seconds
+                rows.append(
+                    (
+                        f"reallabor-mail send, same (command, {connections} conn.)",
+                        f"{seconds:.1f} s ({versus / seconds:,.0f}/s)",
+                        "≥ 15× mailmerge",
+                        f"{ratio:.1f}× ({share(ratio, 15)})",
+                    )
+                )
+            console.print(f"peak memory, {memory:,} recipients (takes a while) …")
+            main_mib, tree_mib, seconds = peak_memory(work, sink, memory)
+            rows += [
+                (
+                    f"peak RSS, sending process, {memory:,} recipients",
+                    f"{main_mib:,.0f} MiB",
+                    "< 150 MB",
+                    share(main_mib * 1.048576, 150, "lower"),
+                ),
+                (
+                    "  … with its compose process (sum of RSS)",
+                    f"{tree_mib:,.0f} MiB",
+                    "",
+                    f"{memory / seconds:,.0f}/s end to end",
+                ),
+            ]
+        if "startup" in args.only:
+            console.print("start-up of the command line …")
+            click_seconds = median_seconds([sys.executable, "-c", "import click"])
+            help_seconds = median_seconds([*CLI, "--help"], env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+            check_imports = import_seconds(["check"])
+            rows += [
+                ('python -c "import click"', f"{click_seconds:.3f} s", "", ""),
+                (
+                    "reallabor-mail --help",
+                    f"{help_seconds:.3f} s",
+                    "≤ 2× import click",
+                    f"{help_seconds / click_seconds:.1f}× ({share(help_seconds / click_seconds, 2, 'lower')})",
+                ),
+                ("reallabor-mail check (sample): imports", f"{check_imports:.3f} s", "≤ 0.15 s",
+                 share(check_imports, 0.15, "lower")),
+            ]  # fmt: skip
+        if args.only & {"build", "preview"}:
+            archive_dir = ten_year_archive(work / "archive")
+        if "build" in args.only:
+            console.print("build: the sample and a ten-year archive …")
+            sample = build_figures(ROOT / "content", work / "out-sample")
+            archive = build_figures(archive_dir, work / "out-archive")
+            per_sample, per_archive = sample.seconds / sample.files * 1000, archive.seconds / archive.files * 1000
+            archive_content = load_content(archive_dir)
+            rows += [
+                (
+                    f"build, sample ({sample.files} files, {sample.emails} emails)",
+                    f"{sample.seconds:.2f} s ({per_sample:.1f} ms/file)",
+                    "",
+                    "",
+                ),
+                (
+                    f"build, ten-year archive ({len(archive_content.newsletters)} issues × 2 languages, "
+                    f"{len(archive_content.events)} events: {archive.files} files, {archive.emails} emails)",
+                    f"{archive.seconds:.2f} s ({per_archive:.1f} ms/file)",
+                    "ms/file flat (≤ 1.25× sample)",
+                    f"{per_archive / per_sample:.2f}× the sample ({share(per_archive / per_sample, 1.25, 'lower')})",
+                ),
+                (
+                    "  bare mjml-python + premailer over the archive's emails",
+                    f"{archive.bare_premailer:.2f} s",
+                    "build ≤ 4× this",
+                    f"{archive.seconds / archive.bare_premailer:.1f}× "
+                    f"({share(archive.seconds / archive.bare_premailer, 4, 'lower')})",
+                ),
+                (
+                    "  CSS inliner alone over the archive's emails: premailer / css-inline",
+                    f"{archive.inliner_premailer:.2f} s / {archive.inliner_css_inline:.2f} s",
+                    "",
+                    f"css-inline {archive.inliner_premailer / archive.inliner_css_inline:.0f}× faster "
+                    f"(bare pass with it: {archive.bare_css_inline:.2f} s)",
+                ),
+            ]
+        if "preview" in args.only:
+            console.print("preview reload on the archive …")
+            reload = preview_reload(archive_dir)
+            rows.append(
+                ("preview: reload after saving one newsletter (archive)", f"{reload:.2f} s", "≤ 0.3 s",
+                 share(reload, 0.3, "lower"))
+            )  # fmt: skip
     table = ["| measurement | result | target | ratio / status |", "|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     text = "\n".join(table)
     print(text)
-    if not args.quick:
+    if not args.quick and args.only == set(SECTIONS):
         write_benchmarks(text, machine())
 
 

@@ -7,11 +7,13 @@ raises :class:`~reallabor_mail.errors.ContentError` listing every problem in eve
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
+from functools import partial
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from urllib.parse import quote
 
@@ -36,7 +38,7 @@ from reallabor_mail.content.models import (
     Site,
 )
 from reallabor_mail.errors import Code, Problem, ProblemLog, ReallaborError, display_path
-from reallabor_mail.i18n.messages import N_, _
+from reallabor_mail.i18n.messages import N_, _, current_staff_language
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
@@ -430,9 +432,95 @@ def strip_control_characters(text: str, path: str, problems: ProblemLog) -> str:
     return TEXT_CONTROL.sub("", text)
 
 
+@dataclass(frozen=True)
+class FileStamp:
+    """A file as the cache knows it: path, modification time and size (None when it is gone)."""
+
+    path: Path
+    mtime_ns: int | None
+    size: int | None
+
+    @classmethod
+    def of(cls, path: Path) -> FileStamp:
+        try:
+            info = path.stat()
+        except OSError:
+            return cls(path, None, None)
+        return cls(path, info.st_mtime_ns, info.st_size)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What reading one content file gave: its document and version, and what it reported and used on the way."""
+
+    stamp: FileStamp
+    doc: Document | None
+    version: Version[Any] | None
+    problems: tuple[Problem, ...]
+    images: frozenset[Path]
+
+
+class ContentCache:
+    """Parsed content files kept between reads of one folder (the preview), so a reload re-reads only changed files.
+
+    An entry is used only while its file has the same (path, mtime_ns, size) and what it was read
+    against is unchanged: the original's file for a translation, the event's end for a report. Any
+    change to the rest of the folder (site.yaml, an image, any file but the newsletters', events' and
+    reports' Markdown) or of the staff language drops every entry. The rules across files (reports ↔
+    events, lists, the original of a translation) are checked on every read, over the whole folder.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple[Hashable, Parsed]] = {}
+        self._surroundings: Hashable = None
+        self._used: set[Path] = set()
+        self.reads: list[Path] = []  # every file read from disk rather than taken from the cache, in order
+
+    def begin(self, root: Path) -> None:
+        """Start a read of ``root``: drop everything if anything but its item files changed since the last one."""
+        surroundings = (current_staff_language(), folder_stamps(root, but=_ITEM_FILES))
+        if surroundings != self._surroundings:
+            self._entries.clear()
+            self._surroundings = surroundings
+        self._used = set()
+
+    def get(self, stamp: FileStamp, depends: Hashable) -> Parsed | None:
+        entry = self._entries.get(stamp.path)
+        if entry is None or entry[0] != depends or entry[1].stamp != stamp:
+            return None
+        self._used.add(stamp.path)
+        return entry[1]
+
+    def put(self, parsed: Parsed, depends: Hashable) -> None:
+        self._entries[parsed.stamp.path] = (depends, parsed)
+        self._used.add(parsed.stamp.path)
+        self.reads.append(parsed.stamp.path)
+
+    def end(self) -> None:
+        """Forget the files this read did not see (deleted or renamed)."""
+        self._entries = {path: entry for path, entry in self._entries.items() if path in self._used}
+
+
+_ITEM_FILES = tuple(f"{kind.folder}/*.md" for kind in Kind)
+
+
+def folder_stamps(root: Path, but: tuple[str, ...] = ()) -> tuple[FileStamp, ...]:
+    """Every file under ``root`` but those matching ``but`` (relative paths); hidden ones left out (.git, .swp)."""
+    stamps = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        here = Path(folder)
+        for name in sorted(n for n in names if not n.startswith(".")):
+            file = here / name
+            if not any(PurePosixPath(file.relative_to(root).as_posix()).match(pattern) for pattern in but):
+                stamps.append(FileStamp.of(file))
+    return tuple(stamps)
+
+
 class _Loader:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache: ContentCache | None = None) -> None:
         self.root = root
+        self.cache = cache
         self.problems = ProblemLog()
         self.images: set[Path] = set()
         self.site: Site | None = None
@@ -519,6 +607,57 @@ class _Loader:
                 items.append(item)
         return tuple(items)
 
+    def parsed(
+        self, file: Path, depends: Hashable, read: Callable[[], tuple[Document | None, Version[Any] | None]]
+    ) -> Parsed:
+        """One file read by ``read``, or taken from the cache if neither it nor what it depends on changed.
+
+        What the read reports and which images it uses are recorded with it, so a file taken from the
+        cache reports the same problems again.
+        """
+        stamp = FileStamp.of(file)
+        cached = self.cache.get(stamp, depends) if self.cache is not None else None
+        if cached is None:
+            outer_problems, outer_images = self.problems, self.images
+            self.problems, self.images = ProblemLog(), set()
+            try:
+                doc, version = read()
+                found = (*self.problems.errors, *self.problems.warnings)
+                cached = Parsed(stamp, doc, version, found, frozenset(self.images))
+            finally:
+                self.problems, self.images = outer_problems, outer_images
+            if self.cache is not None:
+                self.cache.put(cached, depends)
+        self.problems.extend(cached.problems)
+        self.images |= cached.images
+        return cached
+
+    def _read_version(
+        self, file: Path, lang: str, model: type[Meta], context: dict[str, Any], main_doc: Document | None
+    ) -> tuple[Document | None, Version[Meta] | None]:
+        """One language version of an item: its document (None if it does not parse) and version (None if invalid)."""
+        rel = self.rel(file)
+        text = self.read_text(file)
+        if text is None:
+            return None, None
+        text = strip_control_characters(text, rel, self.problems)
+        doc = parse_front_matter(text, rel, self.problems)
+        if doc is None:
+            return None, None
+        if main_doc is not None:
+            # A translation repeats only what it translates; the rest comes from the original.
+            doc.data = {**main_doc.data, **doc.data}
+            doc.key_lines = {**{k: doc.first_line for k in main_doc.key_lines}, **doc.key_lines}
+        meta = validate(doc, model, self.problems, context)
+        body = parse_body(
+            doc.body, path=rel, first_line=doc.body_line, problems=self.problems, resolve_image=self.image_url(rel)
+        )
+        if meta is None:
+            return doc, None
+        code = cast(Language, lang)
+        photos = self.photos(doc, meta.photos) if isinstance(meta, Report) else ()
+        return doc, Version(code, file, meta, body, photos)
+
     def _load_item(self, stem: str, files: dict[str, Path], model: type[Meta], language: Language) -> Item[Meta] | None:
         main_doc: Document | None = None
         versions: dict[Language, Version[Meta]] = {}
@@ -527,30 +666,17 @@ class _Loader:
             "known_lists": self.site.known_lists if self.site and self.site.lists is not None else None,
             "event_end": self.event_ends.get(stem),
         }
+        stamps: dict[str, FileStamp] = {}
         for lang in sorted(files, key=lambda code: code != language):
             file = files[lang]
-            rel = self.rel(file)
-            text = self.read_text(file)
-            if text is None:
-                continue
-            text = strip_control_characters(text, rel, self.problems)
-            doc = parse_front_matter(text, rel, self.problems)
-            if doc is None:
-                continue
-            if main_doc is not None:
-                # A translation repeats only what it translates; the rest comes from the original.
-                doc.data = {**main_doc.data, **doc.data}
-                doc.key_lines = {**{k: doc.first_line for k in main_doc.key_lines}, **doc.key_lines}
-            meta = validate(doc, model, self.problems, context)
-            body = parse_body(
-                doc.body, path=rel, first_line=doc.body_line, problems=self.problems, resolve_image=self.image_url(rel)
-            )
+            # A translation is read over its original, so it depends on the original's version of the file too.
+            depends = (stamps.get(language), context["event_end"])
+            parsed = self.parsed(file, depends, partial(self._read_version, file, lang, model, context, main_doc))
+            stamps[lang] = parsed.stamp
             if lang == language:
-                main_doc = doc
-            if meta is not None:
-                code = cast(Language, lang)
-                photos = self.photos(doc, meta.photos) if isinstance(meta, Report) else ()
-                versions[code] = Version(code, file, meta, body, photos)
+                main_doc = parsed.doc
+            if parsed.version is not None:
+                versions[cast(Language, lang)] = parsed.version
         if language not in versions:
             return None
         return Item(stem, versions, language)
@@ -568,23 +694,28 @@ def load_site(root: Path) -> Site:
     return site
 
 
-def read_content(root: Path) -> tuple[Content | None, ProblemLog]:
+def read_content(root: Path, cache: ContentCache | None = None) -> tuple[Content | None, ProblemLog]:
     """The content folder as far as it is valid, and every problem found in it.
 
     The items with errors are left out; None without a valid site.yaml. The preview shows the rest
-    beside the errors; :func:`load_content` is the strict form every other command uses.
+    beside the errors (with a ``cache`` kept between its reloads); :func:`load_content` is the strict
+    form every other command uses.
     """
-    loader = _Loader(root)
+    loader = _Loader(root, cache)
     if not root.is_dir():
         message = _("content folder not found; pass --content DIR or run in the project folder")
         loader.problems.error(str(root), None, message, Code.CONTENT_FOLDER_MISSING)
         return None, loader.problems
+    if cache is not None:
+        cache.begin(root)
     site = loader.site = loader.load_site()
     language: Language = site.language if site else "de"
     newsletters = loader.load_items(Kind.NEWSLETTER.folder, Newsletter, language)
     events = loader.load_items(Kind.EVENT.folder, EventFrontMatter, language)
     loader.event_ends = {event.stem: event.meta.end.date() for event in events}
     reports = _reports_of_events(loader, loader.load_items(Kind.REPORT.folder, Report, language))
+    if cache is not None:
+        cache.end()
     for item in newsletters:
         main = item.main
         if not main.meta.preheader:

@@ -32,6 +32,7 @@ from reallabor_mail.render.engine import (
     RenderedEmail,
     Renderer,
     RenderError,
+    Templates,
     with_local_images,
 )
 from reallabor_mail.render.site import SitePages
@@ -105,7 +106,7 @@ class Builder:
     """
 
     def __init__(
-        self, content: Content, templates: Path, today: dt.date, *, now: dt.datetime | None = None,
+        self, content: Content, templates: Path | Templates, today: dt.date, *, now: dt.datetime | None = None,
         sent: Mapping[str, calendar.SentVersion] | None = None,
     ) -> None:
         self.content = content

@@ -225,10 +225,11 @@ def mjml_to_html(source: str, template: str) -> str:
 class Renderer:
     """Turns validated content into emails and pages; knows nothing about recipients or I/O."""
 
-    def __init__(self, content: Content, templates: Path) -> None:
+    def __init__(self, content: Content, templates: Path | Templates) -> None:
+        """``templates``: a folder, or its templates already compiled (the preview keeps them between reloads)."""
         self.content = content
         self.site = content.site
-        self.templates = Templates(templates)
+        self.templates = templates if isinstance(templates, Templates) else Templates(templates)
         self._event_views: dict[tuple[str, Language], EventView] = {}
 
     # --- views -----------------------------------------------------------------------------------

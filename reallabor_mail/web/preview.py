@@ -39,7 +39,16 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import BaseRoute, Mount, Route
 
 from reallabor_mail.addresses import InvalidAddress, parse_address
-from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, is_cancelled, is_event, read_content
+from reallabor_mail.content.loader import (
+    Content,
+    ContentCache,
+    EventItem,
+    NewsletterItem,
+    folder_stamps,
+    is_cancelled,
+    is_event,
+    read_content,
+)
 from reallabor_mail.content.models import LANGUAGES, Language
 from reallabor_mail.db import StateError, StateLocation, connect_read_only
 from reallabor_mail.errors import Problem, ReallaborError, display_path
@@ -152,13 +161,24 @@ class Rendered:
 class Snapshot:
     """The content folder at one digest: loaded once, items rendered on first use.
 
-    One :class:`Builder` per snapshot, so the templates are compiled once; each item is rendered
-    by the Builder's own ``newsletter``/``event`` step, exactly as ``build`` does.
+    One :class:`Builder` per snapshot; each item is rendered by the Builder's own
+    ``newsletter``/``event`` step, exactly as ``build`` does. The snapshot after a change
+    (:meth:`following`) reads only the changed content files again (the loader's
+    :class:`~reallabor_mail.content.loader.ContentCache`) and keeps the compiled templates while the
+    templates folder is unchanged; the rules across files are checked again over the whole folder.
     """
 
-    def __init__(self, digest: str, content_dir: Path, templates: Path, today: dt.date) -> None:
+    def __init__(
+        self, digest: str, content_dir: Path, templates: Path, today: dt.date, cache: ContentCache | None = None,
+        compiled: Templates | None = None,
+    ) -> None:  # fmt: skip
+        """``cache``: the files parsed for earlier snapshots; ``compiled``: an earlier one's templates, unchanged."""
         self.digest = digest
         self.today = today
+        self.content_dir = content_dir
+        self.templates = templates
+        self.templates_stamps = folder_stamps(templates)  # before compiling: a change while compiling is seen next time
+        self.cache = cache or ContentCache()
         self.content: Content | None = None
         self.builder: Builder | None = None
         self.problems: list[Problem] = []
@@ -166,14 +186,21 @@ class Snapshot:
         self._checks: dict[tuple[str, str, Language], list[Check]] = {}
         self._lock = threading.RLock()
         # What loads is shown even when other files have errors: one broken file must not hide the rest.
-        self.content, loaded = read_content(content_dir)
+        self.content, loaded = read_content(content_dir, self.cache)
         self.problems = loaded.errors
         if self.content is not None:
             try:
-                self.builder = Builder(self.content, templates, today)
+                self.builder = Builder(self.content, compiled or templates, today)
             except ReallaborError as exc:
                 self.problems.append(Problem(str(templates), None, str(exc)))
                 self.content = None
+
+    def following(self, digest: str, today: dt.date) -> Snapshot:
+        """The snapshot after a change: only changed content files are read again, and the compiled
+        templates are kept unless a file of the templates folder changed."""
+        unchanged = self.builder is not None and folder_stamps(self.templates) == self.templates_stamps
+        compiled = self.builder.renderer.templates if self.builder is not None and unchanged else None
+        return Snapshot(digest, self.content_dir, self.templates, today, self.cache, compiled)
 
     def items(self) -> Iterator[tuple[str, Item]]:
         if self.content is not None:
@@ -490,8 +517,10 @@ class Preview:
         """The content at the watcher's current digest (rebuilt only when a file changed)."""
         with self._lock:
             digest = self.watcher.digest
-            if self._snapshot is None or self._snapshot.digest != digest:
+            if self._snapshot is None:
                 self._snapshot = Snapshot(digest, self.content_dir, self.templates, self.today())
+            elif self._snapshot.digest != digest:
+                self._snapshot = self._snapshot.following(digest, self.today())
             return self._snapshot
 
     def render_ahead(self) -> None:
