@@ -240,6 +240,17 @@ async def test_form_refuses_what_the_sign_up_refuses(reg: Setup, http: httpx.Asy
     assert len(await new_mails(reg, 0)) == 3
 
 
+async def test_form_refuses_bidi_and_zero_width_characters_in_the_readers_language(
+    reg: Setup, http: httpx.AsyncClient
+) -> None:
+    url = f"/events/{STEM}/register"
+    answer = await http.post(url, data={**PERSON, "lang": "uk", "organisation": "Stadt\u202eDortmund"})
+    assert answer.status_code == 400 and "без спеціальних символів" in answer.text
+    answer = await http.post(url, data={**PERSON, "first_name": "An\u200bna"})
+    assert answer.status_code == 400 and "ohne Steuerzeichen" in answer.text
+    assert states(reg) == {} and await new_mails(reg, 0) == []
+
+
 async def test_registered_person_keeps_seat_and_details_when_a_stranger_resends_the_form(
     reg: Setup, http: httpx.AsyncClient
 ) -> None:
