@@ -30,11 +30,11 @@ from reallabor_mail.db import Connection, Row, transaction, utc_stamp
 from reallabor_mail.i18n.messages import _
 from reallabor_mail.mailbox.itip import AnswerRow, answers, current_sequence, invited_sql
 from reallabor_mail.recipients.person import Recipient
-from reallabor_mail.recipients.spreadsheet import neutralise
+from reallabor_mail.recipients.spreadsheet import local_time, neutralise
+from reallabor_mail.recipients.store import FormState, form_state_label
 
 State = Literal["accepted", "tentative", "declined", "no_answer"]
 STATES: tuple[State, ...] = ("accepted", "tentative", "declined", "no_answer")
-FormState = Literal["pending", "registered", "waiting", "cancelled"]
 FORM_STATES: tuple[FormState, ...] = ("registered", "waiting", "cancelled", "pending")
 _COLUMNS = "email, salutation, title, first_name, last_name, organisation, language, state, turn, confirmed_at"
 
@@ -254,35 +254,23 @@ def state_label(state: State) -> str:
     }[state]
 
 
-def form_state_label(state: FormState) -> str:
-    """A form registration's state as staff read it (German: angemeldet, Warteliste, storniert, unbestätigt)."""
-    return {
-        "registered": _("registered"),
-        "waiting": _("waiting list"),
-        # Translators: a registration by form that its person cancelled (German: storniert), not a cancelled event.
-        "cancelled": _("cancelled by the person"),
-        "pending": _("not confirmed"),
-    }[state]
-
-
 def attendance_csv(found: Attendance) -> bytes:
     """The list for the sign-in desk as Excel reads it: UTF-8 with BOM, ``;``, CRLF."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow([
         _("Answer"), _("Salutation"), _("Title"), _("First name"), _("Last name"), _("Organisation"), _("Email"),
-        _("Answered on"), _("For version"), _("Signature"),
+        _("Answered on"), _("Signature"),
     ])  # fmt: skip
     for person in found.people:
         answer = person.answer
-        version = ""
-        if answer is not None:
-            version = str(answer.sequence)
-            if answer.outdated:
-                version = _("{answered} (now {current})", answered=answer.sequence, current=answer.current_sequence)
+        label = state_label(person.state)
+        if answer is not None and answer.outdated:
+            # Translators: the answer was given to the invitation before the event last changed (time or place).
+            label = _("{answer} (before the last change)", answer=label)
         writer.writerow([neutralise(v) for v in (
-            state_label(person.state), person.salutation, person.title, person.first_name, person.last_name,
-            person.organisation, person.email, answer.answered_at if answer else "", version, "",
+            label, person.salutation, person.title, person.first_name, person.last_name,
+            person.organisation, person.email, local_time(answer.answered_at if answer else None), "",
         )])  # fmt: skip
     for registration in found.registrations:  # who is coming by form: the seats, then the waiting list in order
         if registration.state not in ("registered", "waiting"):
@@ -293,6 +281,6 @@ def attendance_csv(found: Attendance) -> bytes:
         who = registration.person
         writer.writerow([neutralise(v) for v in (
             label, who.salutation, who.title, who.first_name, who.last_name, who.organisation, who.email,
-            registration.confirmed_at, "", "",
+            local_time(registration.confirmed_at), "",
         )])  # fmt: skip
     return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")

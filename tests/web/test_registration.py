@@ -284,8 +284,24 @@ async def test_staff_see_registrations_with_counts_and_the_desk_csv(
     assert desk.startswith(b"\xef\xbb\xbf")
     rows = desk.decode("utf-8-sig").split("\r\n")
     assert any(r.startswith("angemeldet;Frau;;Olena;Koval;") for r in rows)
+    assert rows[0].split(";")[7:] == ["Beantwortet am", "Unterschrift"]  # no version column for the desk
+    olena = next(r for r in rows if "olena@" in r).split(";")
+    assert olena[7] == "02.03.2026 10:30"  # confirmed at 09:30 UTC: Berlin time as the recipients export writes it
     assert any(r.startswith("Warteliste (1);Frau;;Jan;Kowalski;") for r in rows)
     assert not any("anna.mueller" in r for r in rows)  # cancelled: not on the desk's list
+
+
+async def test_export_of_a_registrant_shows_the_registrations(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    reg = registration_setup(tmp_path, smtp_server)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
+        await register_and_confirm(reg, http, "anna.mueller@dortmund.de")
+    result = CliRunner().invoke(main, [
+        "recipients", "export", "Anna.Mueller@dortmund.de", "--state", str(reg.config.state),
+    ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "de"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = result.output.splitlines()
+    assert rows[0].startswith("Veranstaltung;Anmeldung;Angefragt am;Bestätigt am;")
+    assert rows[1].startswith(f"{STEM};angemeldet;02.03.2026 10:30;02.03.2026 10:30;Frau;;Anna;Müller;Stadt Dortmund")
 
 
 async def test_erasure_removes_the_registrations(tmp_path: Path, smtp_server: SmtpServer) -> None:
