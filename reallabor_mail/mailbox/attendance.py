@@ -9,9 +9,10 @@ UTF-8 with BOM, ``;`` between cells, CRLF, cells that would start a formula neut
 Form registrations (``event_registrations``, migration 7) go ``pending`` (the form was sent) →
 ``registered`` or ``waiting`` (the double opt-in button was pressed: a seat if one is free, else the
 end of the waiting list) → ``cancelled``. Each change is one write transaction (``BEGIN IMMEDIATE``), so
-two confirmations at once never both take the last seat, and a cancellation that frees a seat hands it
-to the first waiting in the same transaction. The waiting list's order is ``turn``, the order of
-confirmation.
+two confirmations at once never both take the last seat. One rule hands out freed seats
+(:func:`fill_free_seats`): while a seat is free and someone waits, the first waiting moves up, whether the
+seat was freed by a cancellation (same transaction), an erasure or a raised capacity; a newcomer never
+overtakes the waiting. The waiting list's order is ``turn``, the order of confirmation.
 """
 
 from __future__ import annotations
@@ -143,8 +144,10 @@ def confirm_registration(
 ) -> FormRegistration | None:
     """The confirmation button: a pending registration takes a free seat, else the end of the waiting list.
 
-    None if nothing waited for confirmation (confirmed already, cancelled, erased). One write
-    transaction: the count of seats and the taking of one cannot be split by another confirmation.
+    A seat is free for a newcomer only when nobody waits (the caller runs :func:`fill_free_seats` first, in
+    its transaction, so the waiting get the seats an erasure or a raised capacity freed). None if nothing
+    waited for confirmation (confirmed already, cancelled, erased). One write transaction: the count of
+    seats and the taking of one cannot be split by another confirmation.
     """
     key = address_key(email)
     stem = event.stem
@@ -156,7 +159,9 @@ def confirm_registration(
             return None
         turn = conn.execute("SELECT coalesce(max(turn), 0) + 1 FROM event_registrations WHERE event = ?",
                             (stem,)).fetchone()[0]  # fmt: skip
-        state: FormState = "registered" if capacity is None or _seats_taken(conn, stem) < capacity else "waiting"
+        counts = seat_counts(conn, stem)
+        free = capacity is None or counts["registered"] < capacity
+        state: FormState = "registered" if free and not counts["waiting"] else "waiting"
         conn.execute(
             "UPDATE event_registrations SET state = ?, turn = ?, confirmed_at = ?, changed = ? "
             "WHERE event = ? AND email = ?",
@@ -165,29 +170,41 @@ def confirm_registration(
         return form_registration(conn, stem, key)
 
 
-def cancel_registration(
-    conn: Connection, event: EventItem, email: str, *, now: dt.datetime
-) -> tuple[bool, FormRegistration | None]:
-    """The cancel button: (whether a seat or place was given up, the person moved up to the freed seat)."""
-    key = address_key(email)
+def fill_free_seats(conn: Connection, event: EventItem, *, now: dt.datetime) -> list[FormRegistration]:
+    """The one rule for seats: while a seat is free and someone waits, the first waiting moves up.
+
+    Returns those moved up (to be told by mail). Seats come free by a cancellation, an erasure
+    (``recipients delete``) or a raised ``capacity``; the server runs this on each confirmation and
+    cancellation, at start and at each poll of its outbox.
+    """
     stem = event.stem
     capacity = event.meta.registration.capacity if event.meta.registration else None
     moment = utc_stamp(now)
+    moved: list[str] = []
+    with transaction(conn):
+        waiting = conn.execute(
+            "SELECT email FROM event_registrations WHERE event = ? AND state = 'waiting' ORDER BY turn", (stem,)
+        ).fetchall()
+        free = len(waiting) if capacity is None else max(capacity - _seats_taken(conn, stem), 0)
+        for row in waiting[:free]:
+            _set_state(conn, stem, row["email"], "registered", moment)
+            moved.append(row["email"])
+        found = {r.email: r for r in form_registrations(conn, stem)} if moved else {}
+    return [found[email] for email in moved]
+
+
+def cancel_registration(
+    conn: Connection, event: EventItem, email: str, *, now: dt.datetime
+) -> tuple[bool, list[FormRegistration]]:
+    """The cancel button: (whether a seat or place was given up, those moved up to the freed seat)."""
+    key = address_key(email)
+    stem = event.stem
     with transaction(conn):
         row = _state_row(conn, stem, key)
         if row is None or row["state"] not in ("registered", "waiting"):
-            return False, None
-        _set_state(conn, stem, key, "cancelled", moment)
-        if row["state"] != "registered" or capacity is None or _seats_taken(conn, stem) >= capacity:
-            return True, None
-        first = conn.execute(
-            "SELECT email FROM event_registrations WHERE event = ? AND state = 'waiting' ORDER BY turn LIMIT 1",
-            (stem,),
-        ).fetchone()
-        if first is None:
-            return True, None
-        _set_state(conn, stem, first["email"], "registered", moment)
-        return True, form_registration(conn, stem, first["email"])
+            return False, []
+        _set_state(conn, stem, key, "cancelled", utc_stamp(now))
+        return True, fill_free_seats(conn, event, now=now)
 
 
 @dataclass(frozen=True)

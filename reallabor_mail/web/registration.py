@@ -6,7 +6,8 @@ the same page whatever the address's state. The double opt-in mail links to a pa
 its POST confirms: a seat if one is free, else the end of the waiting list (the counting is in
 :mod:`reallabor_mail.mailbox.attendance`, one write transaction). The confirmed person gets a mail with
 the event as a calendar invitation (METHOD:REQUEST, them as ATTENDEE) or their waiting position, and a
-signed cancel link (again a page with one button); a cancellation that frees a seat moves the first on
+signed cancel link (again a page with one button); a freed seat (a cancellation, an erasure, a raised
+capacity: checked on each confirmation and cancellation, at start and every outbox poll) moves the first on
 the waiting list up, who is told by mail with the invitation. Link scanners send GET and HEAD: those
 change nothing.
 
@@ -19,6 +20,8 @@ event. The events are those the server was started with.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -32,6 +35,7 @@ from reallabor_mail.content.loader import EventItem
 from reallabor_mail.content.models import EventStatus, Language
 from reallabor_mail.db import transaction
 from reallabor_mail.delivery.event_versions import last_sent_version
+from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.dates import date_line
 from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.messages import translations
@@ -242,6 +246,7 @@ class Registrations:
         if closed(event, now):
             return self.closed_page(event, language, 409)
         with transaction(public.conn):
+            self.fill_seats(event)  # the waiting first: a newcomer never takes a seat someone waits for
             done = attendance.confirm_registration(public.conn, event, email, now=now)
             if done is not None:
                 public.queue.send_soon(email, [f"registered:{event.stem}"], done.person.language)
@@ -285,14 +290,40 @@ class Registrations:
         words = translations(language)
         with transaction(public.conn):
             cancelled, moved_up = attendance.cancel_registration(public.conn, event, email, now=public.config.clock())
-            if moved_up is not None:
-                public.queue.send_soon(moved_up.email, [f"moved_up:{event.stem}"], moved_up.person.language)
+            self.tell_moved_up(event, moved_up)
         if not cancelled:
             return public.message(language, words.gettext("Nothing to cancel"), words.gettext(
                 "There is no registration (left) to cancel for this address."))  # fmt: skip
         return public.message(language, words.gettext("Registration cancelled"), words.gettext(
             "Your registration for “{event}” is cancelled. Thank you for letting us know."
         ).format(event=event.version(language).meta.title))  # fmt: skip
+
+    # --- seats ---------------------------------------------------------------------------------
+
+    def tell_moved_up(self, event: EventItem, moved_up: list[FormRegistration]) -> None:
+        for found in moved_up:
+            self.public.queue.send_soon(found.email, [f"moved_up:{event.stem}"], found.person.language)
+
+    def fill_seats(self, event: EventItem) -> None:
+        """Free seats to the waiting (:func:`~reallabor_mail.mailbox.attendance.fill_free_seats`), who are mailed."""
+        now = self.public.config.clock()
+        if closed(event, now):
+            return
+        with transaction(self.public.conn):
+            self.tell_moved_up(event, attendance.fill_free_seats(self.public.conn, event, now=now))
+
+    def fill_all_seats(self) -> None:
+        """Every open event's free seats to its waiting: at server start and each outbox poll, so seats freed
+        by an erasure (``recipients delete``, another process) or a raised ``capacity`` reach the waiting."""
+        for event in self.events.values():
+            self.fill_seats(event)
+
+    async def tend_seats(self, poll_seconds: float) -> None:
+        """The background task: :meth:`fill_all_seats` now and every ``poll_seconds``."""
+        while True:
+            with contextlib.suppress(ReallaborError):  # e.g. the state file locked too long: again at the next poll
+                self.fill_all_seats()
+            await asyncio.sleep(poll_seconds)
 
     # --- mails ---------------------------------------------------------------------------------
 

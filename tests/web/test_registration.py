@@ -312,8 +312,30 @@ async def test_erasure_removes_the_registrations(tmp_path: Path, smtp_server: Sm
         "recipients", "delete", "Anna.Mueller@dortmund.de", "--yes", "--state", str(reg.config.state),
     ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "en"})  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert result.output == "Anna.Mueller@dortmund.de: the event registrations were erased; the address is suppressed\n"
     assert states(reg) == {}
     assert b"Mueller" not in reg.config.state.read_bytes() and b"mueller" not in reg.config.state.read_bytes()
+
+
+async def test_an_erased_seat_holder_frees_the_seat_for_the_first_waiting(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    reg = registration_setup(tmp_path, smtp_server)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
+        await register_and_confirm(reg, http, "anna.mueller@dortmund.de")
+        await register_and_confirm(reg, http, "olena@hromada.example.org", language="uk")
+        result = CliRunner().invoke(main, [
+            "recipients", "delete", "anna.mueller@dortmund.de", "--yes", "--state", str(reg.config.state),
+        ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "en"})  # fmt: skip
+        assert result.exit_code == 0, result.output
+        seen = len(reg.smtp.messages)
+        reg.site.registrations.fill_all_seats()  # what the server does at each outbox poll
+        (moved_up,) = await new_mails(reg, seen)
+        assert moved_up["To"] == "olena@hromada.example.org" and calendar_of(moved_up).get("METHOD") == "REQUEST"
+        assert states(reg) == {"olena@hromada.example.org": ("registered", None)}
+        # a newcomer then finds the event full
+        newcomer = await register_and_confirm(reg, http, "jan@example.org")
+        assert states(reg)["jan@example.org"] == ("waiting", 1) and "Warteliste" in newcomer["Subject"]
 
 
 def test_over_http_get_and_head_change_nothing_post_confirms(tmp_path: Path, smtp_server: SmtpServer) -> None:
