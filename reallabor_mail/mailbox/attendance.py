@@ -197,14 +197,25 @@ def cancel_registration(
     conn: Connection, event: EventItem, email: str, *, now: dt.datetime
 ) -> tuple[bool, list[FormRegistration]]:
     """The cancel button: (whether a seat or place was given up, those moved up to the freed seat)."""
+    with transaction(conn):
+        if not withdraw(conn, event.stem, email, now=now):
+            return False, []
+        return True, fill_free_seats(conn, event, now=now)
+
+
+def withdraw(conn: Connection, stem: str, email: str, *, now: dt.datetime) -> bool:
+    """A seat or waiting place is given up (cancel button, calendar Decline); whether there was one.
+
+    The freed seat goes to the waiting by :func:`fill_free_seats` (the cancel button: at once; a Decline
+    read by ``inbox``: at the server's next poll, which mails the one who moves up).
+    """
     key = address_key(email)
-    stem = event.stem
     with transaction(conn):
         row = _state_row(conn, stem, key)
         if row is None or row["state"] not in ("registered", "waiting"):
-            return False, []
+            return False
         _set_state(conn, stem, key, "cancelled", utc_stamp(now))
-        return True, fill_free_seats(conn, event, now=now)
+        return True
 
 
 @dataclass(frozen=True)

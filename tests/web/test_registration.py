@@ -338,6 +338,30 @@ async def test_an_erased_seat_holder_frees_the_seat_for_the_first_waiting(
         assert states(reg)["jan@example.org"] == ("waiting", 1) and "Warteliste" in newcomer["Subject"]
 
 
+async def test_a_calendar_decline_of_a_form_registrant_frees_the_seat(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    from tests.mailbox import samples
+    from tests.mailbox.test_inbox import maildir
+
+    reg = registration_setup(tmp_path, smtp_server)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
+        invite = await register_and_confirm(reg, http, "anna.mueller@dortmund.de")
+        await register_and_confirm(reg, http, "olena@hromada.example.org")
+        folder = maildir(tmp_path / "Maildir", samples.gmail_reply(invite, "TENTATIVE"),
+                         samples.gmail_reply(invite, "DECLINED"))  # fmt: skip
+        result = CliRunner().invoke(main, [
+            "inbox", "--maildir", str(folder), "--content", str(tmp_path / "content"), "--state",
+            str(reg.config.state),
+        ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "en"})  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "an event we did not send" not in result.output
+        assert states(reg)["anna.mueller@dortmund.de"] == ("cancelled", None)
+        seen = len(reg.smtp.messages)
+        reg.site.registrations.fill_all_seats()  # the server, at its next outbox poll
+        (moved_up,) = await new_mails(reg, seen)
+        assert moved_up["To"] == "olena@hromada.example.org"
+        assert states(reg)["olena@hromada.example.org"] == ("registered", None)
+
+
 def test_over_http_get_and_head_change_nothing_post_confirms(tmp_path: Path, smtp_server: SmtpServer) -> None:
     """The same over uvicorn with the server's own outbox worker (mails leave in the background)."""
     from ..conftest import free_port
