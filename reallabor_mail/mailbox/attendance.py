@@ -101,7 +101,8 @@ def request_registration(conn: Connection, stem: str, person: Recipient, *, now:
     """The form was sent: a new (or cancelled) registration waits for its confirmation with these details.
 
     A registered or waiting person keeps their seat or place, and their details: whoever typed the
-    address may not be its owner.
+    address may not be its owner. A pending one takes the newest details; the confirm link of an earlier
+    mail then confirms nothing (it carries a digest of the details it was sent for, web/registration.py).
     """
     moment = utc_stamp(now)
     conn.execute(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -82,21 +83,30 @@ class Registrations:
 
     # --- links ---------------------------------------------------------------------------------
 
-    def _url(self, purpose: str, event: EventItem, email: str, expires: dt.datetime) -> str:
-        token = make_token(self.public.config.secret, purpose, {"e": address_key(email), "v": event.stem},
+    def _url(self, purpose: str, event: EventItem, email: str, expires: dt.datetime, **extra: str) -> str:
+        token = make_token(self.public.config.secret, purpose, {"e": address_key(email), "v": event.stem, **extra},
                            expires=expires)  # fmt: skip
         return f"{self.public.site.public_url}/events/{event.stem}/{purpose}/{token}"
 
-    def confirm_url(self, event: EventItem, email: str, now: dt.datetime) -> str:
-        """The double opt-in link: valid :data:`CONFIRM_DAYS` days, never beyond the event's start."""
-        return self._url("confirm", event, email, min(now + dt.timedelta(days=CONFIRM_DAYS), event.meta.start))
+    def details_digest(self, person: Recipient) -> str:
+        """A keyed digest of the details a confirmation mail was sent for (the link carries it, not the names)."""
+        details = "\x00".join(str(getattr(person, name) or "") for name in PERSON_FIELDS)
+        mac = hmac.new(self.public.config.secret, b"registration-details\x00" + details.encode("utf-8"), "sha256")
+        return mac.hexdigest()[:24]
+
+    def confirm_url(self, event: EventItem, found: FormRegistration, now: dt.datetime) -> str:
+        """The double opt-in link: valid :data:`CONFIRM_DAYS` days, never beyond the event's start; it confirms
+        only the details it was sent for (a later form sending for the address voids it)."""
+        expires = min(now + dt.timedelta(days=CONFIRM_DAYS), event.meta.start)
+        return self._url("confirm", event, found.email, expires, d=self.details_digest(found.person))
 
     def cancel_url(self, event: EventItem, email: str) -> str:
         """The cancel link of the confirmed: valid until the event starts."""
         return self._url("cancel", event, email, event.meta.start)
 
     def read_link(self, request: Request, purpose: str) -> tuple[EventItem, str] | None:
-        """The event and address of a confirm or cancel link; None for anything but a valid link we made."""
+        """The event and address of a confirm or cancel link; None for anything but a valid link we made
+        (a confirm link also when the details it was sent for were replaced since: see :meth:`current`)."""
         event = self.events.get(request.path_params["stem"])
         if event is None:
             return None
@@ -107,6 +117,10 @@ class Registrations:
             return None
         if data["v"] != event.stem or address_key(data["e"]) != data["e"]:
             return None
+        if purpose == "confirm":
+            found = attendance.form_registration(self.public.conn, event.stem, data["e"])
+            if found is not None and found.state == "pending" and data.get("d") != self.details_digest(found.person):
+                return event, ""  # the address's details were replaced by a later form sending
         return event, data["e"]
 
     # --- pages ---------------------------------------------------------------------------------
@@ -225,14 +239,30 @@ class Registrations:
         if (read := self.read_link(request, "confirm")) is None:
             return self.public.invalid_link(request)
         event, email = read
+        if not email:
+            return self.replaced_page(request)
         language = self.language(request, event, email)
         words = translations(language)
         title = event.version(language).meta.title
+        found = attendance.form_registration(self.public.conn, event.stem, email)
+        text = words.gettext("Please confirm that {email} registers for “{event}”.").format(email=email, event=title)
+        if found is not None and found.state == "pending":  # what the button confirms (escaped by the template)
+            who = ", ".join(p for p in (found.name, found.person.organisation) if p)
+            details = words.gettext("Details: {details}").format(details=who)
+            text = f"{text} {details}"
         return self.public.page(
-            "web/button.html.j2", language, title=words.gettext("Confirm your registration"),
-            text=words.gettext("Please confirm that {email} registers for “{event}”.").format(email=email, event=title),
+            "web/button.html.j2", language, title=words.gettext("Confirm your registration"), text=text,
             button=words.gettext("Confirm registration"),
         )  # fmt: skip
+
+    def replaced_page(self, request: Request) -> Response:
+        """A confirm link whose details a later form sending replaced: it confirms nothing."""
+        language = self.public.language(request)
+        words = translations(language)
+        return self.public.message(language, words.gettext("Please use the newest email"), words.gettext(
+            "The form was sent again for this address since this email; this link no longer confirms anything. "
+            "Please use the link in the newest email, or send the form again."
+        ), 409)  # fmt: skip
 
     async def confirm(self, request: Request) -> Response:
         """POST: a seat if one is free, else the waiting list; the mail saying which leaves through the outbox."""
@@ -240,6 +270,8 @@ class Registrations:
         if (read := self.read_link(request, "confirm")) is None:
             return public.invalid_link(request)
         event, email = read
+        if not email:
+            return self.replaced_page(request)
         language = self.language(request, event, email)
         words = translations(language)
         now = public.config.clock()
@@ -344,7 +376,7 @@ class Registrations:
         calendar = None
         if template_kind in ("registered", "moved_up"):
             calendar = self.invitation(event, found, now)
-        link = self.confirm_url(event, mail.email, now) if kind == "register" else self.cancel_url(event, mail.email)
+        link = self.confirm_url(event, found, now) if kind == "register" else self.cancel_url(event, mail.email)
         title = event.version(language).meta.title
         site = self.public.site
         body = self.public.templates.render("email/registration.txt.j2", {

@@ -251,6 +251,23 @@ async def test_form_refuses_bidi_and_zero_width_characters_in_the_readers_langua
     assert states(reg) == {} and await new_mails(reg, 0) == []
 
 
+async def test_a_link_confirms_only_the_details_its_mail_was_sent_for(reg: Setup, http: httpx.AsyncClient) -> None:
+    url = f"/events/{STEM}/register"
+    assert (await http.post(url, data=PERSON)).status_code == 200
+    (owners,) = await new_mails(reg, 0)
+    stranger = {**PERSON, "last_name": "<b>Zzfremd</b>", "organisation": "Falsche GmbH"}
+    assert (await http.post(url, data=stranger)).status_code == 200
+    (strangers,) = await new_mails(reg, 1)
+    assert "Zzfremd" not in strangers.get_body(("plain",)).get_content()  # no stranger-chosen text in mails
+    page = await http.get(link(owners, "confirm"))  # the owner's link: its details were replaced since
+    assert "Zzfremd" not in page.text and "neueste" in page.text
+    answer = await http.post(link(owners, "confirm"))
+    assert answer.status_code == 409 and states(reg) == {"anna.mueller@dortmund.de": ("pending", None)}
+    page = await http.get(link(strangers, "confirm"))  # the page behind the newer link shows what it confirms
+    assert "&lt;b&gt;Zzfremd&lt;/b&gt;" in page.text and "Falsche GmbH" in page.text
+    assert (await http.post(link(strangers, "confirm"))).status_code == 200
+
+
 async def test_registered_person_keeps_seat_and_details_when_a_stranger_resends_the_form(
     reg: Setup, http: httpx.AsyncClient
 ) -> None:
