@@ -133,9 +133,13 @@ class Problem:
     severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
-        """``path:line: [warning: ]message [CODE]``; ``warning:`` and the code are tags, untranslated like the path."""
+        """``path:line: [warning: ]message [CODE]``; logs and files keep the tag ``warning:`` untranslated."""
+        return self.shown("warning")
+
+    def shown(self, warning: str) -> str:
+        """The line with ``warning`` as the word that tags a warning (the CLI passes the staff language's)."""
         where = f"{self.path}:{self.line}" if self.line else self.path
-        prefix = "warning: " if self.severity is Severity.WARNING else ""
+        prefix = f"{warning}: " if self.severity is Severity.WARNING else ""
         return f"{where}: {prefix}{self.message}" + (f" [{self.code}]" if self.code else "")
 
 

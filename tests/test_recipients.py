@@ -150,6 +150,7 @@ def test_import_into_another_list_does_not_rewrite_a_person(conn: Connection, tm
     do_import(conn, write(tmp_path, csv_bytes(GERMAN, ROWS[:1])))
     other = [["anna.mueller@dortmund.de", "", "", "Anne", "Mueller", "", "en"]]
     report = rcp_import(conn, write(tmp_path, csv_bytes(GERMAN, other), "b.csv"), "reallabor")
+    assert (report.added, report.known) == (1, 0)  # new to this list, though stored for another
     assert len(report.changed) == 1 and "first name 'Anna' → 'Anne'" in report.changed[0].message
     person = rcp.find(conn, "anna.mueller@dortmund.de")
     assert person is not None
@@ -463,3 +464,9 @@ def test_the_public_server_reads_site_yaml_by_the_loaders_rule(tmp_path: Path) -
     with pytest.raises(ContentError) as refused:
         load_site(tmp_path)
     assert [p.code for p in refused.value.problems] == [Code.NOT_UTF8]
+
+
+def test_exporting_a_list_nobody_is_on_names_the_lists_there_are(conn: Connection) -> None:
+    rcp.add_recipient(conn, Recipient("a@example.org"), "newsletter", status="subscribed", source="t", now=NOW)
+    with pytest.raises(RecipientError, match=r"no list 'newsleter' in this state .*lists here: newsletter"):
+        spreadsheet.export_list(conn, "newsleter")

@@ -200,6 +200,8 @@ def test_outbox_is_a_real_run_through_the_ledger(env: dict[str, str], content_co
     resumed = send(str(content_copy / NEWSLETTER), "--outbox", str(outbox), "--yes", "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert len(list((outbox / "new").iterdir())) == 7
+    assert "Dry run" not in resumed.output and "for review" not in resumed.output  # it was a real send
+    assert "7 sent" in resumed.output
     status = send(str(content_copy / NEWSLETTER), "--status")
     assert "7 sent · 0 retry later · 0 failed · 0 unknown · 0 skipped · 0 not yet sent" in status.output
 

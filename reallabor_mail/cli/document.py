@@ -12,7 +12,7 @@ from reallabor_mail.cli.recipients import STATE
 from reallabor_mail.cli.translated import TranslatedCommand
 from reallabor_mail.errors import OutputError
 from reallabor_mail.i18n.languages import LANGUAGES
-from reallabor_mail.i18n.messages import N_, _
+from reallabor_mail.i18n.messages import N_, _, os_reason
 from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:
@@ -90,5 +90,5 @@ def document_command(
     try:
         out.write_bytes(data)
     except OSError as exc:
-        raise OutputError(_("{path}: cannot write the record ({reason})", path=out, reason=exc.strerror)) from None
+        raise OutputError(_("{path}: cannot write the record ({reason})", path=out, reason=os_reason(exc))) from None
     click.echo(_("Record written to {path} ({size} KB).", path=out, size=len(data) // 1024))

@@ -67,7 +67,8 @@ STRICT = click.option("--strict", is_flag=True, help=N_("Treat warnings (alt tex
 
 def _print_problems(problems: Sequence[Problem]) -> None:
     for problem in problems:
-        click.echo(str(problem), err=True)
+        # Translators: the tag before a content warning ("path:line: warning: …").
+        click.echo(problem.shown(_("warning")), err=True)
 
 
 @click.group(cls=TranslatedGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -277,6 +277,8 @@ def serve(
     state_option: StateLocation | None,
 ) -> None:  # fmt: skip
     """The staff preview on 127.0.0.1, or with --public the pages recipients use."""
+    from urllib.parse import urlsplit
+
     import uvicorn
 
     from reallabor_mail.publish.build import default_templates
@@ -302,7 +304,11 @@ def serve(
     )  # fmt: skip
     server_limits = ServerLimits(connections_per_client=limit(
         connections_per_client, "REALLABOR_CONNECTIONS_PER_CLIENT", ServerLimits.connections_per_client))
-    app = public_app(public_config(content_dir, templates, out, state_option, lists, limits, settings))
-    click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)", err=True)
+    server = public_config(content_dir, templates, out, state_option, lists, limits, settings)
+    app = public_app(server)
+    click.echo(_("Serving on http://{host}:{port}/ (Ctrl+C stops). It answers only requests for {site} (the "
+                 "address in base_url), as your proxy forwards them; to try it directly: curl -H 'Host: {name}' "
+                 "http://{host}:{port}/", host=host, port=port, site=server.site.public_url,
+                 name=urlsplit(server.site.public_url).hostname), err=True)  # fmt: skip
     config = server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, limits=server_limits)
     uvicorn.Server(config).run()

@@ -9,7 +9,7 @@ import click
 from reallabor_mail.cli.recipients import STATE
 from reallabor_mail.cli.translated import TranslatedCommand
 from reallabor_mail.errors import OutputError, ReallaborError, display_path
-from reallabor_mail.i18n.messages import N_, _, ngettext
+from reallabor_mail.i18n.messages import N_, _, ngettext, os_reason
 from reallabor_mail.settings import Settings
 
 
@@ -74,6 +74,6 @@ def registrations_command(settings: Settings, file: Path, csv_file: Path | None,
         try:
             csv_file.write_bytes(attendance_csv(found))
         except OSError as exc:
-            message = _("{path}: cannot write the list ({reason})", path=csv_file, reason=exc.strerror)
+            message = _("{path}: cannot write the list ({reason})", path=csv_file, reason=os_reason(exc))
             raise OutputError(message) from None
         click.echo(_("List written to {path}", path=csv_file))

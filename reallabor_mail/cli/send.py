@@ -338,9 +338,11 @@ def send_command(
             console.print(_("Nothing to send: everyone on the list has this message (see --status)."))
             return
         question = (
-            _("Write {count} messages into {outbox} for review?", count=f"{plan.this_run:,}", outbox=prepared.outbox)
-            if prepared.outbox is not None
-            else _("Send {count} messages via {via}?", count=f"{plan.this_run:,}", via=plan.via)
+            ngettext("Write {count} message into {outbox} for review?",
+                     "Write {count} messages into {outbox} for review?", plan.this_run, outbox=prepared.outbox)
+            if plan.dry_run and prepared.outbox is not None
+            else ngettext("Send {count} message via {via}?", "Send {count} messages via {via}?", plan.this_run,
+                          via=plan.via)
         )  # fmt: skip
         if not yes and not confirmed(question):
             console.print(_("Nothing sent."))
@@ -354,11 +356,14 @@ def send_command(
                 _("{path}: interrupted (Ctrl-C twice); the messages in flight are listed as unknown; continue "
                   "with --resume", path=plan.path)
             ) from None  # fmt: skip
-        if prepared.outbox is not None:
-            print_report(console, report)
-            console.print(_(
+        if plan.dry_run and prepared.outbox is not None:
+            if not report.complete:
+                print_report(console, report)
+            console.print(ngettext(
+                "Dry run: {count} message written to {outbox} for review; nothing was sent and the ledger is "
+                "unchanged.",
                 "Dry run: {count} messages written to {outbox} for review; nothing was sent and the ledger is "
-                "unchanged.", count=f"{report.sent:,}", outbox=prepared.outbox / "new",
+                "unchanged.", report.sent, outbox=prepared.outbox / "new",
             ))  # fmt: skip
         else:
             print_summary(console, prepared.status(), report)

@@ -88,7 +88,7 @@ _CLICK_SENTENCES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
         (r"No such command '(?P<name>[^']*)'\.", {"": N_("There is no command {name}.")}),
         (r"Did you mean '(?P<name>[^']*)'\?", {"": N_("Did you mean {name}?")}),
         (r"\(Did you mean one of: (?P<name>[^?]*)\?\)", {"": N_("(Did you mean one of {name}?)")}),
-        (r"Missing (?P<kind>argument|option) '?(?P<name>[^'.]*)'?\.", {
+        (r"Missing (?P<kind>argument|option) (?P<names>'[^']*'(?: / '[^']*')*)\.", {
             "argument": N_("The argument {name} is missing."), "option": N_("The option {name} is missing."),
         }),
         (r"Option '(?P<name>[^']*)' requires an argument\.", {"": N_("The option {name} needs a value.")}),
@@ -121,6 +121,11 @@ _CLICK_SENTENCES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
 )
 
 
+def _date_format(text: str) -> str:
+    """``'%Y-%m-%d'`` as staff write a date (``JJJJ-MM-TT``)."""
+    return text.replace("%Y-%m-%d", _("YYYY-MM-DD")).replace("%H:%M", _("HH:MM"))
+
+
 def translate_click_message(message: str) -> str:
     """click's English error message in the staff language, sentence by sentence."""
     for pattern, sentences in _CLICK_SENTENCES:
@@ -128,7 +133,10 @@ def translate_click_message(message: str) -> str:
         def sentence(match: re.Match[str], sentences: dict[str, str] = sentences) -> str:
             values = match.groupdict()
             chosen = sentences.get(values.pop("kind", None) or "", sentences.get(""))
-            values = {key: (f"'{value}'" if key == "name" else value) for key, value in values.items()}
+            values = {  # a name as click quotes it; several ("'-o' / '--out'") come quoted already
+                "name" if key == "names" else key: f"'{value}'" if key == "name" else _date_format(value)
+                for key, value in values.items()
+            }
             return _(chosen or match[0], **values)
 
         message = pattern.sub(sentence, message)

@@ -57,7 +57,7 @@ from reallabor_mail.delivery.transport import (
     Transport,
 )
 from reallabor_mail.errors import ReallaborError, display_path
-from reallabor_mail.i18n.messages import _, ngettext
+from reallabor_mail.i18n.messages import _, ngettext, os_reason
 from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign
 from reallabor_mail.mail.stamp import MessageStamp
@@ -365,7 +365,7 @@ def lock_campaign(state: StateLocation, campaign: str) -> CampaignLock:
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise ReallaborError(f"{lock_path}: cannot create the lock file ({exc.strerror})") from None
+        raise ReallaborError(f"{lock_path}: cannot create the lock file ({os_reason(exc)})") from None
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, zlib.crc32(campaign.encode()))
     except OSError:

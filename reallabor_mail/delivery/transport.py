@@ -38,6 +38,7 @@ from typing import Protocol
 import aiosmtplib
 
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.i18n.messages import _, os_reason
 from reallabor_mail.settings import ENV_PREFIX, Secret, SmtpSettings
 
 CONNECT_TIMEOUT = 30.0
@@ -446,7 +447,7 @@ class MaildirTransport:
             for sub in ("tmp", "new", "cur"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DeliveryError(f"{self.root}: cannot create the outbox: {exc.strerror}") from None
+            raise DeliveryError(f"{self.root}: cannot create the outbox: {os_reason(exc)}") from None
         self._host = socket.gethostname().replace("/", "_").replace(":", "_")
         self._counter = 0
 
@@ -477,7 +478,7 @@ class MaildirTransport:
                 os.close(fd)
             os.rename(tmp, self.root / "new" / name)
         except OSError as exc:
-            raise DeliveryError(f"{tmp}: cannot write the message: {exc.strerror}") from None
+            raise DeliveryError(f"{tmp}: cannot write the message: {os_reason(exc)}") from None
         return Reply(250, f"written to {self.root.name}/new/{name}")
 
     async def close(self) -> None:
@@ -491,7 +492,7 @@ def parse_rate(text: str) -> float:
     """``120/min``, ``2/s``, ``3600/h`` or a bare number (per minute) → messages per minute."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|min|m|h|hour))?\s*", text)
     if not match or float(match.group(1)) <= 0:
-        raise ReallaborError(f"--rate: {text!r} is not a rate like 120/min")
+        raise ReallaborError(_("--rate: {value!r} is not a rate like 120/min", value=text))
     per = {"s": 1 / 60, "sec": 1 / 60, "h": 60.0, "hour": 60.0}.get(match.group(2) or "min", 1.0)
     return float(match.group(1)) / per
 

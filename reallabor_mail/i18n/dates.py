@@ -19,6 +19,7 @@ _DATE_PATTERN: dict[Language, str] = {
     "uk": "EEEE, d MMMM y 'р.'",
     "en": "EEEE, d MMMM y",
 }
+_DAY_PATTERN: dict[Language, str] = {"de": "d. MMMM y", "uk": "d MMMM y 'р.'", "en": "d MMMM y"}
 _SHORT_DATE_PATTERN: dict[Language, str] = {"de": "d.M.", "uk": "d.MM", "en": "d MMM"}
 
 # City names where CLDR's exemplar city is not what the partners write.
@@ -30,6 +31,11 @@ _CITY_OVERRIDES: dict[str, dict[Language, str]] = {
 def long_date(day: dt.date, language: Language) -> str:
     """``Dienstag, 19. September 2023`` / ``вівторок, 19 вересня 2023 р.`` / ``Tuesday, 19 September 2023``."""
     return format_date(day, _DATE_PATTERN[language], locale=language)
+
+
+def plain_date(day: dt.date, language: Language) -> str:
+    """``19. September 2023``: a date without its weekday (periods, where the weekday is noise)."""
+    return format_date(day, _DAY_PATTERN[language], locale=language)
 
 
 def city(zone: str, language: Language) -> str:

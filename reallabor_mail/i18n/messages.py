@@ -11,6 +11,7 @@ Staff language: ``REALLABOR_LANG``, else the locale (``LC_ALL``, ``LC_MESSAGES``
 
 from __future__ import annotations
 
+import errno
 import gettext as _gettext
 from functools import cache
 from pathlib import Path
@@ -83,3 +84,21 @@ def ngettext(singular: str, plural: str, count: int, /, **values: object) -> str
 def N_(message: str) -> str:
     """Mark a sentence for the catalog that is translated later, where it is shown (click's help)."""
     return message
+
+
+_OS_REASONS = {  # why the system refused a file, as staff read it (the C library's words are English)
+    errno.ENOENT: N_("the file or folder does not exist"),
+    errno.EACCES: N_("no permission"),
+    errno.EPERM: N_("no permission"),
+    errno.EROFS: N_("the disk is read-only"),
+    errno.ENOSPC: N_("the disk is full"),
+    errno.EISDIR: N_("it is a folder"),
+    errno.ENOTDIR: N_("a part of the path is a file, not a folder"),
+    errno.EEXIST: N_("it exists already"),
+}
+
+
+def os_reason(exc: OSError) -> str:
+    """Why an operating-system call failed, in the staff language (the system's own words if unknown)."""
+    known = _OS_REASONS.get(exc.errno) if exc.errno is not None else None
+    return _(known) if known else str(exc.strerror or exc)

@@ -16,7 +16,7 @@ import dkim
 
 from reallabor_mail.addresses import InvalidAddress, ascii_domain
 from reallabor_mail.errors import SettingsError
-from reallabor_mail.i18n.messages import _
+from reallabor_mail.i18n.messages import _, os_reason
 from reallabor_mail.settings import ENV_DKIM_DOMAIN, ENV_DKIM_KEY, DkimSettings
 
 SIGNED_HEADERS: tuple[bytes, ...] = (
@@ -56,7 +56,7 @@ class DkimSigner:
         try:
             key = settings.key.read_bytes()
         except OSError as exc:
-            message = _("{path}: cannot read the DKIM key ({reason})", path=settings.key, reason=exc.strerror)
+            message = _("{path}: cannot read the DKIM key ({reason})", path=settings.key, reason=os_reason(exc))
             raise DkimError(message) from None
         return cls(settings.selector, domain, key)
 

@@ -21,7 +21,7 @@ from reallabor_mail.content.loader import Content, EventItem, NewsletterItem, lo
 from reallabor_mail.content.models import Language, Newsletter
 from reallabor_mail.errors import Code, OutputError, Problem, ProblemLog, display_path
 from reallabor_mail.i18n.greetings import greeting
-from reallabor_mail.i18n.messages import _
+from reallabor_mail.i18n.messages import _, os_reason
 from reallabor_mail.mail.message import CalendarPart, Campaign, as_bytes, build_message
 from reallabor_mail.recipients.person import Recipient
 from reallabor_mail.render import ics as calendar
@@ -278,7 +278,7 @@ def unwritable(out: Path, exc: OSError) -> str:
     blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         return f"{out}: {blocking} is a file, not a folder; choose another --out folder"
-    return f"{out}: cannot write the build there ({exc.strerror}); choose another --out folder"
+    return f"{out}: cannot write the build there ({os_reason(exc)}); choose another --out folder"
 
 
 def write_output(output: Output, out: Path) -> None:

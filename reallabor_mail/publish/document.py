@@ -20,7 +20,7 @@ from markupsafe import Markup
 from reallabor_mail.content.loader import Content, EventItem, Kind, NewsletterItem
 from reallabor_mail.content.models import Language
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.dates import long_date
+from reallabor_mail.i18n.dates import long_date, plain_date
 from reallabor_mail.i18n.messages import _, translations
 from reallabor_mail.publish.reports import pdf
 from reallabor_mail.render.engine import Renderer
@@ -128,7 +128,7 @@ def bound_record(
         ))  # fmt: skip
     context = {
         **renderer.base_context(language),
-        "period": f"{long_date(start, language)} – {long_date(end, language)}",
+        "period": f"{plain_date(start, language)} – {plain_date(end, language)}",
         "entries": [entry for _day, entry in found],
         "with_counts": counts is not None,
     }

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from reallabor_mail.db import Connection
 from reallabor_mail.errors import Code, ReallaborError
 from reallabor_mail.i18n.languages import LANGUAGES
-from reallabor_mail.i18n.messages import N_, _, ngettext, translations
+from reallabor_mail.i18n.messages import N_, _, ngettext, os_reason, translations
 from reallabor_mail.recipients.person import (
     FIELD_LABELS,
     FORMULA_START,
@@ -43,6 +43,7 @@ from reallabor_mail.recipients.store import (
     form_state_label,
     import_person,
     is_suppressed,
+    list_names,
     people,
     read_status,
     registrations_of,
@@ -370,7 +371,7 @@ def import_csv(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImportRefused(_("{path}: cannot read the file: {reason}", path=path, reason=exc.strerror)) from None
+        raise ImportRefused(_("{path}: cannot read the file: {reason}", path=path, reason=os_reason(exc))) from None
     rows, bad = parse_csv(data, str(path), encoding)
     report = ImportReport(source=path.name, list_name=list_name, invalid=bad)
     unique = _one_row_per_person(rows, report)
@@ -445,9 +446,15 @@ def _status(status: Status) -> str:
 
 def export_list(conn: Connection, list_name: str, zone: ZoneInfo = EXPORT_ZONE) -> str:
     """The people on a list with their status, as CSV that ``recipients import`` reads back."""
+    known = list_names(conn)
+    if check_list_name(list_name) not in known:
+        raise RecipientError(_(
+            "there is no list '{name}' in this state (nobody was ever on it); lists here: {lists}",
+            name=list_name, lists=", ".join(sorted(known)) or "–",
+        ))  # fmt: skip
     out = io.StringIO()
     rows = []
-    for person in people(conn, check_list_name(list_name)):
+    for person in people(conn, list_name):
         membership = next(m for m in person.memberships if m.list_name == list_name)
         changed = local_time(membership.changed, zone)
         rows.append([*_person_cells(person.recipient), _status(membership.status), changed])

@@ -241,7 +241,7 @@ class Change:
 class Imported:
     """What importing one person onto a list did."""
 
-    added: bool  # the person was not stored before
+    added: bool  # the person was not on this list before (possibly stored already, for another list)
     status: Status  # their status on the list now
     kept: bool  # they had unsubscribed or bounced from the list, and stay so
     changes: tuple[Change, ...]  # stored details the file has otherwise (taken only with ``update``)
@@ -269,7 +269,6 @@ def import_person(
     moment = utc_stamp(now)
     with transaction(conn):
         person_id = _person_id(conn, address_key(person.email))
-        added = person_id is None
         changes: tuple[Change, ...] = ()
         if person_id is None:
             person_id = _upsert_person(conn, person, moment, overwrite=False)
@@ -288,6 +287,7 @@ def import_person(
                     (*(c.imported for c in changes), moment, person_id),
                 )
         current = _status(conn, person_id, check_list_name(list_name))
+        added = current is None
         if current is not None and not (current == "pending" and status == "subscribed") and current != status:
             return Imported(added, current, True, changes)
         if current != status:

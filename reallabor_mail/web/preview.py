@@ -45,7 +45,7 @@ from reallabor_mail.db import StateError, StateLocation, connect_read_only
 from reallabor_mail.errors import Problem, ReallaborError, display_path
 from reallabor_mail.i18n.dates import long_date
 from reallabor_mail.i18n.greetings import greeting
-from reallabor_mail.i18n.messages import N_, _, current_staff_language, language_name, ngettext
+from reallabor_mail.i18n.messages import N_, _, current_staff_language, language_name, ngettext, os_reason
 from reallabor_mail.mailbox.attendance import FORM_STATES, STATES, attendance, state_label
 from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, Builder
 from reallabor_mail.recipients.store import form_state_label
@@ -750,7 +750,7 @@ def free_socket(port: int | None) -> socket.socket:
     except OSError as exc:
         sock.close()
         message = _("{address}: cannot listen there ({reason}); leave out --port", address=f"127.0.0.1:{port}",
-                    reason=exc.strerror)  # fmt: skip
+                    reason=os_reason(exc))  # fmt: skip
         raise ReallaborError(message) from None
     return sock
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -259,3 +260,14 @@ def test_every_command_and_option_help_has_a_german_and_ukrainian_translation() 
             words = translations(language)
             untranslated += [(command.name, language, t) for t in texts if t and words.gettext(t) == t]
     assert untranslated == []
+
+
+def test_a_warning_is_tagged_in_the_staff_language(content_copy: Path) -> None:
+    newsletter = content_copy / "newsletters" / "2024-1.md"
+    text = newsletter.read_text(encoding="utf-8")
+    newsletter.write_text(re.sub(r"!\[[^\]]*\]\(", "![](", text, count=1), encoding="utf-8")
+    exe = Path(sys.executable).with_name("reallabor-mail")
+    result = subprocess.run([str(exe), "check", "--content", str(content_copy)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "REALLABOR_LANG": "de"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"2024-1\.md:\d+: Warnung: ", result.stderr), result.stderr
