@@ -438,7 +438,9 @@ def test_cli_round_trip(tmp_path: Path) -> None:
     erased = cli(tmp_path, "recipients", "delete", "anna.mueller@dortmund.de", "--yes")
     assert "erased; the address is suppressed" in erased.stdout
     gone = cli(tmp_path, "recipients", "export", "anna.mueller@dortmund.de")
-    assert (gone.returncode, gone.stderr) == (1, "anna.mueller@dortmund.de: not in the recipient list\n")
+    assert (gone.returncode, gone.stderr) == (
+        1, "anna.mueller@dortmund.de: not in the recipient list and not registered for an event\n"
+    )
     assert cli(tmp_path, "recipients", "purge").stdout == "0 unconfirmed sign-ups deleted\n"
 
 

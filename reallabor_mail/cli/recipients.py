@@ -187,11 +187,14 @@ def delete_command(settings: Settings, email: str, yes: bool, state_option: Stat
     question = _("Really erase everything stored about {email}? This cannot be undone.", email=email)
     if not yes and not confirmed(question):
         raise click.exceptions.Abort
+    registered = bool(recipients.registrations_of(conn, address))
     forget(conn, address, "erased:" + recipients.address_hash(address, secret))
     signup_queue.forget(conn, address)
     inbox_records.forget(conn, address)
     if recipients.erase(conn, address, secret, now=_now()):
         click.echo(_("{email}: erased; the address is suppressed", email=email))
+    elif registered:
+        click.echo(_("{email}: the event registrations were erased; the address is suppressed", email=email))
     else:
         click.echo(_("{email}: was not stored; the address is suppressed", email=email))
 

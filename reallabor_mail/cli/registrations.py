@@ -32,9 +32,9 @@ def registrations_command(settings: Settings, file: Path, csv_file: Path | None,
         STATES,
         attendance,
         attendance_csv,
-        form_state_label,
         state_label,
     )
+    from reallabor_mail.recipients.store import form_state_label
 
     content_dir = file.resolve().parent.parent
     use_staff_language(settings, content_dir)

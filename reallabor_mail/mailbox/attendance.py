@@ -9,9 +9,10 @@ UTF-8 with BOM, ``;`` between cells, CRLF, cells that would start a formula neut
 Form registrations (``event_registrations``, migration 7) go ``pending`` (the form was sent) →
 ``registered`` or ``waiting`` (the double opt-in button was pressed: a seat if one is free, else the
 end of the waiting list) → ``cancelled``. Each change is one write transaction (``BEGIN IMMEDIATE``), so
-two confirmations at once never both take the last seat, and a cancellation that frees a seat hands it
-to the first waiting in the same transaction. The waiting list's order is ``turn``, the order of
-confirmation.
+two confirmations at once never both take the last seat. One rule hands out freed seats
+(:func:`fill_free_seats`): while a seat is free and someone waits, the first waiting moves up, whether the
+seat was freed by a cancellation (same transaction), an erasure or a raised capacity; a newcomer never
+overtakes the waiting. The waiting list's order is ``turn``, the order of confirmation.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from reallabor_mail.db import Connection, Row, transaction, utc_stamp
 from reallabor_mail.i18n.messages import _
 from reallabor_mail.mailbox.itip import AnswerRow, answers, current_sequence, invited_sql
 from reallabor_mail.recipients.person import Recipient
-from reallabor_mail.recipients.spreadsheet import neutralise
+from reallabor_mail.recipients.spreadsheet import local_time, neutralise
+from reallabor_mail.recipients.store import FormState, form_state_label
 
 State = Literal["accepted", "tentative", "declined", "no_answer"]
 STATES: tuple[State, ...] = ("accepted", "tentative", "declined", "no_answer")
-FormState = Literal["pending", "registered", "waiting", "cancelled"]
 FORM_STATES: tuple[FormState, ...] = ("registered", "waiting", "cancelled", "pending")
 _COLUMNS = "email, salutation, title, first_name, last_name, organisation, language, state, turn, confirmed_at"
 
@@ -100,7 +101,8 @@ def request_registration(conn: Connection, stem: str, person: Recipient, *, now:
     """The form was sent: a new (or cancelled) registration waits for its confirmation with these details.
 
     A registered or waiting person keeps their seat or place, and their details: whoever typed the
-    address may not be its owner.
+    address may not be its owner. A pending one takes the newest details; the confirm link of an earlier
+    mail then confirms nothing (it carries a digest of the details it was sent for, web/registration.py).
     """
     moment = utc_stamp(now)
     conn.execute(
@@ -143,8 +145,10 @@ def confirm_registration(
 ) -> FormRegistration | None:
     """The confirmation button: a pending registration takes a free seat, else the end of the waiting list.
 
-    None if nothing waited for confirmation (confirmed already, cancelled, erased). One write
-    transaction: the count of seats and the taking of one cannot be split by another confirmation.
+    A seat is free for a newcomer only when nobody waits (the caller runs :func:`fill_free_seats` first, in
+    its transaction, so the waiting get the seats an erasure or a raised capacity freed). None if nothing
+    waited for confirmation (confirmed already, cancelled, erased). One write transaction: the count of
+    seats and the taking of one cannot be split by another confirmation.
     """
     key = address_key(email)
     stem = event.stem
@@ -156,7 +160,9 @@ def confirm_registration(
             return None
         turn = conn.execute("SELECT coalesce(max(turn), 0) + 1 FROM event_registrations WHERE event = ?",
                             (stem,)).fetchone()[0]  # fmt: skip
-        state: FormState = "registered" if capacity is None or _seats_taken(conn, stem) < capacity else "waiting"
+        counts = seat_counts(conn, stem)
+        free = capacity is None or counts["registered"] < capacity
+        state: FormState = "registered" if free and not counts["waiting"] else "waiting"
         conn.execute(
             "UPDATE event_registrations SET state = ?, turn = ?, confirmed_at = ?, changed = ? "
             "WHERE event = ? AND email = ?",
@@ -165,29 +171,52 @@ def confirm_registration(
         return form_registration(conn, stem, key)
 
 
-def cancel_registration(
-    conn: Connection, event: EventItem, email: str, *, now: dt.datetime
-) -> tuple[bool, FormRegistration | None]:
-    """The cancel button: (whether a seat or place was given up, the person moved up to the freed seat)."""
-    key = address_key(email)
+def fill_free_seats(conn: Connection, event: EventItem, *, now: dt.datetime) -> list[FormRegistration]:
+    """The one rule for seats: while a seat is free and someone waits, the first waiting moves up.
+
+    Returns those moved up (to be told by mail). Seats come free by a cancellation, an erasure
+    (``recipients delete``) or a raised ``capacity``; the server runs this on each confirmation and
+    cancellation, at start and at each poll of its outbox.
+    """
     stem = event.stem
     capacity = event.meta.registration.capacity if event.meta.registration else None
     moment = utc_stamp(now)
+    moved: list[str] = []
+    with transaction(conn):
+        waiting = conn.execute(
+            "SELECT email FROM event_registrations WHERE event = ? AND state = 'waiting' ORDER BY turn", (stem,)
+        ).fetchall()
+        free = len(waiting) if capacity is None else max(capacity - _seats_taken(conn, stem), 0)
+        for row in waiting[:free]:
+            _set_state(conn, stem, row["email"], "registered", moment)
+            moved.append(row["email"])
+        found = {r.email: r for r in form_registrations(conn, stem)} if moved else {}
+    return [found[email] for email in moved]
+
+
+def cancel_registration(
+    conn: Connection, event: EventItem, email: str, *, now: dt.datetime
+) -> tuple[bool, list[FormRegistration]]:
+    """The cancel button: (whether a seat or place was given up, those moved up to the freed seat)."""
+    with transaction(conn):
+        if not withdraw(conn, event.stem, email, now=now):
+            return False, []
+        return True, fill_free_seats(conn, event, now=now)
+
+
+def withdraw(conn: Connection, stem: str, email: str, *, now: dt.datetime) -> bool:
+    """A seat or waiting place is given up (cancel button, calendar Decline); whether there was one.
+
+    The freed seat goes to the waiting by :func:`fill_free_seats` (the cancel button: at once; a Decline
+    read by ``inbox``: at the server's next poll, which mails the one who moves up).
+    """
+    key = address_key(email)
     with transaction(conn):
         row = _state_row(conn, stem, key)
         if row is None or row["state"] not in ("registered", "waiting"):
-            return False, None
-        _set_state(conn, stem, key, "cancelled", moment)
-        if row["state"] != "registered" or capacity is None or _seats_taken(conn, stem) >= capacity:
-            return True, None
-        first = conn.execute(
-            "SELECT email FROM event_registrations WHERE event = ? AND state = 'waiting' ORDER BY turn LIMIT 1",
-            (stem,),
-        ).fetchone()
-        if first is None:
-            return True, None
-        _set_state(conn, stem, first["email"], "registered", moment)
-        return True, form_registration(conn, stem, first["email"])
+            return False
+        _set_state(conn, stem, key, "cancelled", utc_stamp(now))
+        return True
 
 
 @dataclass(frozen=True)
@@ -254,35 +283,23 @@ def state_label(state: State) -> str:
     }[state]
 
 
-def form_state_label(state: FormState) -> str:
-    """A form registration's state as staff read it (German: angemeldet, Warteliste, storniert, unbestätigt)."""
-    return {
-        "registered": _("registered"),
-        "waiting": _("waiting list"),
-        # Translators: a registration by form that its person cancelled (German: storniert), not a cancelled event.
-        "cancelled": _("cancelled by the person"),
-        "pending": _("not confirmed"),
-    }[state]
-
-
 def attendance_csv(found: Attendance) -> bytes:
     """The list for the sign-in desk as Excel reads it: UTF-8 with BOM, ``;``, CRLF."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow([
         _("Answer"), _("Salutation"), _("Title"), _("First name"), _("Last name"), _("Organisation"), _("Email"),
-        _("Answered on"), _("For version"), _("Signature"),
+        _("Answered on"), _("Signature"),
     ])  # fmt: skip
     for person in found.people:
         answer = person.answer
-        version = ""
-        if answer is not None:
-            version = str(answer.sequence)
-            if answer.outdated:
-                version = _("{answered} (now {current})", answered=answer.sequence, current=answer.current_sequence)
+        label = state_label(person.state)
+        if answer is not None and answer.outdated:
+            # Translators: the answer was given to the invitation before the event last changed (time or place).
+            label = _("{answer} (before the last change)", answer=label)
         writer.writerow([neutralise(v) for v in (
-            state_label(person.state), person.salutation, person.title, person.first_name, person.last_name,
-            person.organisation, person.email, answer.answered_at if answer else "", version, "",
+            label, person.salutation, person.title, person.first_name, person.last_name,
+            person.organisation, person.email, local_time(answer.answered_at if answer else None), "",
         )])  # fmt: skip
     for registration in found.registrations:  # who is coming by form: the seats, then the waiting list in order
         if registration.state not in ("registered", "waiting"):
@@ -293,6 +310,6 @@ def attendance_csv(found: Attendance) -> bytes:
         who = registration.person
         writer.writerow([neutralise(v) for v in (
             label, who.salutation, who.title, who.first_name, who.last_name, who.organisation, who.email,
-            registration.confirmed_at, "", "",
+            local_time(registration.confirmed_at), "",
         )])  # fmt: skip
     return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")

@@ -21,7 +21,7 @@ from enum import StrEnum
 from reallabor_mail.addresses import InvalidAddress, address_key, wire_address
 from reallabor_mail.content.models import Site
 from reallabor_mail.db import Connection, transaction, utc_stamp
-from reallabor_mail.mailbox import bounces, itip
+from reallabor_mail.mailbox import attendance, bounces, itip
 from reallabor_mail.mailbox.classify import Classified, Kind, classify, message_key, parse
 from reallabor_mail.mailbox.source import RawMessage, Source
 from reallabor_mail.recipients import store as recipients
@@ -222,6 +222,8 @@ def _answer(answer: itip.CalendarAnswer, sender: str | None, key: str, filing: F
     if value is None:
         return Reason.UNUSUAL_ANSWER, f"{stem}: {email} {answer.partstat or '?'}"
     current = itip.record_answer(conn, stem, email, value, answer, key, filing.clock())
+    if value == "declined":  # a form registrant's Decline is the cancel button
+        attendance.withdraw(conn, stem, email, now=filing.clock())
     outdated = current is not None and answer.sequence < current
     return Reason.ANSWER_RECORDED, f"{stem}: {email} {value}" + (
         f" (version {answer.sequence}, now {current})" if outdated else ""

@@ -120,14 +120,24 @@ def _campaign_prefix(stem: str) -> str:
 
 
 def was_invited(conn: Connection, stem: str, email: str | None = None) -> bool:
-    """Whether an invitation or update of the event went out to ``email`` (anyone: None); test sends do not count."""
+    """Whether an invitation or update of the event went out to ``email`` (anyone: None); test sends do not count.
+
+    A form registrant with a seat or a place on the waiting list got the invitation from the public server.
+    """
     prefix = _campaign_prefix(stem)
+    person = ("AND email = ? " if email is not None else "") + "LIMIT 1"
+    by_address = (email,) if email is not None else ()
     row = conn.execute(
         "SELECT 1 FROM send_ledger WHERE substr(campaign, 1, ?) = ? AND campaign NOT LIKE '%#test' AND state = 'sent' "
-        + ("AND email = ? " if email is not None else "") + "LIMIT 1",
-        (len(prefix), prefix) + ((email,) if email is not None else ()),
-    )
-    return row.fetchone() is not None
+        + person,
+        (len(prefix), prefix, *by_address),
+    ).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT 1 FROM event_registrations WHERE event = ? AND state IN ('registered', 'waiting') " + person,
+            (stem, *by_address),
+        ).fetchone()
+    return row is not None
 
 
 def invited_sql(stem: str) -> tuple[str, tuple[object, ...]]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reallabor_mail.addresses import InvalidAddress, address_key
-from reallabor_mail.characters import control_character
+from reallabor_mail.characters import control_character, invisible_character
 from reallabor_mail.content.models import Language
 from reallabor_mail.errors import Code
 from reallabor_mail.i18n.greetings import FEMALE, MALE
@@ -81,7 +81,8 @@ def field_label(name: str) -> str:
 @dataclass(frozen=True)
 class FieldProblem:
     """What is wrong with one field: a stable ``code`` (the web form says it in the reader's language by it,
-    :attr:`Code.FIELD_CONTROL_CHARACTER` stands for every control character) and a message for staff."""
+    :attr:`Code.FIELD_CONTROL_CHARACTER` stands for every control and invisible format character) and a
+    message for staff."""
 
     field: str
     code: Code
@@ -96,6 +97,10 @@ def _field_problem(name: str, value: str) -> FieldProblem | None:
         else:
             message = _("{field} contains the control character {character}; type it without", field=label,
                         character=found)  # fmt: skip
+        return FieldProblem(name, Code.FIELD_CONTROL_CHARACTER, message)
+    if found := invisible_character(value):
+        message = _("{field} contains the invisible character {character} (text direction or zero width); type it "
+                    "without", field=label, character=found)  # fmt: skip
         return FieldProblem(name, Code.FIELD_CONTROL_CHARACTER, message)
     if value.startswith(FORMULA_START) and name != "email":
         message = _("{field} {value!r} starts with {start!r} like a spreadsheet formula; type it without that "

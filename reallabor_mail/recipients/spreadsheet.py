@@ -37,13 +37,16 @@ from reallabor_mail.recipients.store import (
     STATUSES,
     RecipientError,
     Status,
+    StoredPerson,
     check_list_name,
+    find,
+    form_state_label,
     import_person,
     is_suppressed,
     list_names,
     people,
     read_status,
-    stored_person,
+    registrations_of,
 )
 
 
@@ -430,7 +433,7 @@ def _person_cells(person: Recipient) -> list[str | None]:
     return [getattr(person, name) for name in PERSON_FIELDS]
 
 
-def _local(stamp: str | None, zone: ZoneInfo) -> str | None:
+def local_time(stamp: str | None, zone: ZoneInfo = EXPORT_ZONE) -> str | None:
     """A stored UTC stamp as Excel in a German office reads a time: ``01.10.2023 11:00`` in ``zone``."""
     if not stamp:
         return stamp
@@ -453,26 +456,46 @@ def export_list(conn: Connection, list_name: str, zone: ZoneInfo = EXPORT_ZONE) 
     rows = []
     for person in people(conn, list_name):
         membership = next(m for m in person.memberships if m.list_name == list_name)
-        rows.append([*_person_cells(person.recipient), _status(membership.status), _local(membership.changed, zone)])
+        changed = local_time(membership.changed, zone)
+        rows.append([*_person_cells(person.recipient), _status(membership.status), changed])
     _write_rows(out, [*PERSON_FIELDS, "status", "since"], rows)
     return out.getvalue()
 
 
 def export_person(conn: Connection, email: str, zone: ZoneInfo = EXPORT_ZONE) -> str:
-    """Everything stored about one person, consent records included, as CSV in three blocks."""
-    person = stored_person(conn, email)
+    """Everything stored about one person as CSV in blocks: the details, the lists, the consent records
+    (if on the recipient list) and the event registrations by form (if any)."""
+    person = find(conn, email)
+    registrations = registrations_of(conn, email)
+    if person is None and not registrations:
+        raise RecipientError(_("{email}: not in the recipient list and not registered for an event", email=email))
     out = io.StringIO()
+    if person is not None:
+        _write_person(out, person, zone)
+    if registrations:
+        if person is not None:
+            out.write("\r\n")
+        writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+        writer.writerow([_("Event"), _("Registration"), _("Requested on"), _("Confirmed on"),
+                         *(_heading(name) for name in PERSON_FIELDS[1:])])  # fmt: skip
+        writer.writerows([neutralise(v) for v in (
+            r.event, form_state_label(r.state), local_time(r.requested_at, zone), local_time(r.confirmed_at, zone),
+            *_person_cells(r.person)[1:],
+        )] for r in registrations)  # fmt: skip
+    return out.getvalue()
+
+
+def _write_person(out: io.StringIO, person: StoredPerson, zone: ZoneInfo) -> None:
     _write_rows(out, [*PERSON_FIELDS, "created", "updated"], [[
-        *_person_cells(person.recipient), _local(person.created, zone), _local(person.updated, zone),
+        *_person_cells(person.recipient), local_time(person.created, zone), local_time(person.updated, zone),
     ]])  # fmt: skip
     out.write("\r\n")
-    _write_rows(out, ["list", "status", "since"],
-                [[m.list_name, _status(m.status), _local(m.changed, zone)] for m in person.memberships])  # fmt: skip
+    memberships = [[m.list_name, _status(m.status), local_time(m.changed, zone)] for m in person.memberships]
+    _write_rows(out, ["list", "status", "since"], memberships)
     out.write("\r\n")
     _write_rows(
         out,
         ["at", "list", "action", "source", "by", "ip", "consent_version", "consent_text"],
-        [[_local(e.at, zone), e.list_name, e.action, e.source, e.actor, e.ip, e.consent_version, e.consent_text]
+        [[local_time(e.at, zone), e.list_name, e.action, e.source, e.actor, e.ip, e.consent_version, e.consent_text]
          for e in person.events],
     )
-    return out.getvalue()

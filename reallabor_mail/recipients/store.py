@@ -599,6 +599,44 @@ def find(conn: Connection, email: str) -> StoredPerson | None:
     )
 
 
+FormState = Literal["pending", "registered", "waiting", "cancelled"]
+
+
+def form_state_label(state: FormState) -> str:
+    """A form registration's state as staff read it (German: angemeldet, Warteliste, storniert, unbestätigt)."""
+    return {
+        "registered": _("registered"),
+        "waiting": _("waiting list"),
+        # Translators: a registration by form that its person cancelled (German: storniert), not a cancelled event.
+        "cancelled": _("cancelled by the person"),
+        "pending": _("not confirmed"),
+    }[state]
+
+
+@dataclass(frozen=True)
+class StoredRegistration:
+    """One registration by form as stored (``event_registrations``), for the person's Art. 15 export."""
+
+    event: str
+    state: FormState
+    requested_at: str
+    confirmed_at: str | None
+    person: Recipient
+
+
+def registrations_of(conn: Connection, email: str) -> list[StoredRegistration]:
+    """Every event registration by form of one address, by event."""
+    rows = conn.execute(
+        "SELECT event, state, requested_at, confirmed_at, email, salutation, title, first_name, last_name,"
+        " organisation, language FROM event_registrations WHERE email = ? ORDER BY event",
+        (address_key(email),),
+    ).fetchall()
+    return [
+        StoredRegistration(row["event"], row["state"], row["requested_at"], row["confirmed_at"], _recipient(row))
+        for row in rows
+    ]
+
+
 def stored_person(conn: Connection, email: str) -> StoredPerson:
     """Like :func:`find`, for a command that needs the person: :class:`RecipientError` if not stored."""
     person = find(conn, email)

@@ -55,8 +55,9 @@ from reallabor_mail.errors import Problem, ReallaborError, display_path
 from reallabor_mail.i18n.dates import long_date
 from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.messages import N_, _, current_staff_language, language_name, ngettext, os_reason
-from reallabor_mail.mailbox.attendance import FORM_STATES, STATES, attendance, form_state_label, state_label
+from reallabor_mail.mailbox.attendance import FORM_STATES, STATES, attendance, state_label
 from reallabor_mail.publish.build import SAMPLE_RECIPIENTS, Builder
+from reallabor_mail.recipients.store import form_state_label
 from reallabor_mail.render import paths as layout
 from reallabor_mail.render.checks import Check, email_checks, public_path
 from reallabor_mail.render.engine import SHIPPED_TEMPLATES, RenderedEmail, RenderError, Templates

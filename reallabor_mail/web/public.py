@@ -404,14 +404,17 @@ class PublicSite:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """While the server runs, the outbox of confirmation mails is worked off in the background."""
-        worker = asyncio.create_task(self.queue.run(self.config.outbox_poll_seconds))
+        """While the server runs, the outbox of confirmation mails is worked off in the background, and freed
+        seats of events reach their waiting lists."""
+        workers = [asyncio.create_task(self.queue.run(self.config.outbox_poll_seconds)),
+                   asyncio.create_task(self.registrations.tend_seats(self.config.outbox_poll_seconds))]  # fmt: skip
         try:
             yield
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            for worker in workers:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
 
     def app(self) -> Starlette:
         host = urlsplit(self.site.public_url).hostname or ""

@@ -6,7 +6,8 @@ the same page whatever the address's state. The double opt-in mail links to a pa
 its POST confirms: a seat if one is free, else the end of the waiting list (the counting is in
 :mod:`reallabor_mail.mailbox.attendance`, one write transaction). The confirmed person gets a mail with
 the event as a calendar invitation (METHOD:REQUEST, them as ATTENDEE) or their waiting position, and a
-signed cancel link (again a page with one button); a cancellation that frees a seat moves the first on
+signed cancel link (again a page with one button); a freed seat (a cancellation, an erasure, a raised
+capacity: checked on each confirmation and cancellation, at start and every outbox poll) moves the first on
 the waiting list up, who is told by mail with the invitation. Link scanners send GET and HEAD: those
 change nothing.
 
@@ -19,7 +20,10 @@ event. The events are those the server was started with.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import hmac
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -32,6 +36,7 @@ from reallabor_mail.content.loader import EventItem
 from reallabor_mail.content.models import EventStatus, Language
 from reallabor_mail.db import transaction
 from reallabor_mail.delivery.event_versions import last_sent_version
+from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.dates import date_line
 from reallabor_mail.i18n.greetings import greeting
 from reallabor_mail.i18n.messages import translations
@@ -78,21 +83,30 @@ class Registrations:
 
     # --- links ---------------------------------------------------------------------------------
 
-    def _url(self, purpose: str, event: EventItem, email: str, expires: dt.datetime) -> str:
-        token = make_token(self.public.config.secret, purpose, {"e": address_key(email), "v": event.stem},
+    def _url(self, purpose: str, event: EventItem, email: str, expires: dt.datetime, **extra: str) -> str:
+        token = make_token(self.public.config.secret, purpose, {"e": address_key(email), "v": event.stem, **extra},
                            expires=expires)  # fmt: skip
         return f"{self.public.site.public_url}/events/{event.stem}/{purpose}/{token}"
 
-    def confirm_url(self, event: EventItem, email: str, now: dt.datetime) -> str:
-        """The double opt-in link: valid :data:`CONFIRM_DAYS` days, never beyond the event's start."""
-        return self._url("confirm", event, email, min(now + dt.timedelta(days=CONFIRM_DAYS), event.meta.start))
+    def details_digest(self, person: Recipient) -> str:
+        """A keyed digest of the details a confirmation mail was sent for (the link carries it, not the names)."""
+        details = "\x00".join(str(getattr(person, name) or "") for name in PERSON_FIELDS)
+        mac = hmac.new(self.public.config.secret, b"registration-details\x00" + details.encode("utf-8"), "sha256")
+        return mac.hexdigest()[:24]
+
+    def confirm_url(self, event: EventItem, found: FormRegistration, now: dt.datetime) -> str:
+        """The double opt-in link: valid :data:`CONFIRM_DAYS` days, never beyond the event's start; it confirms
+        only the details it was sent for (a later form sending for the address voids it)."""
+        expires = min(now + dt.timedelta(days=CONFIRM_DAYS), event.meta.start)
+        return self._url("confirm", event, found.email, expires, d=self.details_digest(found.person))
 
     def cancel_url(self, event: EventItem, email: str) -> str:
         """The cancel link of the confirmed: valid until the event starts."""
         return self._url("cancel", event, email, event.meta.start)
 
     def read_link(self, request: Request, purpose: str) -> tuple[EventItem, str] | None:
-        """The event and address of a confirm or cancel link; None for anything but a valid link we made."""
+        """The event and address of a confirm or cancel link; None for anything but a valid link we made
+        (a confirm link also when the details it was sent for were replaced since: see :meth:`current`)."""
         event = self.events.get(request.path_params["stem"])
         if event is None:
             return None
@@ -103,6 +117,10 @@ class Registrations:
             return None
         if data["v"] != event.stem or address_key(data["e"]) != data["e"]:
             return None
+        if purpose == "confirm":
+            found = attendance.form_registration(self.public.conn, event.stem, data["e"])
+            if found is not None and found.state == "pending" and data.get("d") != self.details_digest(found.person):
+                return event, ""  # the address's details were replaced by a later form sending
         return event, data["e"]
 
     # --- pages ---------------------------------------------------------------------------------
@@ -221,14 +239,30 @@ class Registrations:
         if (read := self.read_link(request, "confirm")) is None:
             return self.public.invalid_link(request)
         event, email = read
+        if not email:
+            return self.replaced_page(request)
         language = self.language(request, event, email)
         words = translations(language)
         title = event.version(language).meta.title
+        found = attendance.form_registration(self.public.conn, event.stem, email)
+        text = words.gettext("Please confirm that {email} registers for “{event}”.").format(email=email, event=title)
+        if found is not None and found.state == "pending":  # what the button confirms (escaped by the template)
+            who = ", ".join(p for p in (found.name, found.person.organisation) if p)
+            details = words.gettext("Details: {details}").format(details=who)
+            text = f"{text} {details}"
         return self.public.page(
-            "web/button.html.j2", language, title=words.gettext("Confirm your registration"),
-            text=words.gettext("Please confirm that {email} registers for “{event}”.").format(email=email, event=title),
+            "web/button.html.j2", language, title=words.gettext("Confirm your registration"), text=text,
             button=words.gettext("Confirm registration"),
         )  # fmt: skip
+
+    def replaced_page(self, request: Request) -> Response:
+        """A confirm link whose details a later form sending replaced: it confirms nothing."""
+        language = self.public.language(request)
+        words = translations(language)
+        return self.public.message(language, words.gettext("Please use the newest email"), words.gettext(
+            "The form was sent again for this address since this email; this link no longer confirms anything. "
+            "Please use the link in the newest email, or send the form again."
+        ), 409)  # fmt: skip
 
     async def confirm(self, request: Request) -> Response:
         """POST: a seat if one is free, else the waiting list; the mail saying which leaves through the outbox."""
@@ -236,12 +270,15 @@ class Registrations:
         if (read := self.read_link(request, "confirm")) is None:
             return public.invalid_link(request)
         event, email = read
+        if not email:
+            return self.replaced_page(request)
         language = self.language(request, event, email)
         words = translations(language)
         now = public.config.clock()
         if closed(event, now):
             return self.closed_page(event, language, 409)
         with transaction(public.conn):
+            self.fill_seats(event)  # the waiting first: a newcomer never takes a seat someone waits for
             done = attendance.confirm_registration(public.conn, event, email, now=now)
             if done is not None:
                 public.queue.send_soon(email, [f"registered:{event.stem}"], done.person.language)
@@ -285,14 +322,40 @@ class Registrations:
         words = translations(language)
         with transaction(public.conn):
             cancelled, moved_up = attendance.cancel_registration(public.conn, event, email, now=public.config.clock())
-            if moved_up is not None:
-                public.queue.send_soon(moved_up.email, [f"moved_up:{event.stem}"], moved_up.person.language)
+            self.tell_moved_up(event, moved_up)
         if not cancelled:
             return public.message(language, words.gettext("Nothing to cancel"), words.gettext(
                 "There is no registration (left) to cancel for this address."))  # fmt: skip
         return public.message(language, words.gettext("Registration cancelled"), words.gettext(
             "Your registration for “{event}” is cancelled. Thank you for letting us know."
         ).format(event=event.version(language).meta.title))  # fmt: skip
+
+    # --- seats ---------------------------------------------------------------------------------
+
+    def tell_moved_up(self, event: EventItem, moved_up: list[FormRegistration]) -> None:
+        for found in moved_up:
+            self.public.queue.send_soon(found.email, [f"moved_up:{event.stem}"], found.person.language)
+
+    def fill_seats(self, event: EventItem) -> None:
+        """Free seats to the waiting (:func:`~reallabor_mail.mailbox.attendance.fill_free_seats`), who are mailed."""
+        now = self.public.config.clock()
+        if closed(event, now):
+            return
+        with transaction(self.public.conn):
+            self.tell_moved_up(event, attendance.fill_free_seats(self.public.conn, event, now=now))
+
+    def fill_all_seats(self) -> None:
+        """Every open event's free seats to its waiting: at server start and each outbox poll, so seats freed
+        by an erasure (``recipients delete``, another process) or a raised ``capacity`` reach the waiting."""
+        for event in self.events.values():
+            self.fill_seats(event)
+
+    async def tend_seats(self, poll_seconds: float) -> None:
+        """The background task: :meth:`fill_all_seats` now and every ``poll_seconds``."""
+        while True:
+            with contextlib.suppress(ReallaborError):  # e.g. the state file locked too long: again at the next poll
+                self.fill_all_seats()
+            await asyncio.sleep(poll_seconds)
 
     # --- mails ---------------------------------------------------------------------------------
 
@@ -313,7 +376,7 @@ class Registrations:
         calendar = None
         if template_kind in ("registered", "moved_up"):
             calendar = self.invitation(event, found, now)
-        link = self.confirm_url(event, mail.email, now) if kind == "register" else self.cancel_url(event, mail.email)
+        link = self.confirm_url(event, found, now) if kind == "register" else self.cancel_url(event, mail.email)
         title = event.version(language).meta.title
         site = self.public.site
         body = self.public.templates.render("email/registration.txt.j2", {

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reallabor_mail.db import Connection, StateLocation, connect
+from reallabor_mail.errors import Code
 from reallabor_mail.recipients import spreadsheet
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.person import Recipient, clean_person
@@ -17,6 +18,9 @@ from tests.test_recipients import GERMAN, NOW, SECRET, cli, csv_bytes
 
 CONTROLS = {"VT": "\x0b", "FF": "\x0c", "FS": "\x1c", "GS": "\x1d", "RS": "\x1e", "ESC": "\x1b", "BS": "\x08",
             "DEL": "\x7f", "NEL": "\x85", "CSI": "\x9b", "LS": "\u2028", "TAB": "\t"}  # fmt: skip
+# Unicode format characters that turn text around or hide in it (a name shown reversed in the desk CSV, ICS, headers).
+INVISIBLE = {"LRE": "\u202a", "RLO": "\u202e", "LRI": "\u2066", "PDI": "\u2069", "ZWSP": "\u200b",
+             "ZWJ": "\u200d", "BOM": "\ufeff"}  # fmt: skip
 
 
 @pytest.fixture
@@ -72,6 +76,21 @@ def test_control_characters_are_refused_in_every_personal_field(name: str) -> No
         assert f"U+{ord(char):04X}" in problems[0].message
     person, problems = clean_person({"email": f"a{char}@example.org"})
     assert person is None and [p.field for p in problems] == ["email"]
+
+
+@pytest.mark.parametrize("name", list(INVISIBLE))
+def test_bidi_and_zero_width_characters_are_refused_in_every_personal_field(name: str) -> None:
+    char = INVISIBLE[name]
+    for field in ("first_name", "last_name", "title", "organisation"):
+        person, problems = clean_person({"email": "a@example.org", field: f"Anna{char}gpj.exe"})
+        assert person is None and [p.field for p in problems] == [field]
+        assert f"U+{ord(char):04X}" in problems[0].message and problems[0].code is Code.FIELD_CONTROL_CHARACTER
+
+
+def test_bidi_characters_are_refused_by_the_csv_import(conn: Connection, tmp_path: Path) -> None:
+    rows = [["a@example.org", "", "", "Anna", "\u202eKowalski", "", ""]]
+    with pytest.raises(ImportRefused, match=r"row 2: last name contains the invisible character U\+202E"):
+        load(conn, tmp_path, csv_bytes(GERMAN, rows))
 
 
 def test_control_characters_are_refused_by_the_csv_import(conn: Connection, tmp_path: Path) -> None:

@@ -247,6 +247,34 @@ async def test_form_refuses_what_the_sign_up_refuses(reg: Setup, http: httpx.Asy
     assert len(await new_mails(reg, 0)) == 3
 
 
+async def test_form_refuses_bidi_and_zero_width_characters_in_the_readers_language(
+    reg: Setup, http: httpx.AsyncClient
+) -> None:
+    url = f"/events/{STEM}/register"
+    answer = await http.post(url, data={**PERSON, "lang": "uk", "organisation": "Stadt\u202eDortmund"})
+    assert answer.status_code == 400 and "без спеціальних символів" in answer.text
+    answer = await http.post(url, data={**PERSON, "first_name": "An\u200bna"})
+    assert answer.status_code == 400 and "ohne Steuerzeichen" in answer.text
+    assert states(reg) == {} and await new_mails(reg, 0) == []
+
+
+async def test_a_link_confirms_only_the_details_its_mail_was_sent_for(reg: Setup, http: httpx.AsyncClient) -> None:
+    url = f"/events/{STEM}/register"
+    assert (await http.post(url, data=PERSON)).status_code == 200
+    (owners,) = await new_mails(reg, 0)
+    stranger = {**PERSON, "last_name": "<b>Zzfremd</b>", "organisation": "Falsche GmbH"}
+    assert (await http.post(url, data=stranger)).status_code == 200
+    (strangers,) = await new_mails(reg, 1)
+    assert "Zzfremd" not in strangers.get_body(("plain",)).get_content()  # no stranger-chosen text in mails
+    page = await http.get(link(owners, "confirm"))  # the owner's link: its details were replaced since
+    assert "Zzfremd" not in page.text and "neueste" in page.text
+    answer = await http.post(link(owners, "confirm"))
+    assert answer.status_code == 409 and states(reg) == {"anna.mueller@dortmund.de": ("pending", None)}
+    page = await http.get(link(strangers, "confirm"))  # the page behind the newer link shows what it confirms
+    assert "&lt;b&gt;Zzfremd&lt;/b&gt;" in page.text and "Falsche GmbH" in page.text
+    assert (await http.post(link(strangers, "confirm"))).status_code == 200
+
+
 async def test_registered_person_keeps_seat_and_details_when_a_stranger_resends_the_form(
     reg: Setup, http: httpx.AsyncClient
 ) -> None:
@@ -280,8 +308,23 @@ async def test_staff_see_registrations_with_counts_and_the_desk_csv(
     assert desk.startswith(b"\xef\xbb\xbf")
     rows = desk.decode("utf-8-sig").split("\r\n")
     assert any(r.startswith("angemeldet;Frau;;Olena;Koval;") for r in rows)
+    assert rows[0].split(";")[7:] == ["Beantwortet am", "Unterschrift"]  # no version column for the desk
+    olena = next(r for r in rows if "olena@" in r).split(";")
+    assert olena[7] == "02.03.2026 10:30"  # confirmed at 09:30 UTC: Berlin time as the recipients export writes it
     assert any(r.startswith("Warteliste (1);Frau;;Jan;Kowalski;") for r in rows)
     assert not any("anna.mueller" in r for r in rows)  # cancelled: not on the desk's list
+
+
+async def test_export_of_a_registrant_shows_the_registrations(reg: Setup) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
+        await register_and_confirm(reg, http, "anna.mueller@dortmund.de")
+    result = CliRunner().invoke(main, [
+        "recipients", "export", "Anna.Mueller@dortmund.de", "--state", state_option(reg.config.state),
+    ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "de"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = result.output.splitlines()
+    assert rows[0].startswith("Veranstaltung;Anmeldung;Angefragt am;Bestätigt am;")
+    assert rows[1].startswith(f"{STEM};angemeldet;02.03.2026 10:30;02.03.2026 10:30;Frau;;Anna;Müller;Stadt Dortmund")
 
 
 async def test_erasure_removes_the_registrations(reg: Setup) -> None:
@@ -291,6 +334,7 @@ async def test_erasure_removes_the_registrations(reg: Setup) -> None:
         "recipients", "delete", "Anna.Mueller@dortmund.de", "--yes", "--state", state_option(reg.config.state),
     ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "en"})  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert result.output == "Anna.Mueller@dortmund.de: the event registrations were erased; the address is suppressed\n"
     assert states(reg) == {}
     conn = reg.db()
     left = [tuple(row) for table in ("recipients", "event_registrations", "inbox_messages")
@@ -298,6 +342,51 @@ async def test_erasure_removes_the_registrations(reg: Setup) -> None:
     assert not any("mueller" in str(row).lower() for row in left), left
     if isinstance(reg.config.state, Path):
         assert b"Mueller" not in reg.config.state.read_bytes() and b"mueller" not in reg.config.state.read_bytes()
+
+
+async def test_an_erased_seat_holder_frees_the_seat_for_the_first_waiting(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    reg = registration_setup(tmp_path, smtp_server)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
+        await register_and_confirm(reg, http, "anna.mueller@dortmund.de")
+        await register_and_confirm(reg, http, "olena@hromada.example.org", language="uk")
+        result = CliRunner().invoke(main, [
+            "recipients", "delete", "anna.mueller@dortmund.de", "--yes", "--state", str(reg.config.state),
+        ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "en"})  # fmt: skip
+        assert result.exit_code == 0, result.output
+        seen = len(reg.smtp.messages)
+        reg.site.registrations.fill_all_seats()  # what the server does at each outbox poll
+        (moved_up,) = await new_mails(reg, seen)
+        assert moved_up["To"] == "olena@hromada.example.org" and calendar_of(moved_up).get("METHOD") == "REQUEST"
+        assert states(reg) == {"olena@hromada.example.org": ("registered", None)}
+        # a newcomer then finds the event full
+        newcomer = await register_and_confirm(reg, http, "jan@example.org")
+        assert states(reg)["jan@example.org"] == ("waiting", 1) and "Warteliste" in newcomer["Subject"]
+
+
+async def test_a_calendar_decline_of_a_form_registrant_frees_the_seat(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    from tests.mailbox import samples
+    from tests.mailbox.test_inbox import maildir
+
+    reg = registration_setup(tmp_path, smtp_server)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=reg.app), base_url="http://testserver") as http:
+        invite = await register_and_confirm(reg, http, "anna.mueller@dortmund.de")
+        await register_and_confirm(reg, http, "olena@hromada.example.org")
+        folder = maildir(tmp_path / "Maildir", samples.gmail_reply(invite, "TENTATIVE"),
+                         samples.gmail_reply(invite, "DECLINED"))  # fmt: skip
+        result = CliRunner().invoke(main, [
+            "inbox", "--maildir", str(folder), "--content", str(tmp_path / "content"), "--state",
+            str(reg.config.state),
+        ], env={"REALLABOR_SECRET": SECRET.decode(), "REALLABOR_LANG": "en"})  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "an event we did not send" not in result.output
+        assert states(reg)["anna.mueller@dortmund.de"] == ("cancelled", None)
+        seen = len(reg.smtp.messages)
+        reg.site.registrations.fill_all_seats()  # the server, at its next outbox poll
+        (moved_up,) = await new_mails(reg, seen)
+        assert moved_up["To"] == "olena@hromada.example.org"
+        assert states(reg)["olena@hromada.example.org"] == ("registered", None)
 
 
 def test_over_http_get_and_head_change_nothing_post_confirms(tmp_path: Path, smtp_server: SmtpServer) -> None:

@@ -33,10 +33,10 @@ def test_seats_waiting_list_move_up_and_erasure(tmp_path: Path, state: Any) -> N
     found = attendance.form_registration(conn, STEM, "a@example.org")
     assert found is not None and found.state == "registered" and found.person.first_name == "X"
 
-    assert attendance.cancel_registration(conn, event, "c@example.org", now=START) == (True, None)  # waiting
+    assert attendance.cancel_registration(conn, event, "c@example.org", now=START) == (True, [])  # waiting
     cancelled, moved = attendance.cancel_registration(conn, event, "a@example.org", now=START)
-    assert cancelled and moved is not None and moved.email == "d@example.org" and moved.person.language == "uk"
-    assert attendance.cancel_registration(conn, event, "a@example.org", now=START) == (False, None)
+    assert cancelled and [(m.email, m.person.language) for m in moved] == [("d@example.org", "uk")]
+    assert attendance.cancel_registration(conn, event, "a@example.org", now=START) == (False, [])
     assert attendance.seat_counts(conn, STEM) == {"registered": 2, "cancelled": 2}
     assert [p.email for p in attendance.form_audience(conn, STEM)] == ["b@example.org", "d@example.org"]
     assert attendance.cancelled_by_form(conn, STEM) == {"a@example.org", "c@example.org"}
@@ -69,3 +69,26 @@ def test_a_registration_never_confirmed_is_purged_with_the_unconfirmed_sign_ups(
     assert store.purge_unconfirmed(conn, START) == 1
     assert attendance.form_registration(conn, STEM, "typed-by-someone@example.org") is None
     assert attendance.seat_counts(conn, STEM) == {"registered": 1, "pending": 1}
+
+
+def test_a_freed_seat_goes_to_the_waiting_first_never_to_a_newcomer(tmp_path: Path, state: Any) -> None:
+    """One rule for every freed seat (issue 14 red team): erasure, a raised capacity, a cancellation."""
+    event = next(e for e in load_content(content_with_event(tmp_path, capacity=1)).events if e.stem == STEM)
+    conn = connect(state)
+    for email in ("a@example.org", "b@example.org", "c@example.org"):
+        attendance.request_registration(conn, STEM, Recipient(email), now=START)
+        attendance.confirm_registration(conn, event, email, now=START)
+    assert attendance.seat_counts(conn, STEM) == {"registered": 1, "waiting": 2}
+    conn.execute("DELETE FROM event_registrations WHERE email = ?", ("a@example.org",))  # erased: a seat is free
+    attendance.request_registration(conn, STEM, Recipient("new@example.org"), now=START)
+    newcomer = attendance.confirm_registration(conn, event, "new@example.org", now=START)
+    assert newcomer is not None and (newcomer.state, newcomer.position) == ("waiting", 3)  # b waits longer
+    assert [r.email for r in attendance.fill_free_seats(conn, event, now=START)] == ["b@example.org"]
+    assert attendance.fill_free_seats(conn, event, now=START) == []  # full again
+    raised = next(e for e in load_content(content_with_event(tmp_path / "more", capacity=3)).events if e.stem == STEM)
+    assert [r.email for r in attendance.fill_free_seats(conn, raised, now=START)] == [
+        "c@example.org", "new@example.org"
+    ]
+    cancelled, moved = attendance.cancel_registration(conn, event, "b@example.org", now=START)
+    assert cancelled and moved == []  # capacity 1 again, two seated: nobody moves up
+    conn.close()
