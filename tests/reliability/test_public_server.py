@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -182,7 +183,9 @@ def test_enumeration_states_and_answers(tmp_path: Path, smtp_server: SmtpServer,
     rcp.erase(conn, "erased@example.org", SECRET, now=START)
     states = ("new", "pending", "subscribed", "unsubscribed", "bounced", "erased")
     statements: list[str] = []
-    setup.site.conn.set_trace_callback(statements.append)
+    raw = setup.site.conn.raw
+    assert isinstance(raw, sqlite3.Connection)  # the reliability suite runs on SQLite
+    raw.set_trace_callback(statements.append)
     answers, work = set(), set()
     for n in range(3):
         for state in states:
