@@ -12,8 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +109,34 @@ def ledger_states(state: StateLocation, campaign: str = CAMPAIGN) -> dict[str, s
     finally:
         conn.close()
     return {email: row_state for email, row_state in rows}
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a crash run delivered against what its ledger says: the figures every crash row reports."""
+
+    received: Counter[str]  # address → messages the server accepted for it
+    rows: dict[str, str]  # address → ledger state
+    unknown: set[str]  # rows the ledger lists as unknown
+    lost: list[str]  # people never reached, or 'sent' without exactly one message, or left in another state
+    duplicates: int  # messages beyond the first per address
+    unlisted: list[str]  # unknown rows that `send --status` did not name
+
+    @property
+    def doubled_unlisted(self) -> list[str]:
+        """Addresses that got two messages although their row is not unknown (a broken promise)."""
+        return [email for email, n in self.received.items() if n > 1 and email not in self.unknown]
+
+
+def tally(log: Path, state: StateLocation, count: int, status_output: str) -> Tally:
+    """Count a crash run: the recording server's log of ``count`` people against the ledger and ``--status``."""
+    received = Counter(accepted(log))
+    rows = ledger_states(state)
+    unknown = {email for email, s in rows.items() if s == "unknown"}
+    everyone = [person(i).email for i in range(count)]
+    lost = [email for email, s in rows.items() if s == "sent" and received[email] != 1]
+    lost += [email for email in everyone if email not in rows]
+    lost += [email for email, s in rows.items() if s not in ("sent", "unknown")]
+    duplicates = sum(n - 1 for n in received.values() if n > 1)
+    unlisted = [email for email in unknown if email not in status_output]
+    return Tally(received, rows, unknown, lost, duplicates, unlisted)

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.reliability.conftest import Row
-from tests.reliability.harness import accepted, ledger_states, populate, recording_server, send_command, send_env
+from tests.reliability.harness import accepted, populate, recording_server, send_command, send_env, tally
 
 COUNT = 2000
 KILLS = 50
@@ -60,14 +60,10 @@ def test_sigkill_fifty_times_then_resume(tmp_path: Path, content_copy: Path, row
     minutes = (time.monotonic() - started) / 60
     assert final.returncode == 0, final.stderr
 
-    received = Counter(accepted(log))
-    rows = ledger_states(state)
-    unknown = {email for email, s in rows.items() if s == "unknown"}
-    lost = [email for email, s in rows.items() if s == "sent" and received[email] != 1]
-    lost += [f"person{i:05d}@example.org" for i in range(COUNT) if f"person{i:05d}@example.org" not in rows]
-    lost += [email for email, s in rows.items() if s not in ("sent", "unknown")]
-    duplicates = sum(n - 1 for n in received.values() if n > 1)
-    unlisted = [email for email in unknown if email not in status.stdout]
+    found = tally(log, state, COUNT, status.stdout)
+    received, rows, unknown, lost, duplicates, unlisted = (
+        found.received, found.rows, found.unknown, found.lost, found.duplicates, found.unlisted
+    )
     row(
         "Crash and resume",
         f"`send` of {COUNT:,} messages (1–4 connections) killed with SIGKILL at random points, each time "

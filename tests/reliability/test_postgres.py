@@ -27,6 +27,7 @@ from tests.reliability.harness import (
     recording_server,
     send_command,
     send_env,
+    tally,
 )
 
 COUNT = 2000
@@ -87,15 +88,11 @@ def test_two_workers_on_postgresql_one_killed_twenty_times(content_copy: Path, t
                                 text=True, timeout=60)  # fmt: skip
     minutes = (time.monotonic() - started) / 60
     assert final.returncode == 0, final.stderr
-    received = Counter(accepted(log))
-    rows = ledger_states(state)
-    unknown = {email for email, s in rows.items() if s == "unknown"}
-    lost = [email for email, s in rows.items() if s == "sent" and received[email] != 1]
-    lost += [f"person{i:05d}@example.org" for i in range(COUNT) if f"person{i:05d}@example.org" not in rows]
-    lost += [email for email, s in rows.items() if s not in ("sent", "unknown")]
-    duplicates = sum(n - 1 for n in received.values() if n > 1)
-    doubled_unlisted = [email for email, n in received.items() if n > 1 and email not in unknown]
-    unlisted = [email for email in unknown if email not in status.stdout]
+    found = tally(log, state, COUNT, status.stdout)
+    received, unknown, lost, duplicates, unlisted = (
+        found.received, found.unknown, found.lost, found.duplicates, found.unlisted
+    )
+    doubled_unlisted = found.doubled_unlisted
     senders = _owners(state)
     row(
         "PostgreSQL state",

@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,10 +25,10 @@ from tests.reliability.harness import (
     CLI,
     NEWSLETTER,
     accepted,
-    ledger_states,
     populate,
     recording_server,
     send_env,
+    tally,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -111,14 +110,10 @@ def test_worker_killed_mid_send_then_started_again(tmp_path: Path, content_copy:
         status = subprocess.run([*CLI, "send", str(content_copy / NEWSLETTER), "--status"], env=env,
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
     minutes = (time.monotonic() - started) / 60
-    received = Counter(accepted(log))
-    rows = ledger_states(state)
-    unknown = {email for email, s in rows.items() if s == "unknown"}
-    lost = [email for email, s in rows.items() if s == "sent" and received[email] != 1]
-    lost += [f"person{i:05d}@example.org" for i in range(COUNT) if f"person{i:05d}@example.org" not in rows]
-    lost += [email for email, s in rows.items() if s not in ("sent", "unknown")]
-    duplicates = sum(n - 1 for n in received.values() if n > 1)
-    unlisted = [email for email in unknown if email not in status.stdout]
+    found = tally(log, state, COUNT, status.stdout)
+    received, unknown, lost, duplicates, unlisted = (
+        found.received, found.unknown, found.lost, found.duplicates, found.unlisted
+    )
     marked = campaign_state(state)
     row(
         "Scheduled sending",
