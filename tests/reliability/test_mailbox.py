@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from pathlib import Path
 
@@ -106,7 +105,7 @@ def test_a_reply_for_an_unknown_uid(invited: Invited, tmp_path: Path, row: Row) 
             "@auslandsgesellschaft.de", "@", "no-at-sign", "%00%0a@auslandsgesellschaft.de"]  # fmt: skip
     replies = [samples.outlook_reply(invited.messages[ANKE], uid=uid) for uid in uids]
     output = run_inbox(invited, "--maildir", str(maildir(tmp_path / "Maildir", *replies)))
-    conn = sqlite3.connect(invited.state)
+    conn = connect(invited.state)
     stored = conn.execute("SELECT count(*) FROM event_answers").fetchone()[0]
     conn.close()
     assert stored == 0 and f"left for staff (unread in the mailbox): {len(uids)}" in output, output

@@ -42,7 +42,9 @@ def test_twenty_confirmations_race_for_one_seat(tmp_path: Path, smtp_server: Smt
     for n in range(PEOPLE):
         email = f"person{n}@example.org"
         attendance.request_registration(conn, STEM, Recipient(email, last_name=f"P{n}"), now=START)
-        urls.append(servers[n % 2].registrations.confirm_url(event, email, START))
+        found = attendance.form_registration(conn, STEM, email)
+        assert found is not None
+        urls.append(servers[n % 2].registrations.confirm_url(event, found, START))
 
     async def race() -> list[int]:
         async with httpx.AsyncClient(timeout=60) as http:
