@@ -5,29 +5,34 @@ Everything it prints, ``--help`` included, is in the staff language (see
 because the language is only known once the command runs (``REALLABOR_LANG``, the locale, then
 ``site.yaml``).
 
-A porch, not a hall: this module imports only click, the base modules and the catalogs at start, and
-each command imports its library inside its function, so ``--help`` and ``check`` do not load the web
-server, the SMTP client or the email toolchain they do not use (tests/cli/test_cli.py checks this). The
-environment is read once, here, into a :class:`~reallabor_mail.settings.Settings` the commands pass down.
+A porch, not a hall: this module imports only click, the base modules and the catalogs at start; the
+other command modules are imported when their command is asked for (:data:`COMMANDS`; ``--help``
+lists them all, so it loads them all), and each command imports its library inside its function, so
+``--help``, ``check`` and ``send`` do not load the web server, the SMTP client, the email toolchain or
+the other commands they do not use (tests/cli/test_cli.py checks this). The environment is read once,
+here, into a :class:`~reallabor_mail.settings.Settings` the commands pass down.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reallabor_mail import __version__
-from reallabor_mail.cli.state import STATE_TYPE
+from reallabor_mail.cli.options import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedCommand, show_usage_error
 from reallabor_mail.content.site_language import site_language
-from reallabor_mail.db import StateLocation, state_path
 from reallabor_mail.errors import ContentError, Problem, ReallaborError
 from reallabor_mail.i18n.messages import N_, _, activate_staff_language, ngettext, staff_language
 from reallabor_mail.settings import Settings
+
+if TYPE_CHECKING:
+    from reallabor_mail.db import StateLocation
 
 DEFAULT_CONTENT = Path("content")
 # click's own words in the help page, translated where they are shown
@@ -39,10 +44,37 @@ def use_staff_language(settings: Settings, content_dir: Path = DEFAULT_CONTENT) 
     activate_staff_language(staff_language(settings, site_language(content_dir)))
 
 
+# the commands defined in other modules: name → (module, attribute), imported when the command is asked for
+COMMANDS = {
+    "recipients": ("reallabor_mail.cli.recipients", "recipients_group"),
+    "serve": ("reallabor_mail.cli.recipients", "serve"),
+    "send": ("reallabor_mail.cli.send", "send_command"),
+    "worker": ("reallabor_mail.cli.worker", "worker"),
+    "inbox": ("reallabor_mail.cli.inbox", "inbox_command"),
+    "registrations": ("reallabor_mail.cli.registrations", "registrations_command"),
+    "document": ("reallabor_mail.cli.document", "document_command"),
+    "state": ("reallabor_mail.cli.state", "state_group"),
+}
+
+
 class TranslatedGroup(TranslatedCommand, click.Group):
-    """The top-level group: chooses the staff language before anything, ``--help`` included, is written."""
+    """The top-level group: chooses the staff language before anything, ``--help`` included, is written;
+    loads a command of :data:`COMMANDS` when it is asked for."""
 
     command_class = TranslatedCommand
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        # an unknown name loads them all: click suggests the nearest from the loaded ones
+        wanted = [cmd_name] if cmd_name in COMMANDS else [] if cmd_name in self.commands else list(COMMANDS)
+        for name in wanted:
+            if name not in self.commands:
+                module, attribute = COMMANDS[name]
+                command: click.Command = getattr(importlib.import_module(module), attribute)
+                self.add_command(command, name)
+        return super().get_command(ctx, cmd_name)
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
@@ -94,6 +126,7 @@ def build(
     settings: Settings, content_dir: Path, templates_dir: Path | None, out: Path, strict: bool,
     state_option: StateLocation | None,
 ) -> None:
+    from reallabor_mail.db import state_path
     from reallabor_mail.delivery.event_versions import sent_versions
     from reallabor_mail.publish.build import build as build_site
     from reallabor_mail.publish.build import default_templates
@@ -130,33 +163,6 @@ def check(settings: Settings, content_dir: Path, templates_dir: Path | None, str
                             content=content_dir))  # fmt: skip
     else:
         click.echo(_("{content}: OK", content=content_dir))
-
-
-from reallabor_mail.cli.recipients import recipients_group, serve  # noqa: E402
-
-main.add_command(recipients_group)
-main.add_command(serve)
-
-from reallabor_mail.cli.send import send_command  # noqa: E402
-
-main.add_command(send_command)
-
-from reallabor_mail.cli.worker import worker  # noqa: E402
-
-main.add_command(worker)
-
-from reallabor_mail.cli.inbox import inbox_command  # noqa: E402
-from reallabor_mail.cli.registrations import registrations_command  # noqa: E402
-
-main.add_command(inbox_command)
-main.add_command(registrations_command)
-from reallabor_mail.cli.document import document_command  # noqa: E402
-
-main.add_command(document_command)
-
-from reallabor_mail.cli.state import state_group  # noqa: E402
-
-main.add_command(state_group)
 
 
 def run() -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reallabor_mail.cli.state import STATE_TYPE
+from reallabor_mail.cli.options import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedCommand, TranslatedSubgroup, confirmed
 from reallabor_mail.db import Connection, connect, connect_read_only, state_path
 from reallabor_mail.errors import ReallaborError

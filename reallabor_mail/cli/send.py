@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from reallabor_mail.cli.state import STATE_TYPE
+from reallabor_mail.cli.options import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedCommand, confirmed
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.messages import N_, _, ngettext

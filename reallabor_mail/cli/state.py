@@ -1,31 +1,14 @@
-"""``--state PATH|URL`` for every command, and ``state copy``: move a state between SQLite and PostgreSQL."""
+"""``state copy``: move a state between SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
+from reallabor_mail.cli.options import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedSubgroup
-from reallabor_mail.db import StateLocation, parse_state
+from reallabor_mail.db import StateLocation
 from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings
-
-
-class StateParam(click.ParamType):  # type: ignore[type-arg]
-    """A state file path or a ``postgresql://`` URL (``click.Path`` would fold the URL's ``//``)."""
-
-    name = "PATH|URL"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> StateLocation:
-        if not isinstance(value, str):
-            return value  # type: ignore[no-any-return]  # already converted (a default)
-        if not value.strip():
-            self.fail("an empty state path", param, ctx)
-        return parse_state(value.strip())
-
-
-STATE_TYPE = StateParam()
 
 
 @click.group("state", cls=TranslatedSubgroup, help=N_("The state database: copy it between SQLite and PostgreSQL."))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reallabor_mail.cli.state import STATE_TYPE
+from reallabor_mail.cli.options import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedCommand
 from reallabor_mail.i18n.messages import N_, _, ngettext
 from reallabor_mail.settings import Settings

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from reallabor_mail.addresses import address_key
@@ -58,10 +59,8 @@ from reallabor_mail.delivery.transport import (
 )
 from reallabor_mail.errors import ReallaborError, display_path
 from reallabor_mail.i18n.messages import _, ngettext, os_reason
-from reallabor_mail.mail.dkim import DkimSigner
 from reallabor_mail.mail.message import Campaign
 from reallabor_mail.mail.stamp import MessageStamp
-from reallabor_mail.mailbox import attendance
 from reallabor_mail.publish.build import default_templates
 from reallabor_mail.recipients import store as recipients
 from reallabor_mail.recipients.links import unsubscribe_url
@@ -70,6 +69,9 @@ from reallabor_mail.recipients.tokens import load_secret
 from reallabor_mail.render.engine import RenderedEmail, Renderer
 from reallabor_mail.render.ics import EventPlan
 from reallabor_mail.settings import Settings
+
+if TYPE_CHECKING:
+    from reallabor_mail.mail.dkim import DkimSigner
 
 Clock = Callable[[], dt.datetime]
 
@@ -282,6 +284,8 @@ def form_registrants(conn: Connection, event: EventItem, plan: EventPlan) -> lis
     everyone with a seat (they hold the invitation), a cancellation also those on the waiting list."""
     if not (plan.is_update or plan.method == "CANCEL"):
         return []
+    from reallabor_mail.mailbox import attendance
+
     return attendance.form_audience(conn, event.stem, waiting=plan.method == "CANCEL")
 
 
@@ -415,6 +419,16 @@ def dry_run_copy(state: StateLocation) -> tuple[Path, tempfile.TemporaryDirector
     return copy, scratch
 
 
+def signer_of(settings: Settings) -> DkimSigner | None:
+    """The DKIM signer the settings describe; the DKIM library (and its DNS resolver) is loaded only then."""
+    dkim = settings.dkim()
+    if dkim is None:
+        return None
+    from reallabor_mail.mail.dkim import DkimSigner
+
+    return DkimSigner.from_settings(dkim)
+
+
 def campaign_key(item: NewsletterItem | EventItem, event_plan: EventPlan | None) -> str:
     """``newsletter:2023-3`` or ``event:<stem>:<SEQUENCE>`` (an updated event is a new campaign)."""
     key = f"{item.kind}:{item.stem}"
@@ -431,7 +445,7 @@ def prepare(
     if request.dry_run and outbox is None:
         outbox = Path(tempfile.mkdtemp(prefix="reallabor-dry-run-"))
     via, open_transport = choose_transport(outbox, settings, request.dry_run)
-    signer = DkimSigner.from_settings(settings.dkim())
+    signer = signer_of(settings)
     secret = load_secret(settings)
     site = content.site
     clock = clock or (lambda: dt.datetime.now(ZoneInfo(site.timezone)))
