@@ -28,6 +28,7 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -280,21 +281,36 @@ class Ledger:
 
 
 Op = tuple[str, tuple[Any, ...]]
+
+
+def _settle(done: asyncio.Future[None], like: asyncio.Future[None]) -> asyncio.Future[None]:
+    """``done`` ended as ``like`` ended (the commit it stands for was made elsewhere)."""
+    error = like.exception()
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(None)
+    return done
 CLAIM_BATCH = 100  # rows a sender claims at a time on PostgreSQL (what a crash leaves claimed until noticed)
 # PostgreSQL: a row no live session holds (never claimed, or its sender's session has ended)
 _OWNER_GONE = " AND (owner IS NULL OR owner NOT IN (SELECT pid::text FROM pg_stat_activity))"
 FINISH_WINDOW = 0.05  # seconds an outcome may wait to share the commit of the next message's start
+SLOW_COMMIT = 0.005  # seconds: a commit slower than this moves the rest of a run's commits off the event loop
 WRITE_WAIT_MS = 300_000  # how long a ledger commit waits for another writer (a big import) before it fails
 
 
 class GroupCommit:
-    """Commits the ledger changes of all connections in a thread of its own, one transaction at a time.
+    """Commits the ledger changes of all connections together, one transaction at a time.
 
     ``await start(...)`` returns once the ``sending`` row is committed (the rule: commit before MAIL
-    FROM). ``finish(...)`` queues an outcome for the next commit. While one commit (and its fsync)
-    runs, the event loop goes on talking to the servers and new changes gather for the next commit,
-    so under load one fsync covers many messages and the loop never waits for the disk. The thread
-    has its own connection to the state file (SQLite connections are not shared between threads).
+    FROM). ``finish(...)`` queues an outcome for the next commit. Everything queued while the event
+    loop handles one round of replies goes into one commit, so under load one fsync covers many messages.
+
+    Where the commit runs: on a local SQLite file a commit with its fsync takes about 0.1 ms, less than
+    handing it to a thread and back (two thread switches, the GIL), so the loop commits itself, once per
+    round. A commit slower than ``SLOW_COMMIT`` (a slow or busy disk) and every PostgreSQL commit (a
+    round trip) run in a thread of its own instead, and the loop goes on talking to the servers while
+    the next changes gather. Either way the commits use a connection of their own to the state.
     """
 
     def __init__(self, ledger: Ledger, with_first_start: Sequence[Op] = ()) -> None:
@@ -307,6 +323,9 @@ class GroupCommit:
         self._first: list[Op] = list(with_first_start)  # committed with the first `sending` row
         self._starts: set[int] = set()  # ids of the queued ops that start a message (or ride with the first)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self.inline = not self.writer.conn.is_postgres  # commit on the event loop (see the class docstring)
+        if self.inline:
+            self.writer.conn.wait_for_writers(int(SLOW_COMMIT * 1000))
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._running: asyncio.Future[None] | None = None
@@ -337,10 +356,44 @@ class GroupCommit:
             self._timer = None
         if self._running is not None or not self._ops:
             return
+        loop = asyncio.get_running_loop()
+        if self.inline:  # after the callbacks already due, so that this round's changes share the commit
+            self._running = loop.create_future()
+            loop.call_soon(self._commit_here, self._running)
+            return
+        ops, waiters = self._take()
+        self._running = loop.run_in_executor(self.executor, self.writer.apply, ops)
+        self._running.add_done_callback(lambda done: self._committed(done, waiters))
+
+    def _take(self) -> tuple[list[Op], list[asyncio.Future[None]]]:
         ops, waiters = self._ops, self._waiters
         self._ops, self._waiters, self._starts = [], [], set()
-        self._running = asyncio.get_running_loop().run_in_executor(self.executor, self.writer.apply, ops)
-        self._running.add_done_callback(lambda done: self._committed(done, waiters))
+        return ops, waiters
+
+    def _commit_here(self, done: asyncio.Future[None]) -> None:
+        """One commit on the event loop's thread (waiting at most ``SLOW_COMMIT`` for another writer).
+
+        A slow commit sends the following ones to the thread; a failed one (the file locked by another
+        writer, or worse) is tried once more there, waiting as long as a commit may, and what fails there
+        is reported as from any commit. Rolled back, the ledger's changes can simply be made again.
+        """
+        ops, waiters = self._take()
+        started = time.perf_counter()
+        try:
+            self.writer.apply(ops)
+        except Exception:
+            self._leave_loop()
+            again = asyncio.get_running_loop().run_in_executor(self.executor, self.writer.apply, ops)
+            again.add_done_callback(lambda retried: self._committed(_settle(done, retried), waiters))
+            return
+        if time.perf_counter() - started > SLOW_COMMIT:
+            self._leave_loop()
+        done.set_result(None)
+        self._committed(done, waiters)
+
+    def _leave_loop(self) -> None:
+        self.inline = False
+        self.writer.conn.wait_for_writers(WRITE_WAIT_MS)
 
     def _committed(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
         self._running = None
