@@ -295,7 +295,7 @@ CLAIM_BATCH = 100  # rows a sender claims at a time on PostgreSQL (what a crash 
 # PostgreSQL: a row no live session holds (never claimed, or its sender's session has ended)
 _OWNER_GONE = " AND (owner IS NULL OR owner NOT IN (SELECT pid::text FROM pg_stat_activity))"
 FINISH_WINDOW = 0.05  # seconds an outcome may wait to share the commit of the next message's start
-SLOW_COMMIT = 0.005  # seconds: a commit slower than this moves the rest of a run's commits off the event loop
+SLOW_COMMIT = 0.005  # seconds: commits slower than this on average run off the event loop, in the thread
 WRITE_WAIT_MS = 300_000  # how long a ledger commit waits for another writer (a big import) before it fails
 
 
@@ -308,9 +308,10 @@ class GroupCommit:
 
     Where the commit runs: on a local SQLite file a commit with its fsync takes about 0.1 ms, less than
     handing it to a thread and back (two thread switches, the GIL), so the loop commits itself, once per
-    round. A commit slower than ``SLOW_COMMIT`` (a slow or busy disk) and every PostgreSQL commit (a
-    round trip) run in a thread of its own instead, and the loop goes on talking to the servers while
-    the next changes gather. Either way the commits use a connection of their own to the state.
+    round. While commits take longer than ``SLOW_COMMIT`` on average (a slow or busy disk, the file
+    locked by another writer), and always on PostgreSQL (a round trip), they run in a thread of their
+    own, and the loop goes on talking to the servers while the next changes gather; when they are
+    quick again, the loop takes them back. Either way the commits use a connection of their own.
     """
 
     def __init__(self, ledger: Ledger, with_first_start: Sequence[Op] = ()) -> None:
@@ -323,9 +324,8 @@ class GroupCommit:
         self._first: list[Op] = list(with_first_start)  # committed with the first `sending` row
         self._starts: set[int] = set()  # ids of the queued ops that start a message (or ride with the first)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
-        self.inline = not self.writer.conn.is_postgres  # commit on the event loop (see the class docstring)
-        if self.inline:
-            self.writer.conn.wait_for_writers(int(SLOW_COMMIT * 1000))
+        self.inline = False  # where the next commit runs (see the class docstring)
+        self.commit_seconds = 0.0  # a moving average of the commits' durations
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._running: asyncio.Future[None] | None = None
@@ -357,13 +357,27 @@ class GroupCommit:
         if self._running is not None or not self._ops:
             return
         loop = asyncio.get_running_loop()
+        self._place(not self.writer.conn.is_postgres and self.commit_seconds < SLOW_COMMIT)
         if self.inline:  # after the callbacks already due, so that this round's changes share the commit
             self._running = loop.create_future()
             loop.call_soon(self._commit_here, self._running)
             return
         ops, waiters = self._take()
-        self._running = loop.run_in_executor(self.executor, self.writer.apply, ops)
+        self._running = loop.run_in_executor(self.executor, self._apply, ops)
         self._running.add_done_callback(lambda done: self._committed(done, waiters))
+
+    def _place(self, inline: bool) -> None:
+        """Commit on the loop (waiting at most ``SLOW_COMMIT`` for another writer) or in the thread."""
+        if inline != self.inline:
+            self.inline = inline
+            self.writer.conn.wait_for_writers(int(SLOW_COMMIT * 1000) if inline else WRITE_WAIT_MS)
+
+    def _apply(self, ops: list[Op]) -> None:
+        started = time.perf_counter()
+        try:
+            self.writer.apply(ops)
+        finally:
+            self.commit_seconds = 0.8 * self.commit_seconds + 0.2 * (time.perf_counter() - started)
 
     def _take(self) -> tuple[list[Op], list[asyncio.Future[None]]]:
         ops, waiters = self._ops, self._waiters
@@ -371,29 +385,23 @@ class GroupCommit:
         return ops, waiters
 
     def _commit_here(self, done: asyncio.Future[None]) -> None:
-        """One commit on the event loop's thread (waiting at most ``SLOW_COMMIT`` for another writer).
+        """One commit on the event loop's thread.
 
-        A slow commit sends the following ones to the thread; a failed one (the file locked by another
-        writer, or worse) is tried once more there, waiting as long as a commit may, and what fails there
-        is reported as from any commit. Rolled back, the ledger's changes can simply be made again.
+        A failed one (the file locked by another writer beyond ``SLOW_COMMIT``, or worse) is tried once
+        more in the thread, waiting as long as a commit may, and what fails there is reported as from any
+        commit: rolled back, the ledger's changes can simply be made again.
         """
         ops, waiters = self._take()
-        started = time.perf_counter()
         try:
-            self.writer.apply(ops)
+            self._apply(ops)
         except Exception:
-            self._leave_loop()
-            again = asyncio.get_running_loop().run_in_executor(self.executor, self.writer.apply, ops)
+            self.commit_seconds = max(self.commit_seconds, SLOW_COMMIT)
+            self._place(False)
+            again = asyncio.get_running_loop().run_in_executor(self.executor, self._apply, ops)
             again.add_done_callback(lambda retried: self._committed(_settle(done, retried), waiters))
             return
-        if time.perf_counter() - started > SLOW_COMMIT:
-            self._leave_loop()
         done.set_result(None)
         self._committed(done, waiters)
-
-    def _leave_loop(self) -> None:
-        self.inline = False
-        self.writer.conn.wait_for_writers(WRITE_WAIT_MS)
 
     def _committed(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
         self._running = None
