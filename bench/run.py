@@ -406,8 +406,9 @@ def shifted(text: str, days: int) -> str:
 def ten_year_archive(target: Path, issues: int = 40, events: int = 200) -> Path:
     """The sample content grown to ten years: ``issues`` newsletters (each German and Ukrainian), ``events`` events."""
     shutil.copytree(ROOT / "content", target)
-    for old in [*(target / "newsletters").glob("*.md"), *(target / "events").glob("*.md")]:
-        old.unlink()
+    for folder in ("newsletters", "events", "reports"):
+        for old in (target / folder).glob("*.md"):
+            old.unlink()
     source = ROOT / "content" / "newsletters"
     german, ukrainian = (source / "2023-3.md").read_text("utf-8"), (source / "2023-3.uk.md").read_text("utf-8")
     first = dt.date(2014, 1, 5)
@@ -429,6 +430,9 @@ def ten_year_archive(target: Path, issues: int = 40, events: int = 200) -> Path:
         if not name.endswith(".md") or "." in name[:-3]:
             continue
         (target / "events" / name).write_text(shifted(template.read_text("utf-8"), (date - original).days), "utf-8")
+        report = ROOT / "content" / "reports" / template.name
+        if report.exists():  # the events the sample reports on get a report in the archive too
+            (target / "reports" / name).write_text(shifted(report.read_text("utf-8"), (date - original).days), "utf-8")
     return target
 
 
