@@ -441,31 +441,52 @@ class BuildFigures:
     seconds: float
     files: int
     emails: int
+    pdfs: int
+    pdf_seconds: float  # the part of ``seconds`` spent printing the report pages (publish/reports.py)
     bare_premailer: float  # mjml-python + premailer over the same emails
     bare_css_inline: float  # mjml-python + css-inline over the same emails
     inliner_premailer: float  # the inliners alone
     inliner_css_inline: float
+    bare_weasyprint: float  # WeasyPrint alone over the same report pages
 
 
 def build_figures(content_dir: Path, out: Path) -> BuildFigures:
-    """``build`` in process (the email sources recorded on the way), then the bare passes over those sources."""
+    """``build`` in process (the email sources and report pages recorded on the way), then bare passes over them.
+
+    The bare passes run after the build, so they find cssutils, lxml and WeasyPrint warmed up by it.
+    """
     import css_inline
+    import weasyprint
     from premailer import Premailer
 
+    from reallabor_mail.publish import reports
+
     sources: list[str] = []
-    original = engine.mjml2html
+    pages: list[str] = []
+    pdf_seconds = 0.0
+    original, original_pdf = engine.mjml2html, reports.pdf
 
     def recording(source: str, **options: object) -> str:
         sources.append(source)
         return original(source, **options)  # type: ignore[arg-type]
 
+    def printing(html: str, content: object, *, created: dt.date) -> bytes:
+        nonlocal pdf_seconds
+        pages.append(html)
+        started = time.perf_counter()
+        try:
+            return original_pdf(html, content, created=created)  # type: ignore[arg-type]
+        finally:
+            pdf_seconds += time.perf_counter() - started
+
     engine.mjml2html = recording  # type: ignore[assignment]
+    reports.pdf = printing  # type: ignore[assignment]
     try:
         started = time.perf_counter()
         result = build(content_dir, default_templates(), out, today=TODAY)
         seconds = time.perf_counter() - started
     finally:
-        engine.mjml2html = original
+        engine.mjml2html, reports.pdf = original, original_pdf
     started = time.perf_counter()
     raws = [original(source, fonts={}, disable_comments=True) for source in sources]
     mjml_seconds = time.perf_counter() - started
@@ -481,10 +502,23 @@ def build_figures(content_dir: Path, out: Path) -> BuildFigures:
     for raw in raws:
         inliner.inline(raw)
     css_inline_seconds = time.perf_counter() - started
+    content = load_content(content_dir)
+    images = reports.content_images(content)  # the pages' photos, handed to WeasyPrint from memory
+
+    class FromMemory(weasyprint.URLFetcher):  # type: ignore[misc]  # the library is untyped
+        def fetch(self, url: str, headers: object = None) -> object:
+            data, mime = images[url]
+            return weasyprint.urls.URLFetcherResponse(url, data, {"Content-Type": mime})
+
+    started = time.perf_counter()
+    for page in pages:
+        document = weasyprint.HTML(string=page, url_fetcher=FromMemory(), base_url=content.site.public_url)
+        document.write_pdf(pdf_variant=None)
+    weasyprint_seconds = time.perf_counter() - started
     return BuildFigures(
-        seconds, result.written, len(sources), mjml_seconds + premailer_seconds, mjml_seconds + css_inline_seconds,
-        premailer_seconds, css_inline_seconds,
-    )
+        seconds, result.written, len(sources), len(pages), pdf_seconds, mjml_seconds + premailer_seconds,
+        mjml_seconds + css_inline_seconds, premailer_seconds, css_inline_seconds, weasyprint_seconds,
+    )  # fmt: skip
 
 
 # --- 7. the preview's reload ------------------------------------------------------------------------------
@@ -639,26 +673,35 @@ def main() -> None:
             archive = build_figures(archive_dir, work / "out-archive")
             per_sample, per_archive = sample.seconds / sample.files * 1000, archive.seconds / archive.files * 1000
             archive_content = load_content(archive_dir)
+            without_pdfs = archive.seconds - archive.pdf_seconds  # emails, pages, ICS, feeds, writing
             rows += [
                 (
-                    f"build, sample ({sample.files} files, {sample.emails} emails)",
+                    f"build, sample ({sample.files} files, {sample.emails} emails, {sample.pdfs} PDFs)",
                     f"{sample.seconds:.2f} s ({per_sample:.1f} ms/file)",
                     "",
                     "",
                 ),
                 (
                     f"build, ten-year archive ({len(archive_content.newsletters)} issues × 2 languages, "
-                    f"{len(archive_content.events)} events: {archive.files} files, {archive.emails} emails)",
+                    f"{len(archive_content.events)} events, {len(archive_content.reports)} reports: "
+                    f"{archive.files} files, {archive.emails} emails, {archive.pdfs} PDFs)",
                     f"{archive.seconds:.2f} s ({per_archive:.1f} ms/file)",
                     "ms/file flat (≤ 1.25× sample)",
                     f"{per_archive / per_sample:.2f}× the sample ({share(per_archive / per_sample, 1.25, 'lower')})",
                 ),
                 (
+                    f"  of which printing the {archive.pdfs} report PDFs / bare WeasyPrint over the same pages",
+                    f"{archive.pdf_seconds:.2f} s / {archive.bare_weasyprint:.2f} s",
+                    "",
+                    f"{archive.pdf_seconds / archive.bare_weasyprint:.2f}× bare WeasyPrint",
+                ),
+                (
                     "  bare mjml-python + premailer over the archive's emails",
                     f"{archive.bare_premailer:.2f} s",
-                    "build ≤ 4× this",
-                    f"{archive.seconds / archive.bare_premailer:.1f}× "
-                    f"({share(archive.seconds / archive.bare_premailer, 4, 'lower')})",
+                    "build less its PDFs ≤ 4× this",
+                    f"{without_pdfs / archive.bare_premailer:.1f}× "
+                    f"({share(without_pdfs / archive.bare_premailer, 4, 'lower')}; "
+                    f"{without_pdfs:.2f} s without PDFs)",
                 ),
                 (
                     "  CSS inliner alone over the archive's emails: premailer / css-inline",
