@@ -138,6 +138,25 @@ def _unreadable_template(exc: UnicodeDecodeError, fallback: Path) -> Problem:
     return Problem(str(filename), None, _("the template is not UTF-8; save it as UTF-8"), Code.TEMPLATE_NOT_UTF8)
 
 
+class _CompiledOnce(jinja2.BytecodeCache):
+    """Compiled templates shared by the environments of one :class:`Templates`, in memory.
+
+    The environments differ only in the catalog installed, not in the code a template compiles to, so each
+    template is compiled once, not once per language. Jinja checks the source's checksum before reusing.
+    """
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
 @dataclass
 class Templates:
     """The Jinja environments of a templates folder: strict undefined, autoescape for HTML and MJML.
@@ -151,6 +170,7 @@ class Templates:
     root: Path
     folders: list[Path] = field(init=False, default_factory=list)  # where templates are looked up, in order
     _environments: dict[Language, jinja2.Environment] = field(init=False, default_factory=dict)
+    _compiled: _CompiledOnce = field(init=False, default_factory=_CompiledOnce)
 
     def __post_init__(self) -> None:
         if not self.root.is_dir():
@@ -169,6 +189,7 @@ class Templates:
                 lstrip_blocks=True,
                 keep_trailing_newline=True,
                 extensions=["jinja2.ext.i18n"],
+                bytecode_cache=self._compiled,
             )
             # the i18n extension adds this method at run time, so the type stubs do not know it
             cast(Any, env).install_gettext_translations(translations(language), newstyle=True)
