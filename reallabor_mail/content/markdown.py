@@ -210,7 +210,7 @@ def parse_body(
                     "![…](<images/file name.jpg>)"
                 )
                 problems.error(path, line, message, Code.IMAGE_PATH)
-        if token.type in ("inline", "html_block"):
+        if _may_hold_links(token):
             block_html = sanitise_html(_MD.renderer.render(tokens[index : index + 1], _MD.options, {}))
             for text, href in deceptive_links(block_html):
                 message = _(
@@ -222,6 +222,13 @@ def parse_body(
                 problems.error(path, line, message, Code.DECEPTIVE_LINK)
     _check_opening_greeting(tokens, path, first_line, problems)
     return _split_sections(tokens)
+
+
+def _may_hold_links(token: Token) -> bool:
+    """Whether a block's HTML can have an ``<a>``: only a Markdown link or raw HTML makes one (text is escaped)."""
+    if token.type == "html_block":
+        return True
+    return token.type == "inline" and any(child.type in ("link_open", "html_inline") for child in token.children or ())
 
 
 _UNPARSED_IMAGE = re.compile(r"\[[^\]]*\]\([^)<>\s]+\s[^)]*\)")  # ![x](a b.jpg): CommonMark leaves it as text
