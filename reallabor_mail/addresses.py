@@ -87,10 +87,13 @@ class EmailAddress:
         return f"{local}@{domain}"
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_address(raw: str, field: str = "email") -> EmailAddress:
     """Check an address as a person typed it (no network); :class:`InvalidAddress` names ``field``.
 
     A punycode domain (``xn--strae-oqa.de``) and its Unicode form (``straße.de``) give the same address.
+    Cached (the result is immutable; a refusal is not cached): a send asks twice per person within a
+    batch (the suppression hash, the unsubscribe token), about 20 µs each.
     """
     text = header_safe(raw, field).strip()
     try:

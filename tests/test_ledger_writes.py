@@ -4,6 +4,7 @@ web processes' transactions never queue behind each other; on both back ends a f
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,75 @@ def test_a_failed_ledger_commit_leaves_nothing_and_the_connection_works(state: S
     assert ledger.summary(CAMPAIGN)["pending"] == 2 and not ledger.conn.in_transaction
     ledger.apply([ledger.start_op(first, "<1@example.org>"), ledger.finish_op(first, "sent", "250 OK")])
     assert ledger.summary(CAMPAIGN)["sent"] == 1
+
+
+def test_starts_wait_for_another_writer_without_stopping_the_event_loop(tmp_path: Path) -> None:
+    """While an import holds the SQLite file, the ledger's commits wait for it in their thread: the loop
+    goes on (other connections' replies, Ctrl-C), and the starts are committed once the file is free.
+    (PostgreSQL's ledger commits do not wait for other writers: the test above.)"""
+    import asyncio
+    import threading
+
+    from reallabor_mail.delivery.ledger import GroupCommit
+
+    state = tmp_path / "state.sqlite3"
+    ledger = owed(state, 6)
+    entries = list(ledger.due(CAMPAIGN))
+    holder, taken, release = connect(state), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction(holder):
+            holder.execute("UPDATE recipients_meta SET value = value")
+            taken.set()
+            release.wait(5)
+
+    async def run() -> int:
+        commit = GroupCommit(ledger)
+        await commit.start(entries[0], "<0@example.org>")  # the file free: committed at once
+        thread = threading.Thread(target=hold)
+        thread.start()
+        taken.wait(5)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+                if ticks == 20:
+                    release.set()
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.gather(*(commit.start(entry, f"<{entry.id}@example.org>") for entry in entries[1:]))
+        ticker.cancel()
+        await commit.flush()
+        commit.close()
+        thread.join()
+        return ticks
+
+    ticks = asyncio.run(run())
+    assert ticks >= 20  # the loop ran while the commits waited (the lock is released on its 20th tick)
+    assert ledger.summary(CAMPAIGN)["sending"] == 6
+
+
+def test_quick_sqlite_commits_are_made_on_the_event_loop_without_a_thread(tmp_path: Path) -> None:
+    """A local file commits in about 0.1 ms, less than a hand-over to a thread and back: no thread is started."""
+    import asyncio
+    import threading
+
+    from reallabor_mail.delivery.ledger import GroupCommit
+
+    ledger = owed(tmp_path / "state.sqlite3", 20)
+
+    async def run() -> set[str]:
+        commit = GroupCommit(ledger)
+        for entry in ledger.due(CAMPAIGN):
+            await commit.start(entry, f"<{entry.id}@example.org>")
+            commit.finish(entry, "sent", "250 OK")
+        await commit.flush()
+        names = {thread.name for thread in threading.enumerate()}
+        commit.close()
+        return names
+
+    assert not any(name.startswith("ledger") for name in asyncio.run(run()))
+    assert ledger.summary(CAMPAIGN)["sent"] == 20

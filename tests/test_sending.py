@@ -325,6 +325,7 @@ def test_every_header_decodes_back_and_stamps_match_build_message(first: str, la
     stamp = MessageStamp.prepare(site, email, campaign, secret=b"s")  # type: ignore[arg-type]
     message_id, data = stamp.message(person, url)
     assert max(len(line) for line in data.split(b"\r\n")) <= 998 and data.isascii()
+    assert b"\r\n." not in data  # no line for SMTP to dot-stuff (a copy of the message per recipient)
     stamped = message_from_bytes(data, policy=policy.default)
     reference = message_from_bytes(
         as_bytes(build_message(site, email, person, campaign, secret=b"s", unsubscribe_url=url)),  # type: ignore[arg-type]
@@ -393,6 +394,7 @@ def test_quoted_printable_pieces_join_into_one_valid_body(pieces: list[str]) -> 
     assert binascii.a2b_qp(encoded).decode("utf-8") == text
     assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
     assert b"\n" not in encoded.replace(b"\r\n", b"")
+    assert not any(line.startswith(b".") for line in encoded.split(b"\r\n"))  # SMTP would have to double it
 
 
 def test_a_real_send_purges_sign_ups_never_confirmed(env: dict[str, str], content_copy: Path,

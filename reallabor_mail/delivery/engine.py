@@ -381,7 +381,7 @@ class _Run:
 
     async def _paced(self) -> bool:
         """Wait for the next slot the rate allows; False if the run was stopped meanwhile."""
-        if self.report.stopped is None:
+        if self.report.stopped is None and self.rate.per_minute:
             pace = asyncio.ensure_future(self.rate.acquire())
             stop = asyncio.ensure_future(self.stopping.wait())
             try:

@@ -28,6 +28,7 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -280,21 +281,37 @@ class Ledger:
 
 
 Op = tuple[str, tuple[Any, ...]]
+
+
+def _settle(done: asyncio.Future[None], like: asyncio.Future[None]) -> asyncio.Future[None]:
+    """``done`` ended as ``like`` ended (the commit it stands for was made elsewhere)."""
+    error = like.exception()
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(None)
+    return done
 CLAIM_BATCH = 100  # rows a sender claims at a time on PostgreSQL (what a crash leaves claimed until noticed)
 # PostgreSQL: a row no live session holds (never claimed, or its sender's session has ended)
 _OWNER_GONE = " AND (owner IS NULL OR owner NOT IN (SELECT pid::text FROM pg_stat_activity))"
 FINISH_WINDOW = 0.05  # seconds an outcome may wait to share the commit of the next message's start
+SLOW_COMMIT = 0.005  # seconds: commits slower than this on average run off the event loop, in the thread
 WRITE_WAIT_MS = 300_000  # how long a ledger commit waits for another writer (a big import) before it fails
 
 
 class GroupCommit:
-    """Commits the ledger changes of all connections in a thread of its own, one transaction at a time.
+    """Commits the ledger changes of all connections together, one transaction at a time.
 
     ``await start(...)`` returns once the ``sending`` row is committed (the rule: commit before MAIL
-    FROM). ``finish(...)`` queues an outcome for the next commit. While one commit (and its fsync)
-    runs, the event loop goes on talking to the servers and new changes gather for the next commit,
-    so under load one fsync covers many messages and the loop never waits for the disk. The thread
-    has its own connection to the state file (SQLite connections are not shared between threads).
+    FROM). ``finish(...)`` queues an outcome for the next commit. Everything queued while the event
+    loop handles one round of replies goes into one commit, so under load one fsync covers many messages.
+
+    Where the commit runs: on a local SQLite file a commit with its fsync takes about 0.1 ms, less than
+    handing it to a thread and back (two thread switches, the GIL), so the loop commits itself, once per
+    round. While commits take longer than ``SLOW_COMMIT`` on average (a slow or busy disk, the file
+    locked by another writer), and always on PostgreSQL (a round trip), they run in a thread of their
+    own, and the loop goes on talking to the servers while the next changes gather; when they are
+    quick again, the loop takes them back. Either way the commits use a connection of their own.
     """
 
     def __init__(self, ledger: Ledger, with_first_start: Sequence[Op] = ()) -> None:
@@ -307,6 +324,8 @@ class GroupCommit:
         self._first: list[Op] = list(with_first_start)  # committed with the first `sending` row
         self._starts: set[int] = set()  # ids of the queued ops that start a message (or ride with the first)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self.inline = False  # where the next commit runs (see the class docstring)
+        self.commit_seconds = 0.0  # a moving average of the commits' durations
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._running: asyncio.Future[None] | None = None
@@ -337,10 +356,52 @@ class GroupCommit:
             self._timer = None
         if self._running is not None or not self._ops:
             return
+        loop = asyncio.get_running_loop()
+        self._place(not self.writer.conn.is_postgres and self.commit_seconds < SLOW_COMMIT)
+        if self.inline:  # after the callbacks already due, so that this round's changes share the commit
+            self._running = loop.create_future()
+            loop.call_soon(self._commit_here, self._running)
+            return
+        ops, waiters = self._take()
+        self._running = loop.run_in_executor(self.executor, self._apply, ops)
+        self._running.add_done_callback(lambda done: self._committed(done, waiters))
+
+    def _place(self, inline: bool) -> None:
+        """Commit on the loop (waiting at most ``SLOW_COMMIT`` for another writer) or in the thread."""
+        if inline != self.inline:
+            self.inline = inline
+            self.writer.conn.wait_for_writers(int(SLOW_COMMIT * 1000) if inline else WRITE_WAIT_MS)
+
+    def _apply(self, ops: list[Op]) -> None:
+        started = time.perf_counter()
+        try:
+            self.writer.apply(ops)
+        finally:
+            self.commit_seconds = 0.8 * self.commit_seconds + 0.2 * (time.perf_counter() - started)
+
+    def _take(self) -> tuple[list[Op], list[asyncio.Future[None]]]:
         ops, waiters = self._ops, self._waiters
         self._ops, self._waiters, self._starts = [], [], set()
-        self._running = asyncio.get_running_loop().run_in_executor(self.executor, self.writer.apply, ops)
-        self._running.add_done_callback(lambda done: self._committed(done, waiters))
+        return ops, waiters
+
+    def _commit_here(self, done: asyncio.Future[None]) -> None:
+        """One commit on the event loop's thread.
+
+        A failed one (the file locked by another writer beyond ``SLOW_COMMIT``, or worse) is tried once
+        more in the thread, waiting as long as a commit may, and what fails there is reported as from any
+        commit: rolled back, the ledger's changes can simply be made again.
+        """
+        ops, waiters = self._take()
+        try:
+            self._apply(ops)
+        except Exception:
+            self.commit_seconds = max(self.commit_seconds, SLOW_COMMIT)
+            self._place(False)
+            again = asyncio.get_running_loop().run_in_executor(self.executor, self._apply, ops)
+            again.add_done_callback(lambda retried: self._committed(_settle(done, retried), waiters))
+            return
+        done.set_result(None)
+        self._committed(done, waiters)
 
     def _committed(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
         self._running = None

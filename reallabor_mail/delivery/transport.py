@@ -178,6 +178,14 @@ def unreachable(s: SmtpSettings, exc: BaseException, timeout: float) -> Delivery
     )
 
 
+_DOT_LINE = re.compile(rb"\n\.")  # a line starting with a dot (the regex is faster than `in` on CRLF text)
+
+
+def _time_out(wakeup: asyncio.Future[None]) -> None:
+    if not wakeup.done():
+        wakeup.set_exception(TimeoutError())
+
+
 class Session(asyncio.Protocol):
     """An established session (connected, TLS, EHLO and login done by aiosmtplib) taken over for
     sending. With PIPELINING (RFC 2920, ``pipelined``) MAIL, RCPT and DATA go out in one write and the
@@ -231,11 +239,16 @@ class Session(asyncio.Protocol):
 
     async def read(self, count: int, timeout: float | None = None) -> list[Reply]:
         """The next ``count`` replies; ConnectionError if the connection ends first, TimeoutError if none comes."""
+        loop = asyncio.get_running_loop()
         while len(self.replies) < count:
             if self.closed is not None:
                 raise ConnectionError(self.closed)
-            self.wakeup = asyncio.get_running_loop().create_future()
-            await asyncio.wait_for(self.wakeup, timeout or self.timeout)
+            wakeup = self.wakeup = loop.create_future()
+            timer = loop.call_later(timeout or self.timeout, _time_out, wakeup)  # wait_for costs a task's worth
+            try:
+                await wakeup
+            finally:
+                timer.cancel()
         return [self.replies.popleft() for _ in range(count)]
 
     def write(self, data: bytes) -> None:
@@ -268,7 +281,7 @@ class Session(asyncio.Protocol):
         if start.code != 354:
             return start
         body = b"." + data if data.startswith(b".") else data
-        if b"\r\n." in body:  # a search is cheaper than a copy, and most messages need no dot-stuffing
+        if _DOT_LINE.search(body):  # a search is cheaper than a copy; stamped messages need no dot-stuffing
             body = body.replace(b"\r\n.", b"\r\n..")
         self.write(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
         try:  # from here on the server may have the message: no reply is not a reason to send it again

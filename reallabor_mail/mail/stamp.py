@@ -72,15 +72,21 @@ def _crlf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
-def _fold_qp(line: bytes) -> bytes:
-    """A quoted-printable line cut by soft line breaks into lines of at most 76, never inside an =XX escape.
+def _fold_qp(line: bytes, width: int = QP_LINE) -> bytes:
+    """A quoted-printable line cut by soft line breaks into lines of at most ``width``, never inside an =XX escape,
+    and no line starting with a dot (written ``=2E``): SMTP would have to double it (RFC 5321 4.5.2), a
+    copy of the whole message per recipient, and a German text has such lines (". Januar", CSS ".mj-…").
 
     b2a_qp leaves a line of 77 when it escapes trailing white space before a hard line break (found by the
     hypothesis test: 70 letters, five spaces, a line break).
     """
     out = []
-    while len(line) > QP_LINE:
-        cut = QP_LINE - 1
+    while True:
+        if line.startswith(b"."):
+            line = b"=2E" + line[1:]
+        if len(line) <= width:
+            break
+        cut = width - 1
         escape = line.rfind(b"=", cut - 2, cut)
         cut = escape if escape != -1 else cut
         out.append(line[:cut] + b"=")
@@ -99,12 +105,7 @@ def _qp_piece(text: str) -> bytes:
     if not data or data.endswith(b"\r\n"):
         return encoded
     head, newline, last = encoded.rpartition(b"\r\n")
-    if len(last) >= QP_LINE:  # no room for the "=": break earlier, never inside an =XX escape
-        cut = QP_LINE - 3
-        escape = last.rfind(b"=", cut - 2, cut)
-        cut = escape if escape != -1 else cut
-        last = last[:cut] + b"=\r\n" + last[cut:]
-    return head + newline + last + b"=\r\n"
+    return head + newline + _fold_qp(last, QP_LINE - 1) + b"=\r\n"  # room for the soft break's "="
 
 
 @dataclass(frozen=True)
