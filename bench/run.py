@@ -13,9 +13,10 @@ Every target is a ratio against a ceiling or a peer measured in the same run, wi
 3. the same 1,000 recipients and content sent by the peer tool ``mailmerge`` and by ``reallabor-mail send``;
 4. peak memory of ``reallabor-mail send`` for 100,000 recipients;
 5. ``reallabor-mail --help`` against a bare ``python -c "import click"``; the imports of ``check`` (``-X importtime``);
-6. ``build`` of the sample and of a generated ten-year archive (40 issues × 2 languages, 200 events): time per
-   output file, and the archive against a bare pass of mjml-python plus the CSS inliner over the same emails;
-   premailer against css-inline on those emails;
+6. ``build`` of the sample and of a generated ten-year archive (40 issues × 2 languages, 200 events and their
+   reports): time per output file, and the archive less its report PDFs against a bare pass of mjml-python plus
+   the CSS inliner over the same emails; the PDFs against bare WeasyPrint over the same pages; premailer against
+   css-inline on those emails;
 7. the preview's reload after saving one file of the archive (the following snapshot, the item and its checks).
 
 Needs ``smtp-sink``/``smtp-source`` (apt-get install postfix; the daemon is never started) and
