@@ -13,9 +13,10 @@ Every target is a ratio against a ceiling or a peer measured in the same run, wi
 3. the same 1,000 recipients and content sent by the peer tool ``mailmerge`` and by ``reallabor-mail send``;
 4. peak memory of ``reallabor-mail send`` for 100,000 recipients;
 5. ``reallabor-mail --help`` against a bare ``python -c "import click"``; the imports of ``check`` (``-X importtime``);
-6. ``build`` of the sample and of a generated ten-year archive (40 issues × 2 languages, 200 events): time per
-   output file, and the archive against a bare pass of mjml-python plus the CSS inliner over the same emails;
-   premailer against css-inline on those emails;
+6. ``build`` of the sample and of a generated ten-year archive (40 issues × 2 languages, 200 events and their
+   reports): time per output file, and the archive less its report PDFs against a bare pass of mjml-python plus
+   the CSS inliner over the same emails; the PDFs against bare WeasyPrint over the same pages; premailer against
+   css-inline on those emails;
 7. the preview's reload after saving one file of the archive (the following snapshot, the item and its checks).
 
 Needs ``smtp-sink``/``smtp-source`` (apt-get install postfix; the daemon is never started) and
@@ -28,6 +29,7 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
+import gc
 import itertools
 import logging
 import os
@@ -40,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -435,8 +437,9 @@ def shifted(text: str, days: int) -> str:
 def ten_year_archive(target: Path, issues: int = 40, events: int = 200) -> Path:
     """The sample content grown to ten years: ``issues`` newsletters (each German and Ukrainian), ``events`` events."""
     shutil.copytree(ROOT / "content", target)
-    for old in [*(target / "newsletters").glob("*.md"), *(target / "events").glob("*.md")]:
-        old.unlink()
+    for folder in ("newsletters", "events", "reports"):
+        for old in (target / folder).glob("*.md"):
+            old.unlink()
     source = ROOT / "content" / "newsletters"
     german, ukrainian = (source / "2023-3.md").read_text("utf-8"), (source / "2023-3.uk.md").read_text("utf-8")
     first = dt.date(2014, 1, 5)
@@ -458,6 +461,9 @@ def ten_year_archive(target: Path, issues: int = 40, events: int = 200) -> Path:
         if not name.endswith(".md") or "." in name[:-3]:
             continue
         (target / "events" / name).write_text(shifted(template.read_text("utf-8"), (date - original).days), "utf-8")
+        report = ROOT / "content" / "reports" / template.name
+        if report.exists():  # the events the sample reports on get a report in the archive too
+            (target / "reports" / name).write_text(shifted(report.read_text("utf-8"), (date - original).days), "utf-8")
     return target
 
 
@@ -466,50 +472,97 @@ class BuildFigures:
     seconds: float
     files: int
     emails: int
+    pdfs: int
+    pdf_seconds: float  # the part of ``seconds`` spent printing the report pages (publish/reports.py)
     bare_premailer: float  # mjml-python + premailer over the same emails
     bare_css_inline: float  # mjml-python + css-inline over the same emails
     inliner_premailer: float  # the inliners alone
     inliner_css_inline: float
+    bare_weasyprint: float  # WeasyPrint alone over the same report pages
+
+
+def best_of_three(run: Callable[[], object]) -> float:
+    """The fastest of three runs, each after a full garbage collection: the bare passes at their best.
+
+    A single pass varied by a third from run to run (when the collector's full passes fell depends on
+    what the build before left), which made the build's ratio to it swing both ways.
+    """
+    times = []
+    for _ in range(3):
+        gc.collect()
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def build_figures(content_dir: Path, out: Path) -> BuildFigures:
-    """``build`` in process (the email sources recorded on the way), then the bare passes over those sources."""
+    """``build`` in process (the email sources and report pages recorded on the way), then bare passes over them.
+
+    The bare passes run after the build, so they find cssutils, lxml and WeasyPrint warmed up by it.
+    """
     import css_inline
+    import weasyprint
     from premailer import Premailer
 
+    from reallabor_mail.publish import reports
+
     sources: list[str] = []
-    original = engine.mjml2html
+    pages: list[str] = []
+    pdf_seconds = 0.0
+    original, original_pdf = engine.mjml2html, reports.pdf
 
     def recording(source: str, **options: object) -> str:
         sources.append(source)
         return original(source, **options)  # type: ignore[arg-type]
 
+    def printing(html: str, content: object, *, created: dt.date) -> bytes:
+        nonlocal pdf_seconds
+        pages.append(html)
+        started = time.perf_counter()
+        try:
+            return original_pdf(html, content, created=created)  # type: ignore[arg-type]
+        finally:
+            pdf_seconds += time.perf_counter() - started
+
     engine.mjml2html = recording  # type: ignore[assignment]
+    reports.pdf = printing  # type: ignore[assignment]
     try:
         started = time.perf_counter()
         result = build(content_dir, default_templates(), out, today=TODAY)
         seconds = time.perf_counter() - started
     finally:
-        engine.mjml2html = original
-    started = time.perf_counter()
+        engine.mjml2html, reports.pdf = original, original_pdf
     raws = [original(source, fonts={}, disable_comments=True) for source in sources]
-    mjml_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    for raw in raws:
-        Premailer(
-            raw, keep_style_tags=True, allow_network=False, remove_classes=False, strip_important=False,
-            disable_validation=True, disable_basic_attributes=["height"], cssutils_logging_level=logging.CRITICAL,
-        ).transform(pretty_print=False)  # fmt: skip
-    premailer_seconds = time.perf_counter() - started
+    mjml_seconds = best_of_three(lambda: [original(source, fonts={}, disable_comments=True) for source in sources])
+
+    def premailer_pass() -> None:
+        for raw in raws:
+            Premailer(
+                raw, keep_style_tags=True, allow_network=False, remove_classes=False, strip_important=False,
+                disable_validation=True, disable_basic_attributes=["height"], cssutils_logging_level=logging.CRITICAL,
+            ).transform(pretty_print=False)  # fmt: skip
+
+    premailer_seconds = best_of_three(premailer_pass)
     inliner = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
+    css_inline_seconds = best_of_three(lambda: [inliner.inline(raw) for raw in raws])
+    content = load_content(content_dir)
+    images = reports.content_images(content)  # the pages' photos, handed to WeasyPrint from memory
+
+    class FromMemory(weasyprint.URLFetcher):  # type: ignore[misc]  # the library is untyped
+        def fetch(self, url: str, headers: object = None) -> object:
+            data, mime = images[url]
+            return weasyprint.urls.URLFetcherResponse(url, data, {"Content-Type": mime})
+
     started = time.perf_counter()
-    for raw in raws:
-        inliner.inline(raw)
-    css_inline_seconds = time.perf_counter() - started
+    for page in pages:
+        document = weasyprint.HTML(string=page, url_fetcher=FromMemory(), base_url=content.site.public_url)
+        document.write_pdf(pdf_variant=None)
+    weasyprint_seconds = time.perf_counter() - started
     return BuildFigures(
-        seconds, result.written, len(sources), mjml_seconds + premailer_seconds, mjml_seconds + css_inline_seconds,
-        premailer_seconds, css_inline_seconds,
-    )
+        seconds, result.written, len(sources), len(pages), pdf_seconds, mjml_seconds + premailer_seconds,
+        mjml_seconds + css_inline_seconds, premailer_seconds, css_inline_seconds, weasyprint_seconds,
+    )  # fmt: skip
 
 
 # --- 7. the preview's reload ------------------------------------------------------------------------------
@@ -670,26 +723,35 @@ def main() -> None:
             archive = build_figures(archive_dir, work / "out-archive")
             per_sample, per_archive = sample.seconds / sample.files * 1000, archive.seconds / archive.files * 1000
             archive_content = load_content(archive_dir)
+            without_pdfs = archive.seconds - archive.pdf_seconds  # emails, pages, ICS, feeds, writing
             rows += [
                 (
-                    f"build, sample ({sample.files} files, {sample.emails} emails)",
+                    f"build, sample ({sample.files} files, {sample.emails} emails, {sample.pdfs} PDFs)",
                     f"{sample.seconds:.2f} s ({per_sample:.1f} ms/file)",
                     "",
                     "",
                 ),
                 (
                     f"build, ten-year archive ({len(archive_content.newsletters)} issues × 2 languages, "
-                    f"{len(archive_content.events)} events: {archive.files} files, {archive.emails} emails)",
+                    f"{len(archive_content.events)} events, {len(archive_content.reports)} reports: "
+                    f"{archive.files} files, {archive.emails} emails, {archive.pdfs} PDFs)",
                     f"{archive.seconds:.2f} s ({per_archive:.1f} ms/file)",
                     "ms/file flat (≤ 1.25× sample)",
                     f"{per_archive / per_sample:.2f}× the sample ({share(per_archive / per_sample, 1.25, 'lower')})",
                 ),
                 (
+                    f"  of which printing the {archive.pdfs} report PDFs / bare WeasyPrint over the same pages",
+                    f"{archive.pdf_seconds:.2f} s / {archive.bare_weasyprint:.2f} s",
+                    "",
+                    f"{archive.pdf_seconds / archive.bare_weasyprint:.2f}× bare WeasyPrint",
+                ),
+                (
                     "  bare mjml-python + premailer over the archive's emails",
                     f"{archive.bare_premailer:.2f} s",
-                    "build ≤ 4× this",
-                    f"{archive.seconds / archive.bare_premailer:.1f}× "
-                    f"({share(archive.seconds / archive.bare_premailer, 4, 'lower')})",
+                    "build less its PDFs ≤ 4× this",
+                    f"{without_pdfs / archive.bare_premailer:.1f}× "
+                    f"({share(without_pdfs / archive.bare_premailer, 4, 'lower')}; "
+                    f"{without_pdfs:.2f} s without PDFs)",
                 ),
                 (
                     "  CSS inliner alone over the archive's emails: premailer / css-inline",

@@ -10,6 +10,7 @@ import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -99,12 +100,16 @@ class LinkReferences:
 
 @dataclass(frozen=True)
 class Section:
-    """A ``##`` section of a body (the intro has no title)."""
+    """A ``##`` section of a body (the intro has no title).
+
+    Its HTML is made once (the email, the web page, the archive's feed and a newsletter's Rückblick all
+    show it); its text depends on the link numbering of the part it goes into, so it is made per part.
+    """
 
     title_tokens: tuple[Token, ...]
     tokens: tuple[Token, ...]
 
-    @property
+    @cached_property
     def title_html(self) -> Markup:
         if not self.title_tokens:
             return Markup("")
@@ -114,7 +119,7 @@ class Section:
     def title_text(self) -> str:
         return _inline_text(list(self.title_tokens), LinkReferences()) if self.title_tokens else ""
 
-    @property
+    @cached_property
     def html(self) -> Markup:
         return Markup(sanitise_html(_MD.renderer.render(list(self.tokens), _MD.options, {})))
 
@@ -129,13 +134,24 @@ class Body:
     intro: Section
     sections: tuple[Section, ...]
 
-    @property
+    @cached_property
     def html(self) -> Markup:
         """The whole body as one HTML fragment (web pages)."""
         parts = [self.intro.html]
         for section in self.sections:
             parts.append(Markup("<h2>{}</h2>\n").format(section.title_html) + section.html)
         return Markup("\n").join(parts)
+
+    @cached_property
+    def text(self) -> str:
+        """The whole body as one plain text, its links numbered and listed at the end (calendar entries)."""
+        refs = LinkReferences()
+        parts = [self.intro.text(refs)]
+        for section in self.sections:
+            parts.append(f"{section.title_text}\n\n{section.text(refs)}")
+        if refs.urls:
+            parts.append(refs.footnotes())
+        return "\n\n".join(p.strip("\n") for p in parts if p.strip())
 
     @property
     def first_sentence(self) -> str:
@@ -194,7 +210,7 @@ def parse_body(
                     "![…](<images/file name.jpg>)"
                 )
                 problems.error(path, line, message, Code.IMAGE_PATH)
-        if token.type in ("inline", "html_block"):
+        if _may_hold_links(token):
             block_html = sanitise_html(_MD.renderer.render(tokens[index : index + 1], _MD.options, {}))
             for text, href in deceptive_links(block_html):
                 message = _(
@@ -206,6 +222,13 @@ def parse_body(
                 problems.error(path, line, message, Code.DECEPTIVE_LINK)
     _check_opening_greeting(tokens, path, first_line, problems)
     return _split_sections(tokens)
+
+
+def _may_hold_links(token: Token) -> bool:
+    """Whether a block's HTML can have an ``<a>``: only a Markdown link or raw HTML makes one (text is escaped)."""
+    if token.type == "html_block":
+        return True
+    return token.type == "inline" and any(child.type in ("link_open", "html_inline") for child in token.children or ())
 
 
 _UNPARSED_IMAGE = re.compile(r"\[[^\]]*\]\([^)<>\s]+\s[^)]*\)")  # ![x](a b.jpg): CommonMark leaves it as text

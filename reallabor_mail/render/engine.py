@@ -145,6 +145,25 @@ def _unreadable_template(exc: UnicodeDecodeError, fallback: Path) -> Problem:
     return Problem(str(filename), None, _("the template is not UTF-8; save it as UTF-8"), Code.TEMPLATE_NOT_UTF8)
 
 
+class _CompiledOnce(jinja2.BytecodeCache):
+    """Compiled templates shared by the environments of one :class:`Templates`, in memory.
+
+    The environments differ only in the catalog installed, not in the code a template compiles to, so each
+    template is compiled once, not once per language. Jinja checks the source's checksum before reusing.
+    """
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
 @dataclass
 class Templates:
     """The Jinja environments of a templates folder: strict undefined, autoescape for HTML and MJML.
@@ -158,6 +177,7 @@ class Templates:
     root: Path
     folders: list[Path] = field(init=False, default_factory=list)  # where templates are looked up, in order
     _environments: dict[Language, jinja2.Environment] = field(init=False, default_factory=dict)
+    _compiled: _CompiledOnce = field(init=False, default_factory=_CompiledOnce)
 
     def __post_init__(self) -> None:
         if not self.root.is_dir():
@@ -176,6 +196,7 @@ class Templates:
                 lstrip_blocks=True,
                 keep_trailing_newline=True,
                 extensions=["jinja2.ext.i18n"],
+                bytecode_cache=self._compiled,
             )
             # the i18n extension adds this method at run time, so the type stubs do not know it
             cast(Any, env).install_gettext_translations(translations(language), newstyle=True)
@@ -201,8 +222,44 @@ class Templates:
             raise RenderError(Problem(where, line, message, Code.TEMPLATE_ERROR)) from None
 
 
-def mjml_to_html(source: str, template: str) -> str:
-    """MJML → HTML with CSS inlined; keeps ``@media`` rules and the doctype, fetches nothing."""
+StyleRules = tuple[list[Any], list[Any]]  # what premailer makes of one <style> block: rules to inline, leftover
+
+
+class _Inliner(Premailer):  # type: ignore[misc]  # premailer is untyped
+    """premailer that turns each distinct ``<style>`` block into rules once per :class:`Renderer`, not per email.
+
+    premailer caches the parsed stylesheet but walks it and serialises every declaration again for each
+    email (about half of its time over an archive); the emails of one template share their ``<style>``
+    blocks, so the rules are the same. The rules depend only on the block's text, its position and the
+    options, which are fixed here.
+    """
+
+    def __init__(self, html: str, style_rules: dict[tuple[str, int], StyleRules]) -> None:
+        super().__init__(
+            html,
+            keep_style_tags=True,
+            allow_network=False,
+            remove_classes=False,
+            strip_important=False,
+            disable_validation=True,
+            disable_basic_attributes=["height"],  # CSS "height: auto" would become the invalid height="auto"
+            cssutils_logging_level=logging.CRITICAL,
+        )
+        self._style_rules = style_rules
+
+    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> StyleRules:
+        key = (css_body, ruleset_index)
+        if key not in self._style_rules:
+            self._style_rules[key] = super()._parse_style_rules(css_body, ruleset_index)
+        rules, leftover = self._style_rules[key]
+        return list(rules), list(leftover)
+
+
+def mjml_to_html(source: str, template: str, style_rules: dict[tuple[str, int], StyleRules] | None = None) -> str:
+    """MJML → HTML with CSS inlined; keeps ``@media`` rules and the doctype, fetches nothing.
+
+    ``style_rules``: the rules of the ``<style>`` blocks already seen, kept by the caller across its emails.
+    """
     try:
         raw = mjml2html(source, fonts={}, disable_comments=True)
     except ValueError as exc:
@@ -214,16 +271,7 @@ def mjml_to_html(source: str, template: str) -> str:
     # MRML hides the preheader as white text, which spam filters score as hidden low-contrast text
     # (SpamAssassin HTML_FONT_LOW_CONTRAST); it is display:none anyway, and Outlook needs mso-hide.
     raw = raw.replace(_MRML_PREVIEW_STYLE, _PREVIEW_STYLE, 1)
-    inlined: str = Premailer(
-        raw,
-        keep_style_tags=True,
-        allow_network=False,
-        remove_classes=False,
-        strip_important=False,
-        disable_validation=True,
-        disable_basic_attributes=["height"],  # CSS "height: auto" would become the invalid height="auto"
-        cssutils_logging_level=logging.CRITICAL,
-    ).transform(pretty_print=False)
+    inlined: str = _Inliner(raw, {} if style_rules is None else style_rules).transform(pretty_print=False)
     if inlined.lstrip().lower().startswith("<!doctype"):
         return inlined
     return _DOCTYPE + inlined
@@ -238,6 +286,7 @@ class Renderer:
         self.site = content.site
         self.templates = templates if isinstance(templates, Templates) else Templates(templates)
         self._event_views: dict[tuple[str, Language], EventView] = {}
+        self._style_rules: dict[tuple[str, int], StyleRules] = {}  # the emails' <style> blocks, inlined once
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -320,7 +369,9 @@ class Renderer:
             "unsubscribe_label": self._unsubscribe_label(version.meta.lists, language),
         }
         name = f"email/{kind}.mjml.j2"
-        html_out = mjml_to_html(self.templates.render(name, context), str(self.templates.root / name))
+        html_out = mjml_to_html(
+            self.templates.render(name, context), str(self.templates.root / name), self._style_rules
+        )
         text_context = {
             **context,
             "intro": intro_text,

@@ -43,8 +43,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from reallabor_mail.addresses import wire_address
-from reallabor_mail.content.loader import Content, EventItem, Version
-from reallabor_mail.content.markdown import LinkReferences
+from reallabor_mail.content.loader import Content, EventItem
 from reallabor_mail.content.models import EventFormat, EventFrontMatter, EventStatus, Language, Site
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n.words import date_line, long_date, strings
@@ -312,20 +311,36 @@ def ics_calendar(method: str, events: Sequence[EventData], feed: FeedInfo | None
         cal.add("refresh-interval", FEED_REFRESH, parameters={"VALUE": "DURATION"})
         cal.add("x-published-ttl", icalendar.vDuration(FEED_REFRESH))
         cal.add("source", feed.url, parameters={"VALUE": "URI"})
-    for data in events:
-        cal.add_component(_vevent(data, method))
+    vevents = [_vevent_ics(data, method) for data in events]
     zones = ""
     if events:
         first, last = TIMEZONE_WINDOW
         # widened by whole years, so the files of one year share one VTIMEZONE (computed once, see _vtimezone)
         first = min([first, *((e.start.date() - dt.timedelta(days=1)).replace(month=1, day=1) for e in events)])
         last = max([last, *((e.end.date() + dt.timedelta(days=1)).replace(month=12, day=31) for e in events)])
-        zones = "".join(_vtimezone(tzid, first, last) for tzid in sorted(cal.get_missing_tzids()))
-    text: str = cal.to_ical().decode("utf-8")
-    if not zones:
-        return text
-    head, begin, rest = text.partition("BEGIN:VEVENT\r\n")  # the VTIMEZONEs come before the events
-    return head + zones + begin + rest
+        tzids = set().union(*(used for _text, used in vevents))
+        zones = "".join(_vtimezone(tzid, first, last) for tzid in sorted(tzids))
+    # icalendar writes a calendar as its own lines, then each component's lines, then END: the same text
+    # as the VEVENTs' own, so they are joined in as text, with the VTIMEZONEs before them
+    head: str = cal.to_ical().decode("utf-8")
+    return head.removesuffix(_END) + zones + "".join(text for text, _used in vevents) + _END
+
+
+_END = "END:VCALENDAR\r\n"
+
+
+@functools.lru_cache(maxsize=2048)
+def _vevent_ics(data: EventData, method: str) -> tuple[str, frozenset[str]]:
+    """A VEVENT as ICS text, and the zones (TZIDs) it needs a VTIMEZONE for.
+
+    Made once per event data: the build writes each event's VEVENT into its ``event.ics`` and again into
+    the feed ``calendar.ics``.
+    """
+    vevent = _vevent(data, method)
+    holder = icalendar.Calendar()  # icalendar finds the zones a component uses only inside a calendar
+    holder.add_component(vevent)
+    text: bytes = vevent.to_ical()
+    return text.decode("utf-8"), frozenset(holder.get_missing_tzids())
 
 
 @functools.lru_cache(maxsize=64)
@@ -365,17 +380,6 @@ def _unwrap(text: str) -> str:
                 joined.append(line)
         blocks.append("\n".join(joined))
     return "\n\n".join(blocks)
-
-
-def _body_text(version: Version[EventFrontMatter]) -> str:
-    """The event's Markdown body as plain text, with its links as numbered references."""
-    refs = LinkReferences()
-    parts = [version.body.intro.text(refs)]
-    for section in version.body.sections:
-        parts.append(f"{section.title_text}\n\n{section.text(refs)}")
-    if refs.urls:
-        parts.append(refs.footnotes())
-    return _unwrap("\n\n".join(p.strip("\n") for p in parts if p.strip()))
 
 
 def _public_file(site: Site, event: EventItem, name: str, language: Language) -> str:
@@ -422,7 +426,7 @@ def description(site: Site, event: EventItem, language: Language) -> str:
             how += f" ({words['deadline']}: {long_date(reg.deadline, language)})"
         lines.append(f"{words['register']}: {how}")
     lines.append(f"{words['event_page']}: {event_page_url(site, event, language)}")
-    body = _body_text(version)
+    body = _unwrap(version.body.text)  # the body's text, its links as numbered references
     return "\n".join(lines) + (f"\n\n{body}" if body else "")
 
 
