@@ -27,6 +27,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -271,12 +272,51 @@ MIGRATIONS: tuple[str, ...] = (
 LATEST_VERSION = len(MIGRATIONS)
 
 
+class StateFailure(StrEnum):
+    """What went wrong with the state, so the CLI can say it in the staff language (this module is below i18n)."""
+
+    OPEN = "open"  # cannot be opened; SQLite's (or PostgreSQL's) words in ``detail``
+    READ = "read"
+    WRITE = "write"
+    USE = "use"  # a PostgreSQL statement failed
+    BUSY = "busy"  # another program held the write lock for longer than we wait
+    FULL = "full"  # the disk is full
+    READ_ONLY = "read-only"  # the file or the disk cannot be written
+    NOT_A_DATABASE = "not a database"
+    NEWER = "newer"  # written by a newer version; its state version in ``detail``
+    NO_STATE = "no state"  # a command that only reads found no state file
+    NO_PSYCOPG = "no psycopg"
+
+
 class StateError(ReallaborError):
-    """The state file cannot be opened or written."""
+    """The state file cannot be opened or written: the English message, and what failed where for the CLI."""
+
+    def __init__(self, message: str, failure: StateFailure | None = None, where: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.failure, self.where, self.detail = failure, where, detail
 
 
 class NoState(StateError):
     """A command that only reads found no state file."""
+
+
+_SQLITE_FAILURES = {  # SQLite's primary result codes that say more than "cannot …"
+    sqlite3.SQLITE_BUSY: StateFailure.BUSY,
+    sqlite3.SQLITE_LOCKED: StateFailure.BUSY,
+    sqlite3.SQLITE_FULL: StateFailure.FULL,
+    sqlite3.SQLITE_READONLY: StateFailure.READ_ONLY,
+    sqlite3.SQLITE_NOTADB: StateFailure.NOT_A_DATABASE,
+}
+_DOING = {StateFailure.OPEN: "cannot open", StateFailure.READ: "cannot read", StateFailure.WRITE: "cannot write",
+          StateFailure.USE: "cannot use"}  # fmt: skip
+
+
+def state_failed(where: object, failure: StateFailure, exc: BaseException, reason: str | None = None) -> StateError:
+    """``exc`` (SQLite's or psycopg's) as what could not be done with the state at ``where``."""
+    reason = _reason(exc) if reason is None else reason
+    code = getattr(exc, "sqlite_errorcode", None)
+    kind = _SQLITE_FAILURES.get(code & 0xFF, failure) if isinstance(code, int) else failure
+    return StateError(f"{where}: {_DOING[failure]} the state database: {reason}", kind, str(where), reason)
 
 
 @dataclass(frozen=True)
@@ -428,13 +468,13 @@ class Connection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         if isinstance(self.raw, sqlite3.Connection):
             return self.raw.execute(sql, params)
-        with self._errors("cannot use"):
+        with self._errors(StateFailure.USE):
             return self.raw.execute(_pg_sql(sql), _pg_params(params))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
         if isinstance(self.raw, sqlite3.Connection):
             return self.raw.executemany(sql, rows)
-        with self._errors("cannot write"):
+        with self._errors(StateFailure.WRITE):
             cursor = self.raw.cursor()
             cursor.executemany(_pg_sql(sql), (_pg_params(row) for row in rows))
             return cursor
@@ -480,7 +520,7 @@ class Connection:
                 for sql, params in statements:
                     self.execute(sql, params)
             return
-        with self._errors("cannot write"):
+        with self._errors(StateFailure.WRITE):
             try:
                 with self.raw.pipeline():
                     self.raw.execute("BEGIN")
@@ -501,7 +541,7 @@ class Connection:
         self.raw.close()
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def _errors(self, doing: StateFailure) -> Iterator[None]:
         """psycopg's errors as :class:`StateError`, naming the server (never its password)."""
         import psycopg
 
@@ -509,7 +549,7 @@ class Connection:
             yield
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StateError(f"{self.location}: {doing} the state database: {reason}") from None
+            raise state_failed(self.location, doing, exc, reason) from None
 
 
 def connect(location: StateLocation) -> Connection:
@@ -541,7 +581,7 @@ def connect(location: StateLocation) -> Connection:
         conn = Connection(raw, path)
         migrate(conn, path)
     except (OSError, sqlite3.Error) as exc:
-        raise StateError(f"{path}: cannot open the state database: {_reason(exc)}") from None
+        raise state_failed(path, StateFailure.OPEN, exc) from None
     return conn
 
 
@@ -549,12 +589,13 @@ def _connect_postgres(url: DatabaseUrl) -> Connection:
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
-        raise StateError(f"{url}: PostgreSQL needs the psycopg package; pip install 'psycopg[binary]'") from None
+        raise StateError(f"{url}: PostgreSQL needs the psycopg package; pip install 'psycopg[binary]'",
+                         StateFailure.NO_PSYCOPG, str(url)) from None
     try:
         raw = psycopg.connect(url.url, autocommit=True, row_factory=_pg_rows, connect_timeout=10)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise StateError(f"{url}: cannot open the state database: {reason.replace(url.url, str(url))}") from None
+        raise state_failed(url, StateFailure.OPEN, exc, reason.replace(url.url, str(url))) from None
     return Connection(raw, url)
 
 
@@ -573,7 +614,8 @@ def connect_read_only(location: StateLocation) -> Connection:
     if not path.is_file():
         raise NoState(
             f"{path}: no state yet (nothing was imported or sent with this state file); "
-            f"run in the project folder, or pass --state PATH or set {ENV_STATE} or {ENV_DATABASE_URL}"
+            f"run in the project folder, or pass --state PATH or set {ENV_STATE} or {ENV_DATABASE_URL}",
+            StateFailure.NO_STATE, str(path),
         )
     try:
         raw = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
@@ -588,7 +630,7 @@ def connect_read_only(location: StateLocation) -> Connection:
             migrate(conn, path)
         raw.row_factory = sqlite3.Row
     except sqlite3.Error as exc:
-        raise StateError(f"{path}: cannot read the state database: {_reason(exc)}") from None
+        raise state_failed(path, StateFailure.READ, exc) from None
     return conn
 
 
@@ -623,7 +665,7 @@ def _version(conn: Connection, location: StateLocation) -> int:
     if version > LATEST_VERSION:
         raise StateError(
             f"{location}: this state file was written by a newer reallabor-mail (state version {version}, this one "
-            f"knows up to {LATEST_VERSION}); update reallabor-mail"
+            f"knows up to {LATEST_VERSION}); update reallabor-mail", StateFailure.NEWER, str(location), str(version),
         )
     return version
 
@@ -730,7 +772,7 @@ def transaction(conn: Connection) -> Iterator[Connection]:
             raise
         conn.commit()
     except sqlite3.Error as exc:  # disk full, read-only, locked for longer than the timeout
-        raise StateError(f"{conn.location}: cannot write the state database: {exc}") from None
+        raise state_failed(conn.location, StateFailure.WRITE, exc, str(exc)) from None
 
 
 def utc_stamp(moment: dt.datetime) -> str:

@@ -128,12 +128,6 @@ class ServerSettings:
         return {"host": host, "port": port, "security": security, "user": user,
                 "password": Secret(password) if password else None}  # fmt: skip
 
-    def describe(self) -> str:
-        """For what a command shows before it works: ``smtp.example.org:587 (STARTTLS, user becker)``."""
-        how = {"starttls": "STARTTLS", "tls": "TLS", "none": "unencrypted, loopback"}[self.security]
-        who = f", user {self.user}" if self.user else ""
-        return f"{self.host}:{self.port} ({how}{who})"
-
 
 @dataclass(frozen=True)
 class SmtpSettings(ServerSettings):
@@ -190,9 +184,6 @@ class ImapSettings(ServerSettings):
         if values is None:
             return None
         return cls(**values, folder=environ.get(f"{cls.PREFIX}FOLDER", "").strip() or "INBOX")
-
-    def describe(self) -> str:
-        return f"{super().describe()}, {self.folder}"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from reallabor_mail.delivery.transport import (
     parse_rate,
 )
 from reallabor_mail.errors import ReallaborError, SettingsError
+from reallabor_mail.i18n.messages import server_shown
 from tests.smtp_faults import fault_server, self_signed, server_tls_context
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHallo\r\n.dot line\r\n"
@@ -80,9 +81,10 @@ def test_password_is_hidden_in_repr_and_description() -> None:
         }
     )
     assert settings is not None and settings.password == Secret(PASSWORD)
-    for text in (repr(settings), str(settings), settings.describe(), repr(settings.password), f"{settings.password}"):
+    shown = server_shown(settings)
+    for text in (repr(settings), str(settings), shown, repr(settings.password), f"{settings.password}"):
         assert PASSWORD not in text
-    assert settings.describe() == "smtp.example.org:587 (STARTTLS, user becker)"
+    assert shown == "smtp.example.org:587 (STARTTLS, user becker)"
 
 
 # --- replies and rate ----------------------------------------------------------------------------------

@@ -181,7 +181,9 @@ def run() -> None:
         )
         sys.exit(1)
     except ReallaborError as exc:
-        click.echo(str(exc), err=True)  # starts with the path or the setting it is about
+        from reallabor_mail.cli.failures import error_text
+
+        click.echo(error_text(exc), err=True)  # starts with the path or the setting it is about
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo(_("Aborted."), err=True)

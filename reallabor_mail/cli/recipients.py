@@ -308,7 +308,7 @@ def serve(
     app = public_app(server)
     click.echo(_("Serving on http://{host}:{port}/ (Ctrl+C stops). It answers only requests for {site} (the "
                  "address in base_url), as your proxy forwards them; to try it directly: curl -H 'Host: {name}' "
-                 "http://{host}:{port}/", host=host, port=port, site=server.site.public_url,
+                 "http://{host}:{port}/", host=host, port=str(port), site=server.site.public_url,
                  name=urlsplit(server.site.public_url).hostname), err=True)  # fmt: skip
     config = server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, limits=server_limits)
     uvicorn.Server(config).run()

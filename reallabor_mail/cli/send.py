@@ -18,7 +18,8 @@ import click
 from reallabor_mail.cli.options import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedCommand, confirmed
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.messages import N_, _, ngettext
+from reallabor_mail.i18n.messages import N_, _, ngettext, number
+from reallabor_mail.i18n.records import shown
 from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ def plan_lines(plan: Plan) -> list[str]:
             out.append("             " + ngettext("({count} was in flight: it becomes 'unknown' and is NOT resent)",
                                                   "({count} were in flight: they become 'unknown' and are NOT resent)",
                                                   b["sending"]))  # fmt: skip
-    languages = ", ".join(f"{lang} {n:,}" for lang, n in sorted(plan.languages.items()))
-    out.append("  " + _("to send    {count}", count=f"{plan.owed:,}") + (
+    languages = ", ".join(f"{lang} {number(n)}" for lang, n in sorted(plan.languages.items()))
+    out.append("  " + _("to send    {count}", count=plan.owed) + (
         " " + _("new ({languages})", languages=languages) if languages else ""))  # fmt: skip
     if plan.updates:
         kind = _("the cancellation") if plan.cancellation else _("the update (subject “Changed: …”)")
@@ -82,8 +83,14 @@ def plan_lines(plan: Plan) -> list[str]:
                 "{count} never got it and gets the invitation", "{count} never got it and get the invitation",
                 plan.new - plan.updates))  # fmt: skip
     if plan.limit is not None and plan.limit < plan.owed:
-        out.append("  " + _("this run   at most {count} (--limit)", count=f"{plan.limit:,}"))
+        out.append("  " + _("this run   at most {count} (--limit)", count=plan.limit))
     return out
+
+
+def state_words() -> dict[State, str]:
+    """What the summary lines call each state of a ledger row, in their order (the progress bar's tally too)."""
+    return {"sent": _("sent"), "retry": _("retry later"), "failed": _("failed"), "unknown": _("unknown"),
+            "skipped": _("skipped"), "pending": _("not yet sent"), "sending": _("in flight")}  # fmt: skip
 
 
 class ProgressBar:
@@ -101,13 +108,14 @@ class ProgressBar:
         self.task: TaskID | None = None
 
     def start(self, total: int) -> None:
-        self.task = self.bar.add_task("sending", total=total, tally="")
+        self.task = self.bar.add_task(_("sending"), total=total, tally="")
         self.bar.start()
 
     def done(self, state: State) -> None:
         self.tally[state] += 1
         if self.task is not None:
-            tally = " ".join(f"{k} {v}" for k, v in sorted(self.tally.items()))
+            words = state_words()
+            tally = " · ".join(f"{number(self.tally[s])} {words[s]}" for s in words if self.tally[s])
             self.bar.update(self.task, advance=1, tally=tally)
 
     def __enter__(self) -> ProgressBar:
@@ -120,15 +128,14 @@ class ProgressBar:
 def _reasons(report: RunReport, state: State) -> str:
     """The most frequent reasons of one kind of failure: ``451 4.3.0 Try later (2); …``."""
     found = Counter({why: n for (kind, why), n in report.reasons.items() if kind == state})
-    return "; ".join(f"{why} ({n:,})" for why, n in found.most_common(REASONS))
+    return "; ".join(f"{shown(why)} ({number(n)})" for why, n in found.most_common(REASONS))
 
 
 def print_report(console: Console, report: RunReport) -> None:
     """This run's numbers, each kind of failure with its reasons."""
     console.print(_(
         "This run: {sent} sent, {retry} to retry later, {failed} failed, {unknown} unknown, {skipped} skipped",
-        sent=f"{report.sent:,}", retry=f"{report.retry:,}", failed=f"{report.failed:,}",
-        unknown=f"{report.unanswered:,}", skipped=f"{report.skipped:,}",
+        sent=report.sent, retry=report.retry, failed=report.failed, unknown=report.unanswered, skipped=report.skipped,
     ))  # fmt: skip
     labels: tuple[tuple[State, str], ...] = (
         ("retry", _("to retry later")), ("failed", _("failed")), ("unknown", _("unknown")),
@@ -142,9 +149,9 @@ def print_report(console: Console, report: RunReport) -> None:
                                       "{count} skipped: unsubscribed or suppressed after the send began",
                                       report.skipped))  # fmt: skip
     for domain, reply in sorted(report.blocked.items()):
-        console.print("  [yellow]" + _("stopped sending to {domain}", domain=domain) + f"[/yellow]: {reply}")
+        console.print("  [yellow]" + _("stopped sending to {domain}", domain=domain) + f"[/yellow]: {shown(reply)}")
     if report.stopped:
-        console.print("  [red]" + _("stopped early") + f"[/red]: {report.stopped}")
+        console.print("  [red]" + _("stopped early") + f"[/red]: {shown(report.stopped)}")
 
 
 def print_summary(console: Console, state: CampaignStatus, report: RunReport | None = None) -> None:
@@ -154,11 +161,11 @@ def print_summary(console: Console, state: CampaignStatus, report: RunReport | N
         print_report(console, report)
     console.print(f"[bold]{state.campaign}[/bold]: " + _(
         "{sent} sent · {retry} retry later · {failed} failed · {unknown} unknown · {skipped} skipped · "
-        "{owed} not yet sent", sent=f"{s['sent']:,}", retry=f"{s['retry']:,}", failed=f"{s['failed']:,}",
-        unknown=f"{s['unknown']:,}", skipped=f"{s['skipped']:,}", owed=f"{s['pending'] + s['sending']:,}",
+        "{owed} not yet sent", sent=s["sent"], retry=s["retry"], failed=s["failed"], unknown=s["unknown"],
+        skipped=s["skipped"], owed=s["pending"] + s["sending"],
     ))  # fmt: skip
     if state.unknown:
-        console.print("[yellow]" + _("Unknown ({count})", count=f"{len(state.unknown):,}") + "[/yellow]: " + _(
+        console.print("[yellow]" + _("Unknown ({count})", count=len(state.unknown)) + "[/yellow]: " + _(
             "the server may have these messages (the send stopped, or its reply never came); they may or may "
             "not have arrived and are not resent automatically. Ask the recipients, or send one a copy with "
             "--to EMAIL:",
@@ -166,9 +173,10 @@ def print_summary(console: Console, state: CampaignStatus, report: RunReport | N
         for row in state.unknown:
             console.print(f"  {row.email}")
     if s["pending"] + s["sending"]:
-        console.print(_("Continue with: send FILE --resume"))
+        console.print(_("Continue with: reallabor-mail send {path} --resume", path=state.path), markup=False)
     if s["retry"]:
-        console.print(_("Temporary failures: send FILE --retry-failed (later, e.g. in an hour)"))
+        console.print(_("Temporary failures: reallabor-mail send {path} --retry-failed (later, e.g. in an hour)",
+                        path=state.path), markup=False)  # fmt: skip
 
 
 def print_status(console: Console, state: CampaignStatus) -> None:
@@ -176,16 +184,16 @@ def print_status(console: Console, state: CampaignStatus) -> None:
     console.print(f"{state.title}  ({state.path})")
     print_summary(console, state)
     sections: tuple[tuple[str, list[Row]], ...] = (
-        (_("Failed ({count})", count=f"{len(state.failed):,}"), state.failed),
-        (_("Retry later ({count})", count=f"{len(state.retry):,}"), state.retry),
+        (_("Failed ({count})", count=len(state.failed)), state.failed),
+        (_("Retry later ({count})", count=len(state.retry)), state.retry),
     )  # fmt: skip
     for label, rows in sections:
         if rows:
             console.print(f"{label}:")
             for row in rows[:DETAIL]:
-                console.print(f"  {row.email}  {row.reply or ''}")
+                console.print(f"  {row.email}  {shown(row.reply or '')}", markup=False)
             if len(rows) > DETAIL:
-                console.print("  " + _("… and {count} more", count=f"{len(rows) - DETAIL:,}"))
+                console.print("  " + _("… and {count} more", count=len(rows) - DETAIL))
 
 
 def print_schedule(console: Console, request: SendRequest, settings: Settings) -> None:
@@ -335,7 +343,13 @@ def send_command(
         for line in plan_lines(plan):
             console.print(line)
         if plan.owed == 0:
-            console.print(_("Nothing to send: everyone on the list has this message (see --status)."))
+            unknown = plan.before["unknown"] if plan.before is not None else 0
+            console.print(ngettext(
+                "Nothing new to send; the fate of {count} message is unknown (see --status): it is not resent "
+                "automatically. Ask the recipient, or send a copy with --to EMAIL.",
+                "Nothing new to send; the fate of {count} messages is unknown (see --status): they are not resent "
+                "automatically. Ask the recipients, or send one a copy with --to EMAIL.", unknown,
+            ) if unknown else _("Nothing to send: everyone on the list has this message (see --status)."))  # fmt: skip
             return
         question = (
             ngettext("Write {count} message into {outbox} for review?",

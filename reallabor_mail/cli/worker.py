@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from reallabor_mail.cli.failures import error_text
 from reallabor_mail.cli.options import STATE_TYPE
 from reallabor_mail.cli.translated import TranslatedCommand
 from reallabor_mail.i18n.messages import N_, _, ngettext
+from reallabor_mail.i18n.records import shown
 from reallabor_mail.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,7 +47,7 @@ def outcome_lines(outcome: Outcome) -> list[str]:
                    sent=report.sent, retry=report.retry, failed=report.failed)  # fmt: skip
         line = (_("reminder {where}: {counts}", where=where, counts=counts) if outcome.what == "reminder"
                 else _("scheduled send {where}: {counts}", where=where, counts=counts))  # fmt: skip
-        lines = [line + (f" ({report.stopped})" if report.stopped else "")]
+        lines = [line + (f" ({shown(report.stopped)})" if report.stopped else "")]
     else:
         lines = [{
             "reminder": _("reminder {where}: nobody is owed it", where=where),
@@ -140,7 +142,7 @@ def worker(
             _log(round_, _("worker stopped during a round; the next worker run continues what it did not finish"))
             return
         except ReallaborError as exc:  # the state file is busy or unreadable for a moment: log, go on
-            _log(round_, str(exc))
+            _log(round_, error_text(exc))
         finally:
             stop.running = False
         stop.event.wait(interval)

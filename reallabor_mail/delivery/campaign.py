@@ -58,7 +58,8 @@ from reallabor_mail.delivery.transport import (
     Transport,
 )
 from reallabor_mail.errors import ReallaborError, display_path
-from reallabor_mail.i18n.messages import _, ngettext, os_reason
+from reallabor_mail.i18n import records
+from reallabor_mail.i18n.messages import _, ngettext, os_reason, server_shown
 from reallabor_mail.mail.message import Campaign
 from reallabor_mail.mail.stamp import MessageStamp
 from reallabor_mail.publish.build import default_templates
@@ -116,7 +117,7 @@ class SendIncomplete(ReallaborError):
             return cls(_("{path}: stopped by Ctrl-C; continue with --resume (see the summary above)", path=path))
         if report.stopped and not left:
             return cls(_("{path}: the send stopped early ({why}); continue with --resume", path=path,
-                         why=report.stopped))  # fmt: skip
+                         why=records.shown(report.stopped)))  # fmt: skip
         return cls(ngettext(
             "{path}: {count} message did not go out ({retry} to retry later, {failed} failed, {unknown} unknown); "
             "the reasons are in the summary above and in --status",
@@ -221,7 +222,7 @@ def choose_transport(
     smtp = settings.smtp()
     if smtp is None:
         raise DeliveryError(NO_SERVER)
-    return smtp.describe(), lambda: SmtpTransport(smtp)
+    return server_shown(smtp), lambda: SmtpTransport(smtp)
 
 
 @dataclass
@@ -511,11 +512,12 @@ def prepare(
             _count(plan, ledger, conn, lists, composer.language, updated, registrants)
             check_lists(lists, set(lists), plan.lists, plan.path)
             if plan.before is not None and plan.before.interrupted and not request.resume:
-                raise ReallaborError(
-                    f"{plan.path}: an earlier send of this campaign was interrupted "
-                    f"({plan.before['pending'] + plan.before['sending']:,} messages not finished); "
-                    "continue it with --resume (see --status first)"
-                )
+                raise ReallaborError(ngettext(
+                    "{path}: an earlier send of this campaign was interrupted ({count} message not finished); "
+                    "continue it with --resume (see --status first)",
+                    "{path}: an earlier send of this campaign was interrupted ({count} messages not finished); "
+                    "continue it with --resume (see --status first)",
+                    plan.before["pending"] + plan.before["sending"], path=plan.path))  # fmt: skip
         for language in item.versions:  # render now: a template error shows before anything is sent
             composer.email(language, bool(updated))
         audience = StoreAudience(conn, secret, clock, () if request.to else lists,

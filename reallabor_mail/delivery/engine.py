@@ -41,6 +41,7 @@ from typing import Protocol
 from reallabor_mail.delivery.ledger import Entry, GroupCommit, Ledger, Op, State
 from reallabor_mail.delivery.transport import Connection, DeliveryError, RateLimiter, Reply, Transport, Verdict
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.i18n import records
 from reallabor_mail.mail.message import ascii_address
 
 Compose = Callable[[Entry], tuple[str, bytes]]
@@ -105,8 +106,6 @@ class RunReport:
         return not (self.retry or self.failed or self.unanswered or self.stopped)
 
 
-INTERRUPTED = "stopped by Ctrl-C: no new message was started; the messages in flight were finished"
-ABANDONED = "Ctrl-C pressed twice while the server had the message: it may or may not have arrived"
 _PERSONAL = re.compile(r"<[^<>\s]*>|[^\s<>]+@[^\s<>]+")
 
 
@@ -285,14 +284,14 @@ class _Run:
         """SIGINT: the first stops handing messages over, the second ends the run at once."""
         if not self.report.interrupted:
             self.report.interrupted = True
-            self._stop(INTERRUPTED)
+            self._stop(records.INTERRUPTED())
             handler = self.previous_handler
             if callable(handler) and _foreign(handler):  # e.g. the worker's: it learns that it is to end, too
                 with contextlib.suppress(KeyboardInterrupt):
                     handler(signal.SIGINT, None)
             return
         self.abandoned = True
-        self.commit.abandon(list(self.in_flight.values()), ABANDONED)
+        self.commit.abandon(list(self.in_flight.values()), records.ABANDONED())
         self.in_flight.clear()
         raise KeyboardInterrupt
 
@@ -397,28 +396,27 @@ class _Run:
         domain = email.rpartition("@")[2].lower()
         if job.suppressed:
             self.report.skipped += 1
-            self._done(entry, "skipped", "not sent: unsubscribed, erased or suppressed after the send began")
+            self._done(entry, "skipped", records.SUPPRESSED())
             return
         if domain in self.report.blocked:
             self.report.retry += 1
-            self._done(entry, "retry", f"not sent: {domain} refused our mail earlier in this run "
-                                       f"({self.report.blocked[domain]})")  # fmt: skip
+            self._done(entry, "retry", records.DOMAIN_REFUSED(domain=domain, reply=self.report.blocked[domain]))
             return
         if job.error is not None:
-            self._done(entry, "failed", f"not sent: {job.error}")
+            self._done(entry, "failed", records.NOT_SENT(reason=job.error))
             return
         if not await self._paced():
             return
         await self.commit.start(entry, job.message_id)
         if self.report.stopped is not None:  # stopped while the start was committed: not handed over
-            self.commit.finish(entry, "pending", "not sent: the run was stopped")
+            self.commit.finish(entry, "pending", records.RUN_STOPPED())
             return
         self.in_flight[entry.id] = entry
         self.tries[entry.id] += 1
         try:
             reply = await connection.deliver(self.sender, envelope_address(email), job.data)
         except ReallaborError as exc:  # the server cannot be used at all (TLS, login): nothing was sent
-            self._finish(entry, "pending", f"not sent: {exc}")
+            self._finish(entry, "pending", records.NOT_SENT(reason=exc))
             raise
         self._decide(job, reply, domain)
         if reply.code is None or reply.code == 421:  # the server is struggling: pause before reconnecting
@@ -433,7 +431,7 @@ class _Run:
             self.report.unanswered += 1
             self._done(entry, "unknown", str(reply))
         elif reply.sender_refused and verdict is not Verdict.RETRY:
-            self._finish(entry, "pending", f"not sent: the server refused our sender address: {reply}")
+            self._finish(entry, "pending", records.SENDER_REFUSED(reply=reply))
             self.fatal = self.fatal or SenderRefused(self.sender_setting, reply)
             self._stop(str(self.fatal))
             return
@@ -447,11 +445,11 @@ class _Run:
         elif verdict is Verdict.BLOCKED:
             self.report.blocked.setdefault(domain, str(reply))
             self.report.retry += 1
-            self._done(entry, "retry", f"{domain} blocked: {reply}")
+            self._done(entry, "retry", records.DOMAIN_BLOCKED(domain=domain, reply=reply))
         else:
             self._temporary(job, reply)
         if self.failures_in_row >= self.retry.stop_after:
-            self._stop(f"the server failed {self.failures_in_row} times in a row (last: {reply})")
+            self._stop(records.FAILED_IN_ROW(count=self.failures_in_row, reply=reply))
 
     def _temporary(self, job: Job, reply: Reply) -> None:
         entry = job.entry

@@ -38,7 +38,8 @@ from typing import Protocol
 import aiosmtplib
 
 from reallabor_mail.errors import ReallaborError
-from reallabor_mail.i18n.messages import _, os_reason
+from reallabor_mail.i18n import records
+from reallabor_mail.i18n.messages import _, os_reason, server_shown
 from reallabor_mail.settings import ENV_PREFIX, Secret, SmtpSettings
 
 CONNECT_TIMEOUT = 30.0
@@ -139,7 +140,7 @@ class SmtpTransport:
         return SmtpConnection(self)
 
     def describe(self) -> str:
-        return self.settings.describe()
+        return server_shown(self.settings)
 
     async def probe(self) -> None:
         """Connect, TLS, log in and say goodbye: :class:`DeliveryError` naming the setting if that fails."""
@@ -227,7 +228,7 @@ class Session(asyncio.Protocol):
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = self.closed or (describe_exception(exc) if exc else "the server closed the connection")
+        self.closed = self.closed or (describe_exception(exc) if exc else records.CLOSED())
         self._wake()
 
     def eof_received(self) -> bool:
@@ -253,7 +254,7 @@ class Session(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.closed is not None or self.transport.is_closing():
-            raise ConnectionError(self.closed or "the connection is closed")
+            raise ConnectionError(self.closed or records.GONE())
         self.transport.write(data)  # type: ignore[attr-defined]
 
     async def send(self, sender: str, recipient: str, data: bytes) -> Reply:
@@ -287,10 +288,10 @@ class Session(asyncio.Protocol):
         try:  # from here on the server may have the message: no reply is not a reason to send it again
             (reply,) = await self.read(1, self.data_timeout)
         except (ConnectionError, TimeoutError) as exc:
-            why = f"no reply within {self.data_timeout:.0f} s" if isinstance(exc, TimeoutError) else str(exc)
             self.transport.close()
-            return Reply(None, f"the message was handed over, then {why}: it may or may not have arrived",
-                         unanswered=True)  # fmt: skip
+            text = (records.HANDED_OVER_SILENT(seconds=f"{self.data_timeout:.0f}") if isinstance(exc, TimeoutError)
+                    else records.HANDED_OVER(why=exc))  # fmt: skip
+            return Reply(None, text, unanswered=True)
         return reply
 
     async def _one_by_one(self, commands: tuple[str, str, str]) -> list[Reply]:
@@ -302,7 +303,7 @@ class Session(asyncio.Protocol):
             replies.append(reply)
             if reply.code is None or reply.code >= 400:
                 break
-        skipped = Reply(503, "5.5.1 not sent: an earlier command was refused")
+        skipped = Reply(503, records.EARLIER_REFUSED())
         return replies + [skipped] * (3 - len(replies))
 
     async def reset(self) -> None:
@@ -384,7 +385,7 @@ class SmtpConnection:
     async def _connect(self) -> None:
         smtp = await self.open()
         if smtp.transport is None:
-            raise ConnectionError("the server closed the connection after the greeting")
+            raise ConnectionError(records.CLOSED_AFTER_GREETING())
         self.session = Session(
             smtp.transport, size=smtp.supports_extension("size"), timeout=self.transport.timeout,
             data_timeout=self.transport.settings.data_timeout,
@@ -406,7 +407,7 @@ class SmtpConnection:
             reply = await self.session.send(sender, recipient, data)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             self._drop()
-            return Reply(None, f"connection failed: {describe_exception(exc)}")
+            return Reply(None, records.CONNECTION_FAILED(why=describe_exception(exc)))
         if reply.unanswered:
             self._drop()
         elif reply.code is not None and reply.code >= 400:

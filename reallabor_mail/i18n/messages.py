@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 
 from reallabor_mail.i18n.languages import LANGUAGES, Language
-from reallabor_mail.settings import Settings
+from reallabor_mail.settings import ImapSettings, ServerSettings, Settings
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
@@ -70,20 +70,46 @@ def current_staff_language() -> Language:
 
 
 def _(message: str, /, **values: object) -> str:
-    """A staff-facing sentence in the staff language, its ``{placeholders}`` filled in."""
-    text = translations(current_staff_language()).gettext(message)
-    return text.format(**values) if values else text
+    """A staff-facing sentence in the staff language, its ``{placeholders}`` filled in (numbers as in
+    :func:`number`)."""
+    language = current_staff_language()
+    text = translations(language).gettext(message)
+    return text.format(**_numbers(values, language)) if values else text
 
 
 def ngettext(singular: str, plural: str, count: int, /, **values: object) -> str:
     """A staff-facing sentence whose form depends on ``count`` (available as ``{count}``)."""
-    text = translations(current_staff_language()).ngettext(singular, plural, count)
-    return text.format(count=count, **values)
+    language = current_staff_language()
+    text = translations(language).ngettext(singular, plural, count)
+    return text.format(**_numbers({"count": count, **values}, language))
+
+
+def number(value: int, language: Language | None = None) -> str:
+    """A count as staff read it: ``3.000`` in German, ``3 000`` (no-break space) in Ukrainian, ``3,000`` in English.
+
+    The one rule for numbers in staff text: ``_`` and ``ngettext`` apply it to every int placeholder, so
+    msgids carry no format specs; a number that is a name, not a count (a port), is passed as text.
+    """
+    from babel.numbers import format_decimal  # only when a number is shown: --help stays light
+
+    return format_decimal(value, locale=language or current_staff_language())
+
+
+def _numbers(values: dict[str, object], language: Language) -> dict[str, object]:
+    return {key: number(value, language) if type(value) is int else value for key, value in values.items()}
 
 
 def N_(message: str) -> str:
     """Mark a sentence for the catalog that is translated later, where it is shown (click's help)."""
     return message
+
+
+def server_shown(server: ServerSettings) -> str:
+    """Where a command connects, as it shows before it works: ``smtp.example.org:587 (STARTTLS, user becker)``."""
+    how = {"starttls": "STARTTLS", "tls": "TLS", "none": _("unencrypted, loopback")}[server.security]
+    text = _("{host}:{port} ({security}, user {user})", host=server.host, port=str(server.port), security=how,
+             user=server.user) if server.user else f"{server.host}:{server.port} ({how})"  # fmt: skip
+    return f"{text}, {server.folder}" if isinstance(server, ImapSettings) else text
 
 
 _OS_REASONS = {  # why the system refused a file, as staff read it (the C library's words are English)

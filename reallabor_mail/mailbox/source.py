@@ -26,6 +26,7 @@ from typing import Protocol
 
 from reallabor_mail.db import Connection, transaction
 from reallabor_mail.errors import ReallaborError
+from reallabor_mail.i18n.messages import server_shown
 from reallabor_mail.settings import ImapSettings
 
 FETCH_BATCH = 200  # messages per UID FETCH
@@ -130,7 +131,7 @@ class ImapSource:
         self.uidvalidity = int(values[0]) if values and values[0] else 0
 
     def describe(self) -> str:
-        return f"IMAP {self.settings.describe()}"
+        return f"IMAP {server_shown(self.settings)}"
 
     def _last_uid(self) -> int:
         row = self.conn.execute(
