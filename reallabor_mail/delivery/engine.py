@@ -42,6 +42,7 @@ from reallabor_mail.delivery.ledger import Entry, GroupCommit, Ledger, Op, State
 from reallabor_mail.delivery.transport import Connection, DeliveryError, RateLimiter, Reply, Transport, Verdict
 from reallabor_mail.errors import ReallaborError
 from reallabor_mail.i18n import records
+from reallabor_mail.i18n.messages import _
 from reallabor_mail.mail.message import ascii_address
 
 Compose = Callable[[Entry], tuple[str, bytes]]
@@ -91,7 +92,7 @@ class RunReport:
     skipped: int = 0  # unsubscribed, erased or suppressed since the send began
     unanswered: int = 0  # handed over, no reply: now `unknown`
     blocked: dict[str, str] = field(default_factory=dict)  # domain → the reply that blocked it
-    stopped: str | None = None  # why the run ended before all owed messages were tried
+    stopped: str | None = None  # why the run ended early: an English record (i18n/records.py) or an error's text
     interrupted: bool = False  # stopped by Ctrl-C
     unknown: list[str] = field(default_factory=list)  # found in flight from an interrupted run
     reasons: Counter[tuple[State, str]] = field(default_factory=Counter)  # (retry|failed|unknown, why) → count
@@ -127,10 +128,11 @@ class SenderRefused(DeliveryError):
 
     def __init__(self, sender: str, reply: Reply) -> None:
         self.sender, self.reply = sender, reply
-        super().__init__(
-            f"site.yaml: sender.email ({sender}): the mail server refuses this sender address ({reply}); "
-            "set sender.email to an address the server accepts for your login, then continue with --resume"
-        )
+        super().__init__(_(
+            "site.yaml: sender.email ({sender}): the mail server refuses this sender address ({reply}); "
+            "set sender.email to an address the server accepts for your login, then continue with --resume",
+            sender=sender, reply=reply,
+        ))  # fmt: skip
 
 
 def envelope_address(email: str) -> str:
@@ -323,7 +325,7 @@ class _Run:
         return self.report
 
     async def _wind_down(self, workers: list[asyncio.Task[None]]) -> None:
-        for _ in workers:
+        for _worker in workers:
             await self.queue.put(None)
         await asyncio.gather(*workers, return_exceptions=True)
         for sleeper in self.sleepers:  # stopped early: their rows are already `retry` in the ledger
