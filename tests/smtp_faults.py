@@ -170,6 +170,12 @@ class _LoggingHandler:
 
     def __init__(self, log: Path) -> None:
         self.out = log.open("a", encoding="utf-8", buffering=1)
+        self.asked = log.with_suffix(".rcpt").open("a", encoding="utf-8", buffering=1)  # every RCPT, accepted or not
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        self.asked.write(address + "\n")
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         for rcpt in envelope.rcpt_tos:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reallabor_mail.db import StateError, connect, transaction
-from reallabor_mail.delivery.campaign import StoreAudience, lock_campaign
+from reallabor_mail.delivery.campaign import StoreAudience, campaign_running, campaign_status, lock_campaign
 from reallabor_mail.delivery.engine import deliver_all
 from reallabor_mail.delivery.ledger import Ledger
 from reallabor_mail.delivery.transport import MaildirTransport
@@ -51,6 +51,34 @@ def test_a_campaign_is_sent_by_one_process_at_a_time(tmp_path: Path) -> None:
     again = lock_campaign(state, "newsletter:a")
     for lock in (other, again):
         lock.release()
+
+
+def test_status_tells_a_running_send_from_one_that_ended_abruptly(tmp_path: Path) -> None:
+    """``--status`` shows rows in flight as unknown only when no send of the campaign runs (it was killed)."""
+    state = tmp_path / "state.sqlite3"
+    ledger = Ledger(connect(state), lambda: NOW)
+    ledger.add("newsletter:a", people(3))
+    first = next(ledger.due("newsletter:a"))
+    ledger.apply([ledger.start_op(first, "<1@example.org>")])  # in flight, as a killed run leaves it
+    assert not campaign_running(state, "newsletter:a") and not Path(f"{state}.lock").exists()  # creates nothing
+    ended = campaign_status(ledger, "newsletter:a", "A", "a.md", running=False)
+    assert ended.summary["unknown"] == 1 and ended.summary["sending"] == 0
+    assert [row.email for row in ended.unknown] == [first.email]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from pathlib import Path; "
+         "from reallabor_mail.delivery.campaign import lock_campaign; "
+         f" lock_campaign(Path({str(state)!r}), 'newsletter:a'); print('locked', flush=True); time.sleep(60)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert campaign_running(state, "newsletter:a") and not campaign_running(state, "newsletter:b")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not campaign_running(state, "newsletter:a")
+    running = campaign_status(ledger, "newsletter:a", "A", "a.md", running=True)
+    assert running.summary["sending"] == 1 and running.unknown == []
 
 
 def test_a_ledger_that_cannot_be_written_ends_the_run_with_its_path(tmp_path: Path) -> None:

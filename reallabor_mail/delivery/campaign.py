@@ -373,6 +373,31 @@ def lock_campaign(state: StateLocation, campaign: str) -> CampaignLock:
     return CampaignLock(fd=fd)
 
 
+def campaign_running(state: StateLocation, campaign: str) -> bool:
+    """Whether a ``send`` of ``campaign`` holds its lock right now (:func:`lock_campaign`); creates nothing.
+
+    For ``--status``, a process of its own: record locks do not conflict within one process, and closing
+    the file here would drop a lock this process held.
+
+    PostgreSQL has no such lock: there the rows say themselves whose sender is alive (:meth:`Ledger.stranded`).
+    """
+    if isinstance(state, DatabaseUrl):
+        return False
+    try:
+        fd = os.open(f"{os.path.realpath(state)}.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    except OSError:  # cannot tell (permissions): say nothing is stranded rather than call live rows unknown
+        return True
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, zlib.crc32(campaign.encode()))
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken just now
+    return False
+
+
 def known_lists(content: Content, conn: Connection) -> set[str]:
     """The lists site.yaml declares; for content from before that section, those named by the front
     matter and those with members in the state file."""
@@ -626,22 +651,33 @@ class CampaignStatus:
     retry: list[Row]
 
 
-def campaign_status(ledger: Ledger, campaign: str, title: str, path: str) -> CampaignStatus:
+def campaign_status(ledger: Ledger, campaign: str, title: str, path: str, *, running: bool = False) -> CampaignStatus:
+    """The numbers and lists of ``--status``. Unless a send of the campaign is ``running``, rows a run left
+    in flight (it was killed, or ended by Ctrl-C twice) count and are listed as unknown: that is what they
+    are, and what the next run records them as."""
+    summary, unknown = ledger.summary(campaign), ledger.rows(campaign, ("unknown",))
+    stranded = [] if running else ledger.stranded(campaign)
+    if stranded:
+        counts = {**summary.counts, "unknown": summary["unknown"] + len(stranded)}
+        counts["sending"] = summary["sending"] - len(stranded)
+        summary = Summary(campaign, counts)
+        unknown = sorted([*unknown, *stranded], key=lambda row: row.email)
     return CampaignStatus(
-        title, path, campaign, ledger.summary(campaign), ledger.rows(campaign, ("unknown",)),
-        ledger.rows(campaign, ("failed",)), ledger.rows(campaign, ("retry",)),
-    )  # fmt: skip
+        title, path, campaign, summary, unknown, ledger.rows(campaign, ("failed",)), ledger.rows(campaign, ("retry",))
+    )
 
 
 def status(request: SendRequest, *, settings: Settings) -> CampaignStatus:
     """``send … --status``: reads the state (creates nothing; no state file is an error that says so)."""
     content = load_content(request.content_dir)
     item = content.find(request.file)
-    conn = connect_read_only(state_path(request.state, settings, request.content_dir))
+    state = state_path(request.state, settings, request.content_dir)
+    conn = connect_read_only(state)
     try:
         now: Clock = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
         event_plan = plan_event(content, item, conn, now) if is_event(item) else None
         campaign = campaign_key(item, event_plan) + ("#test" if request.to else "")
-        return campaign_status(Ledger(conn, now), campaign, item.meta.title, display_path(item.path))
+        running = campaign_running(state, campaign)
+        return campaign_status(Ledger(conn, now), campaign, item.meta.title, display_path(item.path), running=running)
     finally:
         conn.close()

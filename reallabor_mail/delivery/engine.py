@@ -313,7 +313,7 @@ class _Run:
                 loop.remove_signal_handler(signal.SIGINT)
                 signal.signal(signal.SIGINT, self.previous_handler)  # not Python's default: the caller's
             if self.abandoned:
-                self.commit.close()
+                self.commit.close(wait=False)
             else:
                 await self._wind_down(workers)
         for task in workers:

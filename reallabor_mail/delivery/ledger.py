@@ -25,12 +25,14 @@ known once anything may have gone out (for an event: the version, table ``event_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
@@ -208,6 +210,18 @@ class Ledger:
             )
         return emails
 
+    def stranded(self, campaign: str) -> list[Row]:
+        """``sending`` rows no sender has in flight any more (a run that ended abruptly): their fate is
+        unknown, as :meth:`recover` will record at the next run. Call it only when no send of the campaign
+        runs (SQLite) — on PostgreSQL, rows whose sender's session has ended."""
+        gone = _OWNER_GONE if self.conn.is_postgres else ""
+        result = self.conn.execute(
+            "SELECT email, state, reply, message_id, attempts, updated FROM send_ledger "
+            f"WHERE campaign = ? AND state = 'sending'{gone} ORDER BY email",
+            (campaign,),
+        )
+        return [Row(*row) for row in result]
+
     def requeue(self, campaign: str) -> int:
         """``retry`` rows become ``pending`` again (``--retry-failed``); returns how many."""
         with transaction(self.conn):
@@ -296,7 +310,56 @@ CLAIM_BATCH = 100  # rows a sender claims at a time on PostgreSQL (what a crash 
 _OWNER_GONE = " AND (owner IS NULL OR owner NOT IN (SELECT pid::text FROM pg_stat_activity))"
 FINISH_WINDOW = 0.05  # seconds an outcome may wait to share the commit of the next message's start
 SLOW_COMMIT = 0.005  # seconds: commits slower than this on average run off the event loop, in the thread
+ABANDON_WAIT_MS = 1000  # a second Ctrl-C ends at once: it waits this long at most for another writer
 WRITE_WAIT_MS = 300_000  # how long a ledger commit waits for another writer (a big import) before it fails
+
+
+class CommitThread:
+    """The thread slow commits run in, one after another. A daemon: a process ended by a second Ctrl-C
+    does not wait at exit for a commit stuck behind another writer's lock (nor make it afterwards)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.worker: threading.Thread | None = None  # started on first use: quick commits never need it
+
+    def run(self, work: Callable[[], None]) -> asyncio.Future[None]:
+        """``work`` in the thread; the future ends as it ends."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def job() -> None:
+            error: BaseException | None = None
+            try:
+                work()
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop has closed (the run was abandoned): nobody waits
+                loop.call_soon_threadsafe(_end, done, error)
+
+        if self.worker is None:
+            self.worker = threading.Thread(target=self._serve, name="ledger", daemon=True)
+            self.worker.start()
+        self.jobs.put(job)
+        return done
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job()
+
+    def close(self, wait: bool) -> None:
+        if self.worker is not None:
+            self.jobs.put(None)
+            if wait:
+                self.worker.join()
+
+
+def _end(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 class GroupCommit:
@@ -323,7 +386,7 @@ class GroupCommit:
         self.owner = self.writer.conn.session_id() if self.writer.conn.is_postgres else None
         self._first: list[Op] = list(with_first_start)  # committed with the first `sending` row
         self._starts: set[int] = set()  # ids of the queued ops that start a message (or ride with the first)
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self.thread = CommitThread()
         self.inline = False  # where the next commit runs (see the class docstring)
         self.commit_seconds = 0.0  # a moving average of the commits' durations
         self._ops: list[Op] = []
@@ -363,7 +426,7 @@ class GroupCommit:
             loop.call_soon(self._commit_here, self._running)
             return
         ops, waiters = self._take()
-        self._running = loop.run_in_executor(self.executor, self._apply, ops)
+        self._running = self.thread.run(lambda: self._apply(ops))
         self._running.add_done_callback(lambda done: self._committed(done, waiters))
 
     def _place(self, inline: bool) -> None:
@@ -397,7 +460,7 @@ class GroupCommit:
         except Exception:
             self.commit_seconds = max(self.commit_seconds, SLOW_COMMIT)
             self._place(False)
-            again = asyncio.get_running_loop().run_in_executor(self.executor, self._apply, ops)
+            again = self.thread.run(lambda: self._apply(ops))
             again.add_done_callback(lambda retried: self._committed(_settle(done, retried), waiters))
             return
         done.set_result(None)
@@ -449,9 +512,13 @@ class GroupCommit:
         ops = [op for op in self._ops if id(op) not in self._starts]
         ops += [self.ledger.finish_op(entry, "unknown", reason) for entry in in_flight]
         self._ops, self._waiters, self._starts = [], [], set()
-        self.ledger.conn.wait_for_writers(WRITE_WAIT_MS)
-        self.ledger.apply(ops)
+        self.ledger.conn.wait_for_writers(ABANDON_WAIT_MS)
+        with contextlib.suppress(StateError):  # another writer holds the file: the rows stay in flight, which
+            self.ledger.apply(ops)  # --status shows and the next run records as unknown (Ledger.stranded)
 
-    def close(self) -> None:
-        self.executor.shutdown(wait=True)
-        self.writer.conn.close()
+    def close(self, wait: bool = True) -> None:
+        """End the commit thread; ``wait=False`` after :meth:`abandon`: a commit stuck behind another
+        writer's lock is left to die with the process instead of being made (and the exit waiting for it)."""
+        self.thread.close(wait)
+        if wait:
+            self.writer.conn.close()
