@@ -153,3 +153,48 @@ def test_ctrl_c_twice_ends_at_once_while_another_program_holds_the_state_file(tm
     assert all(received[email] == 1 for email, row_state in rows.items() if row_state == "sent")
     for email in unknown:
         assert email in status.stdout  # listed as unknown by --status before the next run records it so
+
+
+def test_sigterm_stops_a_send_as_ctrl_c_does_and_every_outcome_is_recorded(tmp_path: Path,
+                                                                           content_copy: Path) -> None:  # fmt: skip
+    """A shutdown or ``kill`` (SIGTERM) mid-send: no new message is started, those in flight finish and are
+    recorded, so nothing is left unknown; the resume sends the rest, everyone exactly once."""
+    state = tmp_path / "state.sqlite3"
+    conn = connect(state)
+    with transaction(conn):
+        for i in range(COUNT):
+            person = Recipient(f"person{i:05d}@example.org", None, None, f"V{i}", f"N{i}", language="de")
+            recipients.add_recipient(conn, person, "newsletter", status="subscribed", source="test", now=NOW)
+    conn.close()
+    port, log = free_port(), tmp_path / "accepted.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_faults", str(port), str(log)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    env = {
+        **os.environ, "REALLABOR_SECRET": "crash-test-secret-0123456789", "REALLABOR_STATE": str(state),
+        "REALLABOR_SMTP_HOST": "127.0.0.1", "REALLABOR_SMTP_PORT": str(port), "REALLABOR_SMTP_SECURITY": "none",
+    }  # fmt: skip
+    command = [sys.executable, "-c", "from reallabor_mail.cli.main import run; run()", "send",
+               str(content_copy / "newsletters" / "2023-3.md"), "--yes", "--connections", "4"]  # fmt: skip
+    try:
+        sender = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(accepted(log)) < 300 and sender.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert sender.poll() is None, sender.stderr.read() if sender.stderr else ""
+        sender.send_signal(signal.SIGTERM)
+        sender.wait(timeout=30)
+        conn = connect(state)
+        states = Counter(row[0] for row in conn.execute("SELECT state FROM send_ledger"))
+        arrived_before_resume = len(accepted(log))
+        final = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+    assert sender.returncode == 1  # stopped early, said so (not killed: that would be -15)
+    assert states["sending"] == 0 and states["unknown"] == 0
+    assert states["sent"] == arrived_before_resume < COUNT
+    assert final.returncode == 0, final.stderr
+    received = Counter(accepted(log))
+    assert len(received) == COUNT and max(received.values()) == 1

@@ -6,8 +6,11 @@ the delivery code when the command runs, so ``--help`` and ``check`` do not load
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -91,6 +94,21 @@ def state_words() -> dict[State, str]:
     """What the summary lines call each state of a ledger row, in their order (the progress bar's tally too)."""
     return {"sent": _("sent"), "retry": _("retry later"), "failed": _("failed"), "unknown": _("unknown"),
             "skipped": _("skipped"), "pending": _("not yet sent"), "sending": _("in flight")}  # fmt: skip
+
+
+@contextlib.contextmanager
+def terminate_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a shutdown, ``kill``, a service manager) stops a send as Ctrl-C does: the first stops handing
+    messages over and lets those in flight finish, so that their outcome is recorded, not left unknown."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):  # someone else decides (e.g. the worker's handler)
+        yield
+        return
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class ProgressBar:
@@ -362,7 +380,7 @@ def send_command(
             console.print(_("Nothing sent."))
             return
         try:
-            with ProgressBar(console) as progress:
+            with ProgressBar(console) as progress, terminate_as_ctrl_c():
                 report = execute(prepared, progress=progress)
         except KeyboardInterrupt:
             print_summary(console, prepared.status())

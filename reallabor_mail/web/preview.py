@@ -451,7 +451,9 @@ def sending_path(templates: Path, state: StateLocation | None, settings: Setting
         if report is not None and report.sent:
             return _("Sent a test to {address} (in the language stored for that address, else the site's).",
                      address=to)  # fmt: skip
-        reason = report.stopped if report is not None and report.stopped else _("the server did not accept it")
+        from reallabor_mail.i18n.records import shown
+
+        reason = shown(report.stopped) if report is not None and report.stopped else _("the server did not accept it")
         return not_sent(reason)
 
     return send_test
