@@ -198,3 +198,62 @@ def test_sigterm_stops_a_send_as_ctrl_c_does_and_every_outcome_is_recorded(tmp_p
     assert final.returncode == 0, final.stderr
     received = Counter(accepted(log))
     assert len(received) == COUNT and max(received.values()) == 1
+
+
+def test_ctrl_c_twice_ends_at_once_while_winding_down_behind_a_locked_state_file(
+    tmp_path: Path, content_copy: Path
+) -> None:
+    """Found by review: with ``--rate`` the first Ctrl-C finds no message waiting for a commit, the run winds
+    down waiting for an outcome's commit behind another program's lock, and the second Ctrl-C went to
+    asyncio's handler (only a third ended the run). Now the run's own handler stays until it has wound down."""
+    import sqlite3
+
+    state = tmp_path / "state.sqlite3"
+    conn = connect(state)
+    with transaction(conn):
+        for i in range(50):
+            person = Recipient(f"person{i:05d}@example.org", None, None, f"V{i}", f"N{i}", language="de")
+            recipients.add_recipient(conn, person, "newsletter", status="subscribed", source="test", now=NOW)
+    conn.close()
+    port, log = free_port(), tmp_path / "accepted.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_faults", str(port), str(log)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    env = {
+        **os.environ, "REALLABOR_SECRET": "crash-test-secret-0123456789", "REALLABOR_STATE": str(state),
+        "REALLABOR_SMTP_HOST": "127.0.0.1", "REALLABOR_SMTP_PORT": str(port), "REALLABOR_SMTP_SECURITY": "none",
+    }  # fmt: skip
+    command = [sys.executable, "-c", "from reallabor_mail.cli.main import run; run()", "send",
+               str(content_copy / "newsletters" / "2023-3.md")]  # fmt: skip
+    holder = sqlite3.connect(state, timeout=30, isolation_level=None)
+    try:
+        sender = subprocess.Popen([*command, "--yes", "--connections", "1", "--rate", "20/min"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(accepted(log)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        holder.execute("BEGIN IMMEDIATE")  # right after a message was accepted: its outcome's commit waits
+        time.sleep(0.5)
+        sender.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        sender.send_signal(signal.SIGINT)
+        pressed = time.monotonic()
+        try:
+            sender.wait(timeout=20)
+        finally:
+            ended_after = time.monotonic() - pressed
+            if sender.poll() is None:
+                sender.kill()
+                sender.wait()
+        holder.execute("COMMIT")
+        final = subprocess.run([*command, "--yes", "--resume", "--rate", "6000/min"], env=env, capture_output=True,
+                               text=True, timeout=120)  # fmt: skip
+    finally:
+        holder.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+    assert ended_after < 5, f"took {ended_after:.1f} s after the second Ctrl-C"
+    assert final.returncode == 0, final.stderr
+    received = Counter(accepted(log))
+    assert max(received.values()) == 1 and len(received) >= 48  # the rest went out; what was in flight is unknown

@@ -309,13 +309,15 @@ class _Run:
         try:
             await self._produce()
         finally:
-            if listening:
-                loop.remove_signal_handler(signal.SIGINT)
-                signal.signal(signal.SIGINT, self.previous_handler)  # not Python's default: the caller's
-            if self.abandoned:
-                self.commit.close(wait=False)
-            else:
-                await self._wind_down(workers)
+            try:  # Ctrl-C stays ours while the run winds down: a second one then ends it at once, too
+                if not self.abandoned:
+                    await self._wind_down(workers)
+            finally:
+                if listening:
+                    loop.remove_signal_handler(signal.SIGINT)
+                    signal.signal(signal.SIGINT, self.previous_handler)  # not Python's default: the caller's
+                if self.abandoned:
+                    self.commit.close(wait=False)
         for task in workers:
             error = None if task.cancelled() else task.exception()
             if error is not None:
@@ -334,7 +336,7 @@ class _Run:
         try:
             await self.commit.flush()
         finally:
-            self.commit.close()
+            self.commit.close(wait=not self.abandoned)  # abandoned meanwhile: a stuck commit dies with the process
 
     async def _produce(self) -> None:
         # On PostgreSQL the rows are claimed for this run's commit session: other workers send the others.

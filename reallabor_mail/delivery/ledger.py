@@ -512,9 +512,9 @@ class GroupCommit:
         ops = [op for op in self._ops if id(op) not in self._starts]
         ops += [self.ledger.finish_op(entry, "unknown", reason) for entry in in_flight]
         self._ops, self._waiters, self._starts = [], [], set()
-        self.ledger.conn.wait_for_writers(ABANDON_WAIT_MS)
         with contextlib.suppress(StateError):  # another writer holds the file: the rows stay in flight, which
-            self.ledger.apply(ops)  # --status shows and the next run records as unknown (Ledger.stranded)
+            self.ledger.conn.wait_for_writers(ABANDON_WAIT_MS)  # --status shows and the next run records as
+            self.ledger.apply(ops)  # unknown (Ledger.stranded)
 
     def close(self, wait: bool = True) -> None:
         """End the commit thread; ``wait=False`` after :meth:`abandon`: a commit stuck behind another
