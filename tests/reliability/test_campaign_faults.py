@@ -226,4 +226,4 @@ def test_an_import_of_100000_rows_during_a_send(tmp_path: Path, content_copy: Pa
         f"import exit {importer.returncode}; 'database is locked' {locked} times")  # fmt: skip
     assert locked == 0 and sent.returncode == 0, sent.stderr
     assert importer.returncode == 0, import_err
-    assert lost == 0 and f"{imported} added" in import_out
+    assert lost == 0 and f"{imported:,} added" in import_out

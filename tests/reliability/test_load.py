@@ -100,7 +100,7 @@ def test_send_while_others_import_and_unsubscribe(tmp_path: Path, content_copy: 
             again = subprocess.run(send_command(content_copy), env=env, capture_output=True, text=True, timeout=600)
     minutes = (time.monotonic() - started) / 60
     assert sender.returncode == 0, send_errors
-    assert importer.returncode == 0 and f"{IMPORTED} added" in imported[0], imported
+    assert importer.returncode == 0 and f"{IMPORTED:,} added" in imported[0], imported
     assert unsubscriber.returncode == 0 and again.returncode == 0, (unsubscriber.stderr, again.stderr)
 
     confirmed = {}
