@@ -195,13 +195,7 @@ class Ledger:
         """
         gone = _OWNER_GONE if self.conn.is_postgres else ""
         with transaction(self.conn):
-            emails = [
-                row[0]
-                for row in self.conn.execute(
-                    f"SELECT email FROM send_ledger WHERE campaign = ? AND state = 'sending'{gone} ORDER BY email",
-                    (campaign,),
-                )
-            ]
+            emails = [row.email for row in self.stranded(campaign)]
             self.conn.execute(
                 "UPDATE send_ledger SET state = 'unknown', updated = ?, reply = 'interrupted after MAIL FROM, "
                 "before the reply: the message may or may not have arrived' "
