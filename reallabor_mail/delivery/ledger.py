@@ -293,12 +293,10 @@ Op = tuple[str, tuple[Any, ...]]
 
 def _settle(done: asyncio.Future[None], like: asyncio.Future[None]) -> asyncio.Future[None]:
     """``done`` ended as ``like`` ended (the commit it stands for was made elsewhere)."""
-    error = like.exception()
-    if error is not None:
-        done.set_exception(error)
-    else:
-        done.set_result(None)
+    _end(done, like.exception())
     return done
+
+
 CLAIM_BATCH = 100  # rows a sender claims at a time on PostgreSQL (what a crash leaves claimed until noticed)
 # PostgreSQL: a row no live session holds (never claimed, or its sender's session has ended)
 _OWNER_GONE = " AND (owner IS NULL OR owner NOT IN (SELECT pid::text FROM pg_stat_activity))"
